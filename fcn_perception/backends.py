@@ -1,0 +1,109 @@
+"""Inference backends behind one call: normalised NCHW float32 in, uint8 class-id masks out.
+
+The argmax happens inside the backend so a GPU backend only ships the compact mask to the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .export import export_onnx, file_sha256
+from .fcn import FCN, ModelConfig, load_model
+from .model_store import cache_dir
+
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+class Backend(Protocol):
+    name: str
+    config: ModelConfig
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 normalised -> (N, H, W) uint8 class ids."""
+
+
+class TorchBackend:
+    """Eager PyTorch: the reference every other backend is compared with; FP16 + channels-last on CUDA."""
+
+    def __init__(self, model: FCN, device: str = "auto", fp16: bool | None = None, threads: int = 0) -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.fp16 = self.device.type == "cuda" if fp16 is None else fp16
+        if threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.fp16:
+            self.model = self.model.half()
+        self.config = model.cfg
+        self.name = f"torch-{self.device.type}{'-fp16' if self.fp16 else ''}"
+
+    @torch.inference_mode()
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.fp16:
+            x = x.half()
+        return self.model(x).argmax(1).to(torch.uint8).cpu().numpy()
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on the CPU execution provider: the real-time path on machines without a GPU."""
+
+    def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.config = ModelConfig(
+            backbone=meta.get("backbone", "efficientnet_lite0"),
+            variant=meta.get("variant", "fcn8s"),
+            classes=json.loads(meta["classes"]),
+            mean=tuple(json.loads(meta["mean"])),
+            std=tuple(json.loads(meta["std"])),
+            input_size=tuple(json.loads(meta["input_size"])),
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        self.name = "onnxruntime-cpu"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(["mask"], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def onnx_for(model_path: Path, width: int, height: int) -> Path:
+    """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash."""
+    key = file_sha256(model_path)[:16]
+    out = cache_dir() / "onnx" / f"{model_path.stem}-{key}-{width}x{height}.onnx"
+    if not out.is_file():
+        export_onnx(load_model(model_path), out, height=height, width=width)
+    return out
+
+
+def create_backend(
+    name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto"
+) -> Backend:
+    """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if model_path.suffix == ".onnx":
+        if name == "torch":
+            raise ValueError("the torch backend needs a .pt checkpoint, not an .onnx file")
+        return OnnxRuntimeBackend(model_path, threads)
+    if name == "torch" or (name == "auto" and torch.cuda.is_available() and device != "cpu"):
+        return TorchBackend(load_model(model_path), device=device, threads=threads)
+    model_cfg = load_model(model_path).cfg if input_size is None else None
+    w, h = input_size or model_cfg.input_size
+    return OnnxRuntimeBackend(onnx_for(model_path, w, h), threads)

@@ -1,0 +1,142 @@
+"""rosbag2 reading and writing with `rosbags` (sqlite3 and mcap) — no ROS installation needed."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+# image_transport base names, longest first so "image_raw/compressed" wins over "compressed"
+_IMAGE_SUFFIXES = ("image_raw/compressed", "image/compressed", "image_raw", "image")
+
+
+def camera_namespace(topic: str) -> str:
+    """``/cam_front/image/compressed`` -> ``/cam_front``: where a camera's outputs are published."""
+    t = topic.rstrip("/")
+    for suffix in _IMAGE_SUFFIXES:
+        if t == suffix or t.endswith("/" + suffix):
+            ns = t[: -len(suffix)].rstrip("/")
+            return ns or ""
+    return t
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def header(stamp_ns_: int, frame_id: str):
+    T = TYPESTORE.types
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns_ // 1_000_000_000, nanosec=stamp_ns_ % 1_000_000_000), frame_id=frame_id
+    )
+
+
+@dataclass
+class BagMessage:
+    topic: str
+    msgtype: str
+    timestamp: int  # receive/record time in ns, as stored in the bag
+    msg: object  # rosbags dataclass (duck-types like the rclpy message)
+
+
+def bag_topics(path: str | Path) -> dict[str, str]:
+    with Reader(path) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}
+
+
+def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
+    """Messages in recorded order; types the typestore does not know are skipped, not fatal."""
+    with Reader(path) as reader:
+        conns = [c for c in reader.connections if (not topics or c.topic in topics) and c.msgtype in TYPESTORE.types]
+        for conn, timestamp, raw in reader.messages(connections=conns):
+            yield BagMessage(conn.topic, conn.msgtype, timestamp, TYPESTORE.deserialize_cdr(raw, conn.msgtype))
+
+
+def count_messages(path: str | Path) -> dict[str, int]:
+    with Reader(path) as reader:
+        return {c.topic: c.msgcount for c in reader.connections}
+
+
+class BagWriter:
+    """A rosbag2 writer that appears at ``path`` only when closed successfully (no half-written bags)."""
+
+    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"output bag already exists: {self.path}")
+        if storage not in ("mcap", "sqlite3"):
+            raise ValueError(f"storage must be mcap or sqlite3, got {storage!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmpdir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(self._tmpdir / self.path.name, version=9, storage_plugin=plugin)
+        self._conns: dict[str, object] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> BagWriter:
+        self._writer.open()
+        return self
+
+    def write(self, topic: str, msgtype: str, timestamp: int, msg: object) -> None:
+        conn = self._conns.get(topic)
+        if conn is None:
+            conn = self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+        self._writer.write(conn, timestamp, TYPESTORE.serialize_cdr(msg, msgtype))
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._writer.close()
+            if exc_type is None:
+                (self._tmpdir / self.path.name).rename(self.path)
+        finally:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def compressed_image(stamp: int, frame_id: str, jpeg: bytes, fmt: str = "jpeg"):
+    return TYPESTORE.types[COMPRESSED](header=header(stamp, frame_id), format=fmt, data=np.frombuffer(jpeg, np.uint8))
+
+
+def raw_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
+    h, w = array.shape[:2]
+    return TYPESTORE.types[IMAGE](
+        header=header(stamp, frame_id),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=array.strides[0],
+        data=np.frombuffer(np.ascontiguousarray(array).tobytes(), np.uint8),
+    )
+
+
+def camera_info(
+    stamp: int, frame_id: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float, d: list[float] | None = None
+):
+    T = TYPESTORE.types
+    k = np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], np.float64)
+    p = np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64)
+    return T[CAMERA_INFO](
+        header=header(stamp, frame_id),
+        height=height,
+        width=width,
+        distortion_model="plumb_bob",
+        d=np.array(d or [0.0] * 5, np.float64),
+        k=k,
+        r=np.eye(3).ravel(),
+        p=p,
+        binning_x=0,
+        binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )

@@ -1,0 +1,188 @@
+"""``fcn-perception`` command line: train, eval, export, segment, dense-eval (shift-and-stitch study)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .segmenter import Segmenter, SegmenterConfig
+
+
+def _segmenter(args: argparse.Namespace) -> Segmenter:
+    return Segmenter(SegmenterConfig(model=args.model or "", backend=args.backend, threads=args.threads))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(args.config)
+    if args.out:
+        cfg.out = args.out
+    best = train(cfg, resume=not args.restart)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report, plot_confusion, write_json
+
+    seg = _segmenter(args)
+    res, conf = evaluate(seg, args.data, args.split, limit=args.limit)
+    print(format_report(res))
+    if args.json:
+        write_json(res, args.json)
+        plot = Path(args.confusion or Path(args.json).with_suffix(".confusion.png"))
+    else:
+        plot = Path(args.confusion) if args.confusion else None
+    if plot:
+        plot_confusion(conf, seg.classes, plot)
+        print(f"confusion matrix: {plot}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .fcn import load_model
+    from .model_store import resolve_model
+
+    model = load_model(resolve_model(args.model))
+    w, h = model.cfg.input_size
+    out = export_onnx(model, args.onnx, height=args.height or h, width=args.width or w, dynamic=args.dynamic)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """Segment image files and write colour overlays: the quickest look at what the model sees."""
+    import cv2
+
+    seg = _segmenter(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [p for src in args.images for p in (sorted(Path(src).iterdir()) if Path(src).is_dir() else [Path(src)])]
+    for path in files:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            print(f"skipped {path}: not an image", file=sys.stderr)
+            continue
+        result = seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        cv2.imwrite(str(out / f"{path.stem}_overlay.png"), seg.overlay(bgr, result.mask))
+        cv2.imwrite(str(out / f"{path.stem}_mask.png"), result.mask)
+        print(f"{path.name}: " + " ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+    return 0
+
+
+def cmd_dense_eval(args: argparse.Namespace) -> int:
+    """Val mIoU and time of the stride-32 path: bilinear vs shift-and-stitch (both routes) vs FCN-8s."""
+    import numpy as np
+    import torch
+
+    from .data import camvid_pairs, normalize, read_label, read_rgb
+    from .fcn import load_model
+    from .metrics import confusion_matrix, scores
+    from .model_store import resolve_model
+    from .shift_stitch import coarse_scores, dense_predict, dilated
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    model = load_model(resolve_model(args.model))
+    pairs = camvid_pairs(args.data, args.split)[: args.limit or None]
+    n = model.cfg.num_classes
+    dense_nets = {f: dilated(model, f) for f in (2, 4)}
+
+    methods = {
+        "stride-32 + bilinear (FCN-32s path)": lambda x: _up(coarse_scores(model, x), x, 32),
+        "shift-and-stitch f=2 (dilated, stride 16) + bilinear": lambda x: _up(coarse_scores(dense_nets[2], x), x, 16),
+        "shift-and-stitch f=4 (dilated, stride 8) + bilinear": lambda x: _up(coarse_scores(dense_nets[4], x), x, 8),
+        "shift-and-stitch f=2 (f^2 shifted passes) + bilinear": lambda x: dense_predict(model, x, 2, "shift_stitch"),
+        f"{model.cfg.variant} learned upsampling + skips": model,
+    }
+    rows = []
+    for name, fn in methods.items():
+        conf = np.zeros((n, n), np.int64)
+        times = []
+        with torch.no_grad():
+            for frame, label in pairs:
+                x = normalize(read_rgb(frame), model.cfg.mean, model.cfg.std)[None]
+                t = time.perf_counter()
+                logits = fn(x)
+                times.append((time.perf_counter() - t) * 1e3)
+                conf += confusion_matrix(logits.argmax(1)[0].numpy(), read_label(label), n)
+        res = scores(conf, model.cfg.classes)
+        rows.append({"method": name, "miou": res["miou"], "road_iou": res["per_class_iou"]["Road"], "ms_p50": float(np.median(times))})
+        print(f"{name:<58} mIoU {res['miou'] * 100:5.1f}  Road {res['per_class_iou']['Road'] * 100:5.1f}  {np.median(times):7.1f} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"frames": len(pairs), "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+def _up(scores, x, step):
+    from .fcn import Upsample
+
+    return Upsample(scores.shape[1], step, depthwise=True)(scores, x.shape[-2:])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fcn-perception", description="FCN road-scene segmentation: training, evaluation and tools")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
+        sp.add_argument("--model", default="", help="checkpoint (.pt) or .onnx; default: the shipped model")
+        if backend:
+            sp.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+        sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
+
+    sp = sub.add_parser("train", help="train an FCN from a YAML config")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("--out", default="", help="override the config's output folder")
+    sp.add_argument("--restart", action="store_true", help="ignore last.pt instead of resuming from it")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("eval", help="mIoU / per-class IoU / pixel accuracy on a labelled split at 480x360")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--split", default="val")
+    sp.add_argument("--json", default="")
+    sp.add_argument("--confusion", default="", help="confusion-matrix PNG (default: beside --json)")
+    sp.add_argument("--limit", type=int, default=0, help="only the first N frames")
+    model_args(sp)
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("export", help="export a checkpoint to ONNX")
+    sp.add_argument("--onnx", required=True)
+    sp.add_argument("--height", type=int, default=0)
+    sp.add_argument("--width", type=int, default=0)
+    sp.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width")
+    sp.add_argument("--model", default="")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("segment", help="segment image files or folders, write overlays and masks")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("--out", default="segment_out")
+    model_args(sp)
+    sp.set_defaults(func=cmd_segment)
+
+    sp = sub.add_parser("dense-eval", help="shift-and-stitch vs learned upsampling on a labelled split")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--split", default="val")
+    sp.add_argument("--limit", type=int, default=0)
+    sp.add_argument("--json", default="")
+    model_args(sp, backend=False)
+    sp.set_defaults(func=cmd_dense_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"fcn-perception {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""ONNX export of a trained FCN: the artefact ONNX Runtime and TensorRT both consume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from .fcn import FCN
+
+INPUT_NAME, LOGITS_NAME, MASK_NAME = "image", "logits", "mask"
+OPSET = 17
+
+
+class _WithArgmax(nn.Module):
+    """Adds the per-pixel argmax to the graph so runtimes return a compact uint8 mask."""
+
+    def __init__(self, model: FCN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, logits.argmax(1).to(torch.uint8)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480, dynamic: bool = False) -> Path:
+    """Export with fixed ``height x width`` (fastest in ONNX Runtime/TensorRT) or dynamic H/W/batch.
+
+    The class list, normalisation and input size go into the model metadata so a runtime needs
+    nothing but the .onnx file.
+    """
+    model = model.eval().cpu()
+    dummy = torch.zeros(1, 3, height, width)
+    axes = {
+        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+        LOGITS_NAME: {0: "batch", 2: "height", 3: "width"},
+        MASK_NAME: {0: "batch", 1: "height", 2: "width"},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            _WithArgmax(model).eval(),
+            (dummy,),
+            str(tmp_path),
+            input_names=[INPUT_NAME],
+            output_names=[LOGITS_NAME, MASK_NAME],
+            opset_version=OPSET,
+            dynamic_axes=axes if dynamic else None,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+        proto = onnx.load(str(tmp_path))
+    cfg = model.cfg
+    meta = {
+        "classes": json.dumps(list(cfg.classes)),
+        "mean": json.dumps(list(cfg.mean)),
+        "std": json.dumps(list(cfg.std)),
+        "input_size": json.dumps([width, height] if not dynamic else list(cfg.input_size)),
+        "backbone": cfg.backbone,
+        "variant": cfg.variant,
+        "dynamic": json.dumps(dynamic),
+    }
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    atomic_write_bytes(out, proto.SerializeToString())
+    return Path(out)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,82 @@
+"""The one inference pipeline (preprocess -> infer -> postprocess) that node, replay, eval and bench share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .backends import create_backend
+from .classes import palette_bgr
+from .model_store import resolve_model
+
+
+@dataclass
+class SegmenterConfig:
+    model: str = ""  # path of a .pt checkpoint or .onnx file; "" = the shipped default model
+    backend: str = "auto"  # auto | onnxruntime | torch
+    input_width: int = 0  # 0 = the size the model was trained at
+    input_height: int = 0
+    threads: int = 0  # CPU threads for inference, 0 = all cores
+    device: str = "auto"  # torch backend: auto | cpu | cuda
+
+
+@dataclass
+class Segmentation:
+    mask: np.ndarray  # (H, W) uint8 class ids at the camera's resolution
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Frames in any size, masks out at that same size; the model runs at its fixed input size."""
+
+    def __init__(self, cfg: SegmenterConfig | None = None) -> None:
+        self.cfg = cfg or SegmenterConfig()
+        self.model_path: Path = resolve_model(self.cfg.model)
+        size = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
+        self.backend = create_backend(self.cfg.backend, self.model_path, size, self.cfg.threads, self.cfg.device)
+        mc = self.backend.config
+        self.classes: list[str] = list(mc.classes)
+        self.input_size: tuple[int, int] = size or tuple(mc.input_size)
+        # fold /255 and the mean/std normalisation into one multiply-add
+        std = np.asarray(mc.std, np.float32)
+        self._scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self._shift = (-np.asarray(mc.mean, np.float32) / std).astype(np.float32)
+        self._lut = palette_bgr(len(self.classes))
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at the model's input size."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+        w, h = self.input_size
+        if rgb.shape[:2] != (h, w):
+            interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
+            rgb = cv2.resize(rgb, (w, h), interpolation=interp)
+        x = rgb.astype(np.float32) * self._scale + self._shift
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    def postprocess(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
+        if mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        return mask
+
+    def segment(self, rgb: np.ndarray) -> Segmentation:
+        t0 = time.perf_counter()
+        x = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        mask = self.backend.infer(x)[0]
+        t2 = time.perf_counter()
+        mask = self.postprocess(mask, rgb.shape[0], rgb.shape[1])
+        t3 = time.perf_counter()
+        return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+
+    def overlay(self, bgr: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """Class colours blended over the frame, for people looking at RViz, Foxglove or a PNG."""
+        return cv2.addWeighted(bgr, 1.0 - alpha, self._lut[mask], alpha, 0.0)

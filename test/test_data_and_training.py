@@ -1,0 +1,87 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fcn_perception.classes import VOID_ID
+from fcn_perception.data import AugmentConfig, SegmentationDataset, camvid_pairs, class_weights, train_transform
+from fcn_perception.fcn import ModelConfig, build_model, load_model
+from fcn_perception.train import TrainConfig, sample_loss_cells, train
+
+
+def test_camvid_layout_and_median_frequency_weights(camvid):
+    pairs = camvid_pairs(camvid, "train")
+    assert len(pairs) == 367 and len(camvid_pairs(camvid, "val")) == 101
+    w = class_weights(pairs, 11, "median_freq")
+    assert w.shape == (11,)
+    assert float(torch.median(w)) == pytest.approx(1.0)  # median class gets weight 1 by definition
+    road, pedestrian = w[3].item(), w[9].item()
+    assert road < 0.3 < 3 < pedestrian  # frequent road down-weighted, rare pedestrians up-weighted
+    assert class_weights(pairs[:3], 11, "none") is None
+    with pytest.raises(ValueError):
+        class_weights(pairs[:3], 11, "bogus")
+
+
+def test_patchwise_augmented_samples(camvid):
+    pairs = camvid_pairs(camvid, "train")[:2]
+    cfg = AugmentConfig(crop=(200, 240), scale=(0.3, 0.4))  # small scale forces padding
+    ds = SegmentationDataset(pairs, (0.5,) * 3, (0.25,) * 3, train_transform(cfg), patches=3)
+    x, y = ds[0]
+    assert x.shape == (3, 3, 200, 240) and y.shape == (3, 200, 240)
+    assert (y == VOID_ID).any(), "padding must be void so it never enters the loss"
+    assert set(torch.unique(y).tolist()) <= set(range(12))
+
+
+def test_loss_sampling_drops_whole_cells():
+    target = torch.zeros(4, 64, 96, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    out = sample_loss_cells(target, 0.5, cell=32, generator=gen)
+    kept = (out != VOID_ID).float().mean().item()
+    assert 0.2 < kept < 0.8
+    cells = out.view(4, 2, 32, 3, 32)  # each 32x32 cell is all kept or all dropped
+    assert torch.all((cells == VOID_ID).all(4).all(2) | (cells != VOID_ID).all(4).all(2))
+    assert sample_loss_cells(target, 1.0) is target
+
+
+def test_a_few_steps_reduce_the_loss_on_real_frames(camvid):
+    torch.manual_seed(0)
+    pairs = camvid_pairs(camvid, "train")[:2]
+    mc = ModelConfig()
+    ds = SegmentationDataset(pairs, mc.mean, mc.std, size=(160, 120))
+    x = torch.stack([ds[i][0] for i in range(2)])
+    y = torch.stack([ds[i][1] for i in range(2)])
+    model = build_model(mc, pretrained=True).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        loss = F.cross_entropy(model(x), y, ignore_index=VOID_ID)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path):
+    raw = {
+        "data": str(tiny_camvid),
+        "out": str(tmp_path / "run"),
+        "iterations": 2,
+        "eval_every": 2,
+        "batch_size": 2,
+        "patches_per_image": 2,
+        "workers": 0,
+        "augment": {"crop": [96, 96]},
+        "model": {"input_size": [160, 120]},
+    }
+    best = train(TrainConfig.from_dict(raw))
+    assert best.is_file() and (tmp_path / "run" / "last.pt").is_file()
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and rows[-1].startswith("2,")
+    raw["iterations"] = 4
+    train(TrainConfig.from_dict(raw))  # resumes at step 2
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    model = load_model(best)
+    assert model.cfg.input_size == (160, 120)
+    with pytest.raises(ValueError, match="unknown training options"):
+        TrainConfig.from_dict({"itertions": 3})

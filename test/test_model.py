@@ -1,0 +1,91 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fcn_perception.backbones import EfficientNetLite, build_backbone, imagenet_weights_path
+from fcn_perception.fcn import FCN, ModelConfig, Upsample, build_model, count_flops, load_model, save_checkpoint
+from fcn_perception.shift_stitch import coarse_scores, dilated, shift_and_stitch, use_circular_padding
+
+
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s"])
+@pytest.mark.parametrize("size", [(360, 480), (97, 131), (33, 65), (1, 1)])
+def test_any_input_size_gives_aligned_full_resolution_output(variant, size):
+    model = build_model(ModelConfig(variant=variant)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *size))
+    assert out.shape == (1, 11, *size)
+
+
+def test_vgg16_variant_runs_on_odd_sizes():
+    model = build_model(ModelConfig(backbone="vgg16", variant="fcn8s")).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 45, 70)).shape == (1, 11, 45, 70)
+
+
+@pytest.mark.parametrize("factor", [2, 8, 32])
+def test_upsampling_is_initialised_to_exact_bilinear_interpolation(factor):
+    up = Upsample(3, factor)
+    x = torch.randn(1, 3, 5, 7)
+    n_h, n_w = factor * 4 + 1, factor * 6 + 1  # centre-aligned grid: output p = input p / factor
+    got = up(x, (n_h, n_w))
+    ref = F.interpolate(x, size=(n_h, n_w), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    dw = Upsample(3, factor, depthwise=True)
+    torch.testing.assert_close(dw(x, (n_h, n_w)), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_imagenet_weights_load_strictly(name):
+    if imagenet_weights_path(name) is None:
+        pytest.fail(f"{name} weights package missing from the environment (requirements lock)")
+    net = build_backbone(name, pretrained=True)
+    assert isinstance(net, EfficientNetLite)
+    with torch.no_grad():
+        feats = net.eval()(torch.randn(1, 3, 64, 64))
+    assert {s: f.shape[1] for s, f in feats.items()} == net.channels
+
+
+def test_flop_count_matches_hand_count():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert count_flops(torch.nn.Sequential(conv), 10, 20) == 2 * 10 * 20 * 8 * 3 * 9
+
+
+def test_checkpoint_round_trip_and_refusal_of_pickled_models(tmp_path):
+    model = build_model(ModelConfig(variant="fcn16s")).eval()
+    save_checkpoint(tmp_path / "m.pt", model)
+    again = load_model(tmp_path / "m.pt")
+    x = torch.randn(1, 3, 40, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    torch.save(model, tmp_path / "pickled.pt")  # a whole pickled module: must not be unpickled
+    with pytest.raises(ValueError, match="not a loadable"):
+        load_model(tmp_path / "pickled.pt")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_shift_and_stitch_equals_filter_rarefaction(factor):
+    """The paper's equivalence, exact once border effects are removed with circular padding."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant="fcn32s"), pretrained=True).eval()
+    torch.nn.init.normal_(model.score["32"].weight, std=0.05)
+    x = torch.randn(1, 3, 64, 96)
+    stitched = shift_and_stitch(use_circular_padding(copy.deepcopy(model)), x, factor, circular=True)
+    with torch.no_grad():
+        one_pass = coarse_scores(use_circular_padding(dilated(model, factor)), x)
+    assert stitched.shape == one_pass.shape == (1, 11, 64 * factor // 32, 96 * factor // 32)
+    torch.testing.assert_close(stitched, one_pass, atol=1e-4, rtol=1e-4)
+    # factor 1 is the plain coarse net
+    with torch.no_grad():
+        torch.testing.assert_close(shift_and_stitch(model, x, 1), coarse_scores(model, x))
+
+
+def test_dilated_copy_leaves_the_original_untouched():
+    model = build_model(ModelConfig(variant="fcn8s")).eval()
+    before = [m.stride for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    dilated(model, 4)
+    assert before == [m.stride for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert isinstance(model, FCN)

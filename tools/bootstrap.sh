@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command sets up everything: .venv with the pinned lock of the chosen ROS 2 distro.
+# Idempotent and fast when nothing changed (a stamp holds the hash of the lock installed).
+#   FCN_ROS_DISTRO=jazzy (default, LTS) | kilted
+set -euo pipefail
+cd "$(dirname "$0")/.."
+distro=${FCN_ROS_DISTRO:-jazzy}
+lock=requirements/${distro}.lock
+venv=${VENV:-.venv}
+[ -f "$lock" ] || { echo "bootstrap: no lock for ROS 2 '$distro' ($lock)" >&2; exit 2; }
+want=$(sha256sum "$lock" | cut -d' ' -f1)
+stamp=$venv/.fcn_perception_lock
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  exit 0
+fi
+python=$(command -v python3.11 || command -v python3)
+echo "bootstrap: installing $lock into $venv (python: $($python --version))"
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade "pip>=24"
+# torch first, alone: on this workplace's machines torch==2.13.0 resolves to the local CPU wheel;
+# on a CUDA machine, install the CUDA build of torch 2.13.0 before running this script.
+"$venv/bin/python" -m pip install -q "$(grep '^torch==' "$lock")"
+"$venv/bin/python" -m pip install -q -r "$lock"
+echo "$want" > "$stamp"
+echo "bootstrap: done"

@@ -1,0 +1,56 @@
+"""Build the bundled sample drive: consecutive CamVid val frames as CompressedImage + CameraInfo (mcap).
+
+    .venv/bin/python tools/make_sample_drive.py ../shared/data/camvid fcn_perception/sample/camvid_0016E5
+
+Frames of sequence 0016E5 are every 2nd frame of 30 Hz video, so stamps are frame_number / 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import cv2
+
+from fcn_perception.bag_io import CAMERA_INFO, COMPRESSED, BagWriter, camera_info, compressed_image
+
+# Approximate pinhole model of the CamVid camera at 480x360 (~55 deg horizontal field of view);
+# CamVid publishes no calibration, so ground projections from this bag are indicative only.
+FX = FY = 460.0
+CX, CY = 240.0, 180.0
+FRAME_ID = "camera_front_optical_frame"
+TOPIC = "/camera_front/image_raw/compressed"
+INFO_TOPIC = "/camera_front/camera_info"
+EPOCH_NS = 1_700_000_000 * 1_000_000_000  # a fixed, plausible wall-clock origin
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("camvid")
+    ap.add_argument("out")
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--first", default="0016E5_08081.png")
+    ap.add_argument("--quality", type=int, default=85)
+    args = ap.parse_args()
+    frames = sorted((Path(args.camvid) / "val").glob("0016E5_*.png"))
+    start = [f.name for f in frames].index(args.first)
+    frames = frames[start : start + args.frames]
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    with BagWriter(out) as bag:
+        for f in frames:
+            stamp = EPOCH_NS + int(f.stem.split("_")[1]) * 1_000_000_000 // 30
+            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, args.quality])
+            assert ok
+            bag.write(TOPIC, COMPRESSED, stamp, compressed_image(stamp, FRAME_ID, jpeg.tobytes()))
+            h, w = bgr.shape[:2]
+            bag.write(INFO_TOPIC, CAMERA_INFO, stamp, camera_info(stamp, FRAME_ID, w, h, FX, FY, CX, CY))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out}: {len(frames)} frames, {size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
