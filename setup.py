@@ -24,6 +24,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
+            "fcn_perception_node = fcn_perception.node:main",
             "fcn-perception = fcn_perception.cli:main",
         ],
     },

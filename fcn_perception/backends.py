@@ -92,9 +92,7 @@ def onnx_for(model_path: Path, width: int, height: int) -> Path:
     return out
 
 
-def create_backend(
-    name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto"
-) -> Backend:
+def create_backend(name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto") -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")

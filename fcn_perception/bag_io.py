@@ -89,10 +89,14 @@ class BagWriter:
         return self
 
     def write(self, topic: str, msgtype: str, timestamp: int, msg: object) -> None:
+        self.write_raw(topic, msgtype, timestamp, TYPESTORE.serialize_cdr(msg, msgtype))
+
+    def write_raw(self, topic: str, msgtype: str, timestamp: int, cdr: bytes | memoryview) -> None:
+        """Already-serialized CDR bytes, as received by rclpy with ``raw=True`` or read from a bag."""
         conn = self._conns.get(topic)
         if conn is None:
             conn = self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-        self._writer.write(conn, timestamp, TYPESTORE.serialize_cdr(msg, msgtype))
+        self._writer.write(conn, timestamp, cdr)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -121,9 +125,7 @@ def raw_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
     )
 
 
-def camera_info(
-    stamp: int, frame_id: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float, d: list[float] | None = None
-):
+def camera_info(stamp: int, frame_id: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float, d: list[float] | None = None):
     T = TYPESTORE.types
     k = np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], np.float64)
     p = np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64)

@@ -46,6 +46,13 @@ class Segmenter:
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._shift = (-np.asarray(mc.mean, np.float32) / std).astype(np.float32)
         self._lut = palette_bgr(len(self.classes))
+        self.warmup()
+
+    def warmup(self, runs: int = 2) -> None:
+        """Run the backend before the first real frame: lazy allocations and kernel selection happen here."""
+        w, h = self.input_size
+        for _ in range(runs):
+            self.backend.infer(np.zeros((1, 3, h, w), np.float32))
 
     @property
     def backend_name(self) -> str:

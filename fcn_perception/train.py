@@ -231,9 +231,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                 if res["miou"] > best:
                     best = res["miou"]
                     save_checkpoint(out / "best.pt", model, {"val": res, "step": step})
-                save_checkpoint(
-                    last, model, {"optimizer": opt.state_dict(), "step": step, "best_miou": best, "elapsed_s": time.time() - start}
-                )
+                save_checkpoint(last, model, {"optimizer": opt.state_dict(), "step": step, "best_miou": best, "elapsed_s": time.time() - start})
                 net.train()
             if done:
                 break

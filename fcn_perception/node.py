@@ -1,0 +1,257 @@
+"""``fcn_perception_node``: camera images in, segmentation masks and drivable-area polygons out.
+
+Thin glue over :class:`~fcn_perception.pipeline.Pipeline`. Callbacks only park the newest frame
+per camera; one worker thread runs inference, so the executor never blocks and latency never grows
+under load (older frames are dropped and counted).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point32, Polygon, PolygonStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from .bag_io import camera_namespace
+from .image_codec import BadFrame
+from .messages import MASK_TOPIC, OVERLAY_TOPIC, POLYGON_TOPIC, image_msg, output_topic, polygon_msg
+from .node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_value
+from .pipeline import STAGES, Pipeline
+
+
+@dataclass
+class Camera:
+    topic: str
+    namespace: str
+    compressed: bool
+    pub_mask: object = None
+    pub_overlay: object = None
+    pub_polygon: object = None
+    pending: tuple | None = None  # (msg, receive monotonic time): only the newest frame waits
+    received: int = 0
+    published: int = 0
+    dropped: int = 0
+    bad: int = 0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
+    stages_ms: dict[str, deque] = field(default_factory=lambda: {s: deque(maxlen=300) for s in STAGES})
+    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0})
+    last_bad_log: float = 0.0
+
+
+def _descriptor(name: str) -> ParameterDescriptor:
+    spec = SPECS[name]
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        d.additional_constraints = f"one of {list(spec.choices)}"
+    if spec.min is not None:
+        if isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
+    return d
+
+
+class FcnPerceptionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for spec in PARAMS:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec.name))
+        self.cfg = NodeConfig.from_dict({p.name: self.get_parameter(p.name).value for p in PARAMS})
+        self.pipeline = Pipeline(self.cfg.segmenter(), self.cfg.drivable(), self.cfg.max_pixels)
+        self.get_logger().info(
+            f"model {self.pipeline.segmenter.model_path.name} on {self.pipeline.segmenter.backend_name}, "
+            f"input {self.pipeline.segmenter.input_size[0]}x{self.pipeline.segmenter.input_size[1]}"
+        )
+        qos = QoSProfile(depth=self.cfg.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=qos_profile_sensor_data.durability)
+        if self.cfg.qos_reliability == "reliable":
+            qos.reliability = ReliabilityPolicy.RELIABLE
+        out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # readable by best-effort and reliable subscribers
+        self.cameras: list[Camera] = []
+        for topic in dict.fromkeys(self.cfg.image_topics):
+            cam = Camera(topic, camera_namespace(topic), topic.rstrip("/").endswith("/compressed"))
+            cam.pub_mask = self.create_publisher(Image, output_topic(cam.namespace, MASK_TOPIC), out_qos)
+            cam.pub_overlay = self.create_publisher(Image, output_topic(cam.namespace, OVERLAY_TOPIC), out_qos)
+            cam.pub_polygon = self.create_publisher(PolygonStamped, output_topic(cam.namespace, POLYGON_TOPIC), out_qos)
+            msg_type = CompressedImage if cam.compressed else Image
+            self.create_subscription(msg_type, topic, lambda msg, c=cam: self._on_image(c, msg), qos)
+            self.cameras.append(cam)
+            self.get_logger().info(f"camera {topic} ({msg_type.__name__}) -> {cam.namespace or '/'}/{{segmentation,drivable_area}}/...")
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="fcn_inference", daemon=True)
+        self._worker.start()
+        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        self._last_diag = time.monotonic()
+
+    # -- executor thread -------------------------------------------------------------------
+    def _on_image(self, cam: Camera, msg) -> None:
+        now = time.monotonic()
+        with self._cond:
+            cam.received += 1
+            cam.window["received"] += 1
+            if cam.pending is not None:
+                cam.dropped += 1
+                cam.window["dropped"] += 1
+            cam.pending = (msg, now)
+            self._cond.notify()
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = {}
+        for p in params:
+            spec = SPECS.get(p.name)
+            if spec is None:
+                continue
+            if spec.read_only:
+                return SetParametersResult(successful=False, reason=f"{p.name} is read-only (restart the node to change it)")
+            try:
+                check_value(p.name, p.value)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            values[p.name] = p.value
+        if not values:
+            return SetParametersResult(successful=True)
+        current = {f: getattr(self.cfg, f) for f in SPECS}
+        try:
+            new_cfg = NodeConfig.from_dict({**current, **values})
+            with self._cond:  # the worker reads cfg/pipeline between frames only
+                self.pipeline.set_drivable(new_cfg.drivable())
+                self.cfg = new_cfg
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _next_frame(self) -> tuple[Camera, object, float] | None:
+        with self._cond:
+            while not self._stop:
+                ready = [c for c in self.cameras if c.pending is not None]
+                if ready:
+                    cam = min(ready, key=lambda c: c.pending[1])  # oldest waiting frame first: fair
+                    msg, received = cam.pending
+                    cam.pending = None
+                    return cam, msg, received
+                self._cond.wait(0.5)
+        return None
+
+    def _work(self) -> None:
+        while (item := self._next_frame()) is not None:
+            cam, msg, received = item
+            try:
+                self._process(cam, msg, received)
+            except BadFrame as exc:
+                self._count_bad(cam, exc.reason, str(exc))
+            except Exception as exc:
+                self._count_bad(cam, "processing_error", f"{exc.__class__.__name__}: {exc}")
+
+    def _count_bad(self, cam: Camera, reason: str, detail: str) -> None:
+        with self._cond:
+            cam.bad += 1
+            cam.window["bad"] += 1
+            cam.bad_reasons[reason] = cam.bad_reasons.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - cam.last_bad_log >= 5.0:  # throttled: a broken driver must not flood the log
+            cam.last_bad_log = now
+            self.get_logger().warning(f"{cam.topic}: dropped bad frame ({detail}); {cam.bad} bad frames so far")
+
+    def _process(self, cam: Camera, msg, received: float) -> None:
+        cfg = self.cfg
+        result = self.pipeline.process(msg)
+        t = time.perf_counter()
+        header = msg.header
+        cam.pub_mask.publish(image_msg(Image, header, result.mask, "mono8"))
+        if cfg.publish_overlay and cam.pub_overlay.get_subscription_count() > 0:
+            cam.pub_overlay.publish(image_msg(Image, header, self.pipeline.overlay_bgr(result, cfg.overlay_alpha), "bgr8"))
+        vertices = result.ego.outer if result.ego is not None else None
+        cam.pub_polygon.publish(polygon_msg(PolygonStamped, Polygon, Point32, header, vertices))
+        result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
+        with self._cond:
+            cam.published += 1
+            cam.window["published"] += 1
+            cam.latencies_ms.append((time.monotonic() - received) * 1e3)
+            for stage in STAGES:
+                cam.stages_ms[stage].append(result.timings_ms.get(stage, 0.0))
+
+    # -- diagnostics -----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        period = max(now - self._last_diag, 1e-3)
+        self._last_diag = now
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        for cam in self.cameras:
+            with self._cond:
+                window, cam.window = cam.window, {k: 0 for k in cam.window}
+                lat = np.array(cam.latencies_ms) if cam.latencies_ms else np.zeros(0)
+                stages = {s: float(np.median(v)) if v else 0.0 for s, v in cam.stages_ms.items()}
+                totals = (cam.received, cam.published, cam.dropped, cam.bad, dict(cam.bad_reasons))
+            status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=cam.namespace or "/")
+            if window["received"] == 0:
+                status.level, status.message = DiagnosticStatus.WARN, "no input"
+            elif window["bad"] or window["dropped"]:
+                status.level, status.message = DiagnosticStatus.WARN, f"{window['dropped']} dropped, {window['bad']} bad in the last {period:.1f} s"
+            else:
+                status.level, status.message = DiagnosticStatus.OK, "ok"
+            p50, p95 = np.percentile(lat, [50, 95]) if lat.size else (0.0, 0.0)
+            values = {
+                "input_rate_hz": f"{window['received'] / period:.2f}",
+                "output_rate_hz": f"{window['published'] / period:.2f}",
+                "latency_p50_ms": f"{p50:.1f}",
+                "latency_p95_ms": f"{p95:.1f}",
+                "frames_received": str(totals[0]),
+                "frames_published": str(totals[1]),
+                "frames_dropped": str(totals[2]),
+                "frames_bad": str(totals[3]),
+                "bad_reasons": ", ".join(f"{k}={v}" for k, v in sorted(totals[4].items())) or "none",
+                "backend": self.pipeline.segmenter.backend_name,
+                **{f"{s}_ms_p50": f"{v:.2f}" for s, v in stages.items()},
+            }
+            status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+            arr.status.append(status)
+        self.pub_diag.publish(arr)
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._worker.join(timeout=10.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = FcnPerceptionNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError, ParameterException, NameValidationException) as exc:
+        print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)  # one clear line, no traceback
+        code = 2
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
