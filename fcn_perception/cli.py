@@ -118,6 +118,26 @@ def cmd_dense_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay
+
+    overrides = {}
+    if args.model:
+        overrides["model"] = args.model
+    if args.backend:
+        overrides["backend"] = args.backend
+    summary = replay(args.in_bag, args.out, args.topics or None, args.params or None, overrides, storage=args.storage)
+    print(summary.report())
+    print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in sorted(summary.output_counts.items())))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.main(["--out", args.out, "--rate", str(args.rate)] + (["--bag", args.bag] if args.bag else []))
+
+
 def _up(scores, x, step):
     from .fcn import Upsample
 
@@ -163,6 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(sp)
     sp.set_defaults(func=cmd_segment)
 
+    sp = sub.add_parser("replay", help="run the pipeline over a rosbag2 and write a bag with the outputs")
+    sp.add_argument("in_bag")
+    sp.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    sp.add_argument("--topics", nargs="*", default=[], help="image topics (default: every Image/CompressedImage topic)")
+    sp.add_argument("--params", default="", help="the node's parameter YAML, so replay and live runs match")
+    sp.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    sp.add_argument("--model", default="")
+    sp.add_argument("--backend", default="", choices=["", "auto", "onnxruntime", "torch"])
+    sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("demo", help="node + sample drive over DDS, outputs recorded into --out")
+    sp.add_argument("--out", default="demo_out")
+    sp.add_argument("--bag", default="")
+    sp.add_argument("--rate", type=float, default=1.0)
+    sp.set_defaults(func=cmd_demo)
+
     sp = sub.add_parser("dense-eval", help="shift-and-stitch vs learned upsampling on a labelled split")
     sp.add_argument("--data", required=True)
     sp.add_argument("--split", default="val")
@@ -177,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"fcn-perception {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ Exits 0 only if every frame came back with a mask carrying the frame's stamp.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -74,11 +75,43 @@ def ensure_domain_id() -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-def run(out: Path, bag: Path = SAMPLE_BAG, rate: float = 1.0, params: Path | None = None, timeout: float = 60.0) -> dict:
-    ensure_domain_id()
+@contextlib.contextmanager
+def spinning_node(name: str = "fcn_perception_demo"):
+    """An rclpy node of our own, spun in a background thread, torn down on exit."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    rclpy.init()
+    ros = rclpy.create_node(name)
+    executor = SingleThreadedExecutor()
+    executor.add_node(ros)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        yield ros
+    finally:
+        executor.shutdown()
+        ros.destroy_node()
+        rclpy.try_shutdown()
+
+
+# Replay testing wants every frame: the demo subscribes reliably (live cameras keep best effort).
+DEMO_NODE_ARGS = ("-p", "qos_reliability:=reliable")
+
+
+def run(
+    out: Path,
+    bag: Path = SAMPLE_BAG,
+    rate: float = 1.0,
+    params: Path | None = None,
+    timeout: float = 60.0,
+    ros=None,
+    node_args: tuple[str, ...] = DEMO_NODE_ARGS,
+) -> dict:
+    """Node process + player + recorder; ``ros``: an already spinning rclpy node to use (tests)."""
+    if ros is None:
+        ensure_domain_id()
+        with spinning_node() as own:
+            return run(out, bag, rate, params, timeout, own, node_args)
     from .live_bag import BagPlayer, Recorder
 
     out = Path(out)
@@ -87,23 +120,17 @@ def run(out: Path, bag: Path = SAMPLE_BAG, rate: float = 1.0, params: Path | Non
     out.mkdir(parents=True)
     topics = bag_topics(bag)
     image_topics = [t for t, m in topics.items() if m.endswith(("/Image", "/CompressedImage"))]
-    node = NodeProcess(params or default_params_file(), image_topics, log=out / "node.log")
-    rclpy.init()
-    ros = rclpy.create_node("fcn_perception_demo")
-    executor = SingleThreadedExecutor()
-    executor.add_node(ros)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    wanted = dict(topics)
+    for t in image_topics:
+        ns = camera_namespace(t)
+        wanted[output_topic(ns, MASK_TOPIC)] = "sensor_msgs/msg/Image"
+        wanted[output_topic(ns, OVERLAY_TOPIC)] = "sensor_msgs/msg/Image"
+        wanted[output_topic(ns, POLYGON_TOPIC)] = "geometry_msgs/msg/PolygonStamped"
+    wanted["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
+    player = BagPlayer(ros, bag, rate=rate)
+    recorder = Recorder(ros, wanted, out / "output_bag")
+    node = NodeProcess(params or default_params_file(), image_topics, list(node_args), log=out / "node.log")
     try:
-        player = BagPlayer(ros, bag, rate=rate)
-        wanted = dict(topics)
-        for t in image_topics:
-            ns = camera_namespace(t)
-            wanted[output_topic(ns, MASK_TOPIC)] = "sensor_msgs/msg/Image"
-            wanted[output_topic(ns, OVERLAY_TOPIC)] = "sensor_msgs/msg/Image"
-            wanted[output_topic(ns, POLYGON_TOPIC)] = "geometry_msgs/msg/PolygonStamped"
-        wanted["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
-        recorder = Recorder(ros, wanted, out / "output_bag")
-        spinner.start()
         if not player.wait_for_subscriber(image_topics, NODE_NAME, timeout, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"the node never subscribed to {image_topics}:\n{node.output()[-2000:]}")
         masks = [output_topic(camera_namespace(t), MASK_TOPIC) for t in image_topics]
@@ -118,15 +145,17 @@ def run(out: Path, bag: Path = SAMPLE_BAG, rate: float = 1.0, params: Path | Non
         deadline = time.monotonic() + 15.0
         while sum(recorder.count(m) for m in masks) < n_images and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(0.3)  # the frames the node dropped never come: give stragglers a moment, no more
         deadline = time.monotonic() + 3.0
         while recorder.count("/diagnostics") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        summary = _summarise(recorder, image_topics, n_images, frames, play_s, out)
     finally:
         exit_code = node.stop()
-        executor.shutdown()
-        ros.destroy_node()
-        rclpy.try_shutdown()
+        for sub in recorder.subs:
+            ros.destroy_subscription(sub)
+        for pub in player.publishers.values():
+            ros.destroy_publisher(pub)
+    summary = _summarise(recorder, image_topics, n_images, frames, play_s, out)
     summary["node_exit_code"] = exit_code
     recorder.write()
     summary["output_bag"] = str(out / "output_bag")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .drivable import DrivableConfig, Region, class_lut, ego_region, extract_regions
@@ -65,4 +66,12 @@ class Pipeline:
         return FrameResult(rgb, seg.mask, regions, ego, timings)
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
-        return self.segmenter.overlay(np.ascontiguousarray(result.rgb[..., ::-1]), result.mask, alpha)
+        """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
+        img = self.segmenter.overlay(np.ascontiguousarray(result.rgb[..., ::-1]), result.mask, alpha)
+        if result.ego is not None:
+            thickness = max(1, img.shape[1] // 320)
+            cv2.polylines(img, [np.round(result.ego.outer).astype(np.int32)], True, (0, 255, 0), thickness, cv2.LINE_AA)
+            holes = [np.round(h).astype(np.int32) for h in result.ego.holes]
+            if holes:
+                cv2.polylines(img, holes, True, (0, 0, 255), thickness, cv2.LINE_AA)
+        return img

@@ -35,3 +35,53 @@ def tiny_camvid(tmp_path_factory, camvid) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """ONNX exports go to one per-session cache, never the user's ~/.cache."""
     monkeypatch.setenv("FCN_PERCEPTION_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+# ROS 2: every test session gets its own DDS domain, so parallel runs never hear each other.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture(scope="session")
+def ros_node():
+    """A real rclpy node spinning in a background thread for the test process's publishers/subscribers."""
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init()
+    node = rclpy.create_node("fcn_perception_test")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def sample_bag() -> Path:
+    from fcn_perception.demo import SAMPLE_BAG
+
+    return SAMPLE_BAG
+
+
+@pytest.fixture(scope="session")
+def two_camera_bag(tmp_path_factory, sample_bag) -> Path:
+    """The sample drive as a compressed front camera plus the same frames as a raw bgr8 rear camera."""
+    import cv2
+
+    from fcn_perception.bag_io import COMPRESSED, IMAGE, BagWriter, raw_image, read_messages, stamp_ns
+
+    out = tmp_path_factory.mktemp("bags") / "two_cameras"
+    with BagWriter(out) as bag:
+        for m in read_messages(sample_bag):
+            bag.write(m.topic, m.msgtype, m.timestamp, m.msg)
+            if m.msgtype == COMPRESSED:
+                bgr = cv2.imdecode(m.msg.data, cv2.IMREAD_COLOR)
+                rear = raw_image(stamp_ns(m.msg.header), "camera_rear_optical_frame", bgr, "bgr8")
+                bag.write("/camera_rear/image_raw", IMAGE, m.timestamp, rear)
+    return out

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from fcn_perception.bag_io import BagWriter, bag_topics, camera_namespace, count_messages, read_messages
+from fcn_perception.replay import replay
+
+REPO_PARAMS = "config/fcn_perception.yaml"
+
+
+@pytest.mark.parametrize(
+    ("topic", "ns"),
+    [
+        ("/cam_front/image/compressed", "/cam_front"),
+        ("/cam_front/image_raw/compressed", "/cam_front"),
+        ("/cam_front/image_raw", "/cam_front"),
+        ("/a/b/image", "/a/b"),
+        ("/image_raw", ""),
+        ("/weird/topic", "/weird/topic"),
+    ],
+)
+def test_camera_namespace(topic, ns):
+    assert camera_namespace(topic) == ns
+
+
+def test_replay_writes_inputs_and_outputs_with_original_stamps(two_camera_bag, tmp_path):
+    out = tmp_path / "out"
+    summary = replay(two_camera_bag, out, params=REPO_PARAMS, progress=False)
+    counts = count_messages(out)
+    n = count_messages(two_camera_bag)["/camera_front/image_raw/compressed"]
+    assert summary.frames == 2 * n and summary.bad_frames == 0
+    for ns in ("/camera_front", "/camera_rear"):
+        assert counts[f"{ns}/segmentation/mask"] == n
+        assert counts[f"{ns}/segmentation/overlay"] == n
+        assert counts[f"{ns}/drivable_area/polygon"] == n
+    assert counts["/camera_front/camera_info"] == n  # non-image inputs pass through
+    assert bag_topics(out)["/camera_rear/drivable_area/polygon"] == "geometry_msgs/msg/PolygonStamped"
+    inputs = {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec, m.timestamp) for m in read_messages(two_camera_bag, ["/camera_rear/image_raw"])}
+    masks = list(read_messages(out, ["/camera_rear/segmentation/mask"]))
+    assert {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec, m.timestamp) for m in masks} == inputs
+    mask = masks[0].msg
+    assert (mask.width, mask.height, mask.encoding, mask.header.frame_id) == (480, 360, "mono8", "camera_rear_optical_frame")
+    classes = np.frombuffer(mask.data, np.uint8)
+    assert classes.max() < 11 and (classes == 3).mean() > 0.2  # a road scene: plenty of road
+    polygons = [m.msg for m in read_messages(out, ["/camera_front/drivable_area/polygon"])]
+    assert all(len(p.polygon.points) >= 3 for p in polygons)
+
+
+def test_replay_reads_sqlite3_and_filters_topics(sample_bag, tmp_path):
+    sqlite_bag = tmp_path / "in_sqlite"
+    with BagWriter(sqlite_bag, storage="sqlite3") as bag:
+        for i, m in enumerate(read_messages(sample_bag)):
+            if i < 10:
+                bag.write(m.topic, m.msgtype, m.timestamp, m.msg)
+    out = tmp_path / "out"
+    summary = replay(sqlite_bag, out, topics=["/camera_front/image_raw/compressed"], overrides={"publish_overlay": False}, storage="sqlite3", progress=False)
+    assert summary.frames == 5
+    counts = count_messages(out)
+    assert counts["/camera_front/segmentation/mask"] == 5 and "/camera_front/segmentation/overlay" not in counts
+
+
+def test_replay_errors_are_clear_and_leave_no_partial_output(sample_bag, tmp_path):
+    with pytest.raises(ValueError, match="not in"):
+        replay(sample_bag, tmp_path / "o1", topics=["/nope/image_raw"], progress=False)
+    with pytest.raises(ValueError, match="not image topics"):
+        replay(sample_bag, tmp_path / "o2", topics=["/camera_front/camera_info"], progress=False)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        replay(sample_bag, tmp_path / "o3", overrides={"bogus": 1}, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(FileExistsError):
+        replay(sample_bag, tmp_path / "exists", progress=False)
