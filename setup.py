@@ -21,7 +21,6 @@ setup(
     maintainer_email="fcn-perception@example.com",
     description="FCN road-scene segmentation node: masks and drivable-area polygons",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "fcn_perception_node = fcn_perception.node:main",

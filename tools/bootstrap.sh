@@ -21,5 +21,6 @@ echo "bootstrap: installing $lock into $venv (python: $($python --version))"
 # on a CUDA machine, install the CUDA build of torch 2.13.0 before running this script.
 "$venv/bin/python" -m pip install -q "$(grep '^torch==' "$lock")"
 "$venv/bin/python" -m pip install -q -r "$lock"
+touch "$venv/COLCON_IGNORE"  # colcon build in this folder must not walk into the venv
 echo "$want" > "$stamp"
 echo "bootstrap: done"
