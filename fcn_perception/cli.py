@@ -132,12 +132,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from . import demo
-
-    return demo.main(["--out", args.out, "--rate", str(args.rate)] + (["--bag", args.bag] if args.bag else []))
-
-
 def _up(scores, x, step):
     from .fcn import Upsample
 
@@ -193,11 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", default="", choices=["", "auto", "onnxruntime", "torch"])
     sp.set_defaults(func=cmd_replay)
 
+    from . import bench, demo
+
     sp = sub.add_parser("demo", help="node + sample drive over DDS, outputs recorded into --out")
-    sp.add_argument("--out", default="demo_out")
-    sp.add_argument("--bag", default="")
-    sp.add_argument("--rate", type=float, default=1.0)
-    sp.set_defaults(func=cmd_demo)
+    demo.add_arguments(sp)
+    sp.set_defaults(func=demo.run_args)
+
+    sp = sub.add_parser("bench", help="per-stage latency, FPS, memory and hardware floor on the sample drive")
+    bench.add_arguments(sp)
+    sp.set_defaults(func=bench.run_args)
 
     sp = sub.add_parser("dense-eval", help="shift-and-stitch vs learned upsampling on a labelled split")
     sp.add_argument("--data", required=True)

@@ -214,13 +214,14 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fcn-perception demo", description=__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", default="demo_out")
     ap.add_argument("--bag", default=str(SAMPLE_BAG))
     ap.add_argument("--rate", type=float, default=1.0, help="playback rate factor (1 = recorded pace)")
     ap.add_argument("--params", default="", help="node parameter YAML (default: config/fcn_perception.yaml)")
-    args = ap.parse_args(argv)
+
+
+def run_args(args: argparse.Namespace) -> int:
     summary = run(Path(args.out), Path(args.bag), args.rate, Path(args.params) if args.params else None)
     for topic, cam in summary["cameras"].items():
         print(
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         print("demo FAILED: not every frame came back with a mask", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="fcn-perception demo", description=__doc__)
+    add_arguments(ap)
+    return run_args(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
