@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CAMVID ?= ../shared/data/camvid
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup test lint format demo eval train colcon clean
+.PHONY: setup test test-kilted lint format demo eval train bench clean
 
 setup:
 	@bash tools/bootstrap.sh
@@ -13,6 +13,11 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
+
+# The ROS-facing tests again on ROS 2 Kilted (its own venv): CI runs this after `make test`.
+test-kilted:
+	@VENV=.venv-kilted FCN_ROS_DISTRO=kilted bash tools/bootstrap.sh
+	.venv-kilted/bin/python -m pytest -q test/test_node.py test/test_image_codec.py test/test_replay.py
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
@@ -28,6 +33,9 @@ eval: setup
 
 train: setup
 	$(PY) -m fcn_perception train --config config/train_camvid.yaml
+
+bench: setup
+	$(PY) -m fcn_perception bench --backend onnxruntime --size 480x360 --frames 200
 
 clean:
 	rm -rf build install log demo_out .pytest_cache
