@@ -184,9 +184,29 @@ def test_bad_configuration_is_one_clear_line_and_exit_code_2(tmp_path, extra, me
     assert message in out and "Traceback" not in out
 
 
-def test_sigterm_is_an_orderly_shutdown(ros_node, tmp_path):
+def test_runtime_parameter_updates_are_validated_then_sigterm_is_orderly(ros_node, tmp_path):
     import signal
 
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
     node = _start(ros_node, ["/termcam/image_raw"], tmp_path)
+    client = AsyncParameterClient(ros_node, NODE_NAME)
+    assert client.wait_for_services(10.0)
+
+    def set_param(name, value):
+        future = client.set_parameters([Parameter(name, value=value)])
+        assert _wait(future.done, 10)
+        return future.result().results[0]
+
+    assert set_param("polygon_max_vertices", 8).successful
+    bad = set_param("overlay_alpha", 2.0)
+    assert not bad.successful and bad.reason
+    assert not set_param("drivable_classes", ["Lava"]).successful
+    assert not set_param("model", "/tmp/other.pt").successful  # read-only: needs a restart
+    future = client.get_parameters(["polygon_max_vertices", "overlay_alpha"])
+    assert _wait(future.done, 10)
+    assert [v.integer_value for v in future.result().values][:1] == [8]
+    assert future.result().values[1].double_value == 0.5  # the rejected update kept the old value
     assert node.stop(signal.SIGTERM) == 0
     assert "Traceback" not in node.output()
