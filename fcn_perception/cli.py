@@ -16,11 +16,21 @@ def _segmenter(args: argparse.Namespace) -> Segmenter:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
     from .train import TrainConfig, train
 
-    cfg = TrainConfig.from_yaml(args.config)
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
     if args.out:
-        cfg.out = args.out
+        raw["out"] = args.out
+    cfg = TrainConfig.from_dict(raw)
     best = train(cfg, resume=not args.restart)
     print(f"best checkpoint: {best}")
     return 0
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", required=True)
     sp.add_argument("--out", default="", help="override the config's output folder")
     sp.add_argument("--restart", action="store_true", help="ignore last.pt instead of resuming from it")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (dotted keys: augment.crop=[256,256])")
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("eval", help="mIoU / per-class IoU / pixel accuracy on a labelled split at 480x360")
