@@ -103,6 +103,67 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
     return res
 
 
+def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
+    """The node's ROS-side cost per frame, inference excluded: decode the input Image, build and
+    publish the mask and polygon over real DDS to a subscriber in another process's shoes (a
+    subscription in this process, served by its own executor thread)."""
+    import threading
+
+    import rclpy
+    from geometry_msgs.msg import Point32, Polygon, PolygonStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from .demo import ensure_domain_id
+    from .image_codec import decode
+    from .messages import image_msg, polygon_msg
+
+    ensure_domain_id()
+    rclpy.init()
+    pub_node, sub_node = rclpy.create_node("bench_pub"), rclpy.create_node("bench_sub")
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    got = []
+    sub_node.create_subscription(Image, "/bench/segmentation/mask", lambda m: got.append(1), qos)
+    sub_node.create_subscription(PolygonStamped, "/bench/drivable_area/polygon", lambda m: None, qos)
+    executor = SingleThreadedExecutor()
+    executor.add_node(sub_node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    pub_mask = pub_node.create_publisher(Image, "/bench/segmentation/mask", qos)
+    pub_poly = pub_node.create_publisher(PolygonStamped, "/bench/drivable_area/polygon", qos)
+    try:
+        deadline = time.monotonic() + 10
+        while (pub_mask.get_subscription_count() == 0 or pub_poly.get_subscription_count() == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bgr = sample_frames(size, 1)[0]
+        msg = Image(encoding="bgr8", width=size[0], height=size[1], step=size[0] * 3)
+        msg.data = bgr.tobytes()
+        mask = (bgr[..., 0] // 32).astype(np.uint8)
+        vertices = np.array([[0, size[1] - 1], [size[0] - 1, size[1] - 1], [size[0] // 2, size[1] // 2]], np.float32)
+        stages: dict[str, list[float]] = {"decode": [], "mask_msg": [], "publish": [], "total": []}
+        for i in range(frames + 10):
+            t0 = time.perf_counter()
+            decode(msg)
+            t1 = time.perf_counter()
+            out = image_msg(Image, msg.header, mask, "mono8")
+            poly = polygon_msg(PolygonStamped, Polygon, Point32, msg.header, vertices)
+            t2 = time.perf_counter()
+            pub_mask.publish(out)
+            pub_poly.publish(poly)
+            t3 = time.perf_counter()
+            if i >= 10:
+                for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                    stages[k].append(dt * 1e3)
+            time.sleep(0.002)
+        time.sleep(0.5)
+    finally:
+        executor.shutdown()
+        pub_node.destroy_node()
+        sub_node.destroy_node()
+        rclpy.try_shutdown()
+    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "received": len(got), "ms": {k: _pct(v) for k, v in stages.items()}}
+
+
 def report(res: dict) -> str:
     lines = [
         f"{res['backend']} {res['size']}, {res['frames']} frames: end to end p50 {res['end_to_end_ms']['p50']:.1f} ms "
@@ -122,10 +183,21 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--model", default="")
     ap.add_argument("--json", default="")
+    ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
 
 
 def run_args(args: argparse.Namespace) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.ros_overhead:
+        res = ros_overhead((w, h), args.frames)
+        print(
+            f"ROS overhead at {res['size']} (decode input + build mask/polygon + publish, no inference), {res['frames']} frames: "
+            + "  ".join(f"{k} p50 {v['p50']:.2f} p95 {v['p95']:.2f}" for k, v in res["ms"].items())
+            + f"  ({res['received']} masks received)"
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
     res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model)
     print(report(res))
     if args.json:
