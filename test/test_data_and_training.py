@@ -85,3 +85,39 @@ def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path
     assert model.cfg.input_size == (160, 120)
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_dict({"itertions": 3})
+
+
+def test_torchrun_ddp_on_cpu(tiny_camvid, tmp_path):
+    """Two processes over gloo: the multi-GPU path minus the GPUs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": str(tiny_camvid),
+                "out": str(tmp_path / "ddp"),
+                "iterations": 2,
+                "eval_every": 2,
+                "batch_size": 2,
+                "patches_per_image": 2,
+                "workers": 0,
+                "augment": {"crop": [96, 96]},
+                "model": {"input_size": [160, 120]},
+            }
+        )
+    )
+    torchrun = Path(sys.executable).parent / "torchrun"
+    res = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "fcn_perception", "train", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "ddp" / "best.pt").is_file()
+    assert (tmp_path / "ddp" / "log.csv").read_text().splitlines()[-1].startswith("2,")
