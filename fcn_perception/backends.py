@@ -17,7 +17,7 @@ from .export import export_onnx, file_sha256
 from .fcn import FCN, ModelConfig, load_model
 from .model_store import cache_dir
 
-BACKENDS = ("auto", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
 class Backend(Protocol):
@@ -92,16 +92,26 @@ def onnx_for(model_path: Path, width: int, height: int) -> Path:
     return out
 
 
-def create_backend(name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto") -> Backend:
-    """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for."""
+def create_backend(
+    name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto", precision: str = "fp16"
+) -> Backend:
+    """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
+
+    auto: TensorRT when it is importable and a GPU is present, else PyTorch on CUDA, else ONNX Runtime.
+    """
+    from . import tensorrt_backend
+
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name == "tensorrt" and not tensorrt_backend.available():
+        raise ValueError(f"backend tensorrt: {tensorrt_backend.UNAVAILABLE_REASON}")
+    use_trt = name == "tensorrt" or (name == "auto" and device != "cpu" and tensorrt_backend.available())
     if model_path.suffix == ".onnx":
         if name == "torch":
             raise ValueError("the torch backend needs a .pt checkpoint, not an .onnx file")
-        return OnnxRuntimeBackend(model_path, threads)
-    if name == "torch" or (name == "auto" and torch.cuda.is_available() and device != "cpu"):
+        return tensorrt_backend.TensorRTBackend(model_path, precision) if use_trt else OnnxRuntimeBackend(model_path, threads)
+    if name == "torch" or (name == "auto" and not use_trt and torch.cuda.is_available() and device != "cpu"):
         return TorchBackend(load_model(model_path), device=device, threads=threads)
-    model_cfg = load_model(model_path).cfg if input_size is None else None
-    w, h = input_size or model_cfg.input_size
-    return OnnxRuntimeBackend(onnx_for(model_path, w, h), threads)
+    w, h = input_size or load_model(model_path).cfg.input_size
+    onnx_path = onnx_for(model_path, w, h)
+    return tensorrt_backend.TensorRTBackend(onnx_path, precision) if use_trt else OnnxRuntimeBackend(onnx_path, threads)

@@ -176,7 +176,7 @@ def report(res: dict) -> str:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    ap.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     ap.add_argument("--size", default="480x360", help="WxH of the frames and of the model input")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)

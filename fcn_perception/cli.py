@@ -65,6 +65,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    """Serialize a TensorRT engine for this GPU into the engine cache (needs TensorRT and CUDA)."""
+    from . import tensorrt_backend as trtb
+
+    if not trtb.available():
+        raise ValueError(f"build-engine: {trtb.UNAVAILABLE_REASON}")
+    frames = None
+    if args.precision == "int8":
+        if not args.calib_dir:
+            raise ValueError("int8 needs --calib-dir with real frames")
+        frames = trtb.calibration_frames(args.onnx, args.calib_dir, args.calib_frames)
+    path = trtb.build_engine(args.onnx, args.precision, calib_frames=frames)
+    print(f"engine: {path}")
+    return 0
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     """Segment image files and write colour overlays: the quickest look at what the model sees."""
     import cv2
@@ -155,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
         sp.add_argument("--model", default="", help="checkpoint (.pt) or .onnx; default: the shipped model")
         if backend:
-            sp.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+            sp.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
         sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
 
     sp = sub.add_parser("train", help="train an FCN from a YAML config")
@@ -182,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default="")
     sp.set_defaults(func=cmd_export)
 
+    sp = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX export (GPU + TensorRT only)")
+    sp.add_argument("--onnx", required=True)
+    sp.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
+    sp.add_argument("--calib-dir", default="", help="folder of real frames for INT8 calibration")
+    sp.add_argument("--calib-frames", type=int, default=200)
+    sp.set_defaults(func=cmd_build_engine)
+
     sp = sub.add_parser("segment", help="segment image files or folders, write overlays and masks")
     sp.add_argument("images", nargs="+")
     sp.add_argument("--out", default="segment_out")
@@ -195,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--params", default="", help="the node's parameter YAML, so replay and live runs match")
     sp.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     sp.add_argument("--model", default="")
-    sp.add_argument("--backend", default="", choices=["", "auto", "onnxruntime", "torch"])
+    sp.add_argument("--backend", default="", choices=["", "auto", "tensorrt", "onnxruntime", "torch"])
     sp.set_defaults(func=cmd_replay)
 
     from . import bench, demo

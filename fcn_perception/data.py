@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .classes import VOID_ID
+from .preprocess import preprocess_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -90,9 +91,8 @@ def train_transform(cfg: AugmentConfig) -> A.Compose:
 
 
 def normalize(rgb: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """HWC uint8 RGB -> CHW float tensor, normalised as the backbone was pretrained."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    """HWC uint8 RGB -> CHW float tensor, normalised exactly as the inference pipeline does."""
+    return torch.from_numpy(preprocess_rgb(rgb, (rgb.shape[1], rgb.shape[0]), mean, std)[0])
 
 
 class SegmentationDataset(Dataset):

@@ -12,6 +12,7 @@ import numpy as np
 from .backends import create_backend
 from .classes import palette_bgr
 from .model_store import resolve_model
+from .preprocess import preprocess_rgb
 
 
 @dataclass
@@ -41,10 +42,7 @@ class Segmenter:
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
         self.input_size: tuple[int, int] = size or tuple(mc.input_size)
-        # fold /255 and the mean/std normalisation into one multiply-add
-        std = np.asarray(mc.std, np.float32)
-        self._scale = (1.0 / (255.0 * std)).astype(np.float32)
-        self._shift = (-np.asarray(mc.mean, np.float32) / std).astype(np.float32)
+        self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(len(self.classes))
         self.warmup()
 
@@ -59,15 +57,7 @@ class Segmenter:
         return self.backend.name
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at the model's input size."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
-        w, h = self.input_size
-        if rgb.shape[:2] != (h, w):
-            interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
-            rgb = cv2.resize(rgb, (w, h), interpolation=interp)
-        x = rgb.astype(np.float32) * self._scale + self._shift
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        return preprocess_rgb(rgb, self.input_size, self._mean, self._std)
 
     def postprocess(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
         if mask.shape != (height, width):

@@ -1,0 +1,20 @@
+"""Frame normalisation shared by training and inference: one definition, so they can never drift apart."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndarray:
+    """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at ``size`` (w, h), normalised as in training."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+    w, h = size
+    if rgb.shape[:2] != (h, w):
+        interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (w, h), interpolation=interp)
+    std = np.asarray(std, np.float32)
+    # /255 and the mean/std normalisation folded into one multiply-add
+    x = rgb.astype(np.float32) * (1.0 / (255.0 * std)) + (-np.asarray(mean, np.float32) / std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])

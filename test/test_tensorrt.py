@@ -1,0 +1,55 @@
+"""TensorRT backend: runs where TensorRT and a CUDA GPU exist (a vehicle computer), skips elsewhere.
+
+On a vehicle: `make setup && .venv/bin/python -m pytest -q test/test_tensorrt.py`
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from fcn_perception import tensorrt_backend as trtb
+from fcn_perception.backends import TorchBackend, create_backend, onnx_for
+from fcn_perception.fcn import load_model
+from fcn_perception.model_store import default_model_path
+
+pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.UNAVAILABLE_REASON)
+
+
+@pytest.fixture(scope="module")
+def frames(camvid):
+    from fcn_perception.data import camvid_pairs, read_rgb
+    from fcn_perception.preprocess import preprocess_rgb
+
+    cfg = load_model(default_model_path()).cfg
+    return [preprocess_rgb(read_rgb(f), cfg.input_size, cfg.mean, cfg.std) for f, _ in camvid_pairs(camvid, "val")[::20]]
+
+
+@pytest.mark.parametrize(("precision", "agreement"), [("fp32", 0.995), ("fp16", 0.99)])
+def test_engine_masks_agree_with_torch(frames, precision, agreement):
+    ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
+    trt = create_backend("tensorrt", default_model_path(), precision=precision)
+    for x in frames:
+        assert np.mean(trt.infer(x) == ref.infer(x)) >= agreement
+
+
+def test_engines_are_cached_by_key_and_rebuilt_when_stale():
+    onnx = onnx_for(default_model_path(), 480, 360)
+    first = trtb.build_engine(onnx, "fp16")
+    assert trtb.build_engine(onnx, "fp16") == first  # cache hit
+    manifest = first.with_suffix(".json")
+    data = json.loads(manifest.read_text())
+    data["key"]["tensorrt"] = "0.0.0"  # a mismatched build key must never be loaded
+    manifest.write_text(json.dumps(data))
+    rebuilt = trtb.build_engine(onnx, "fp16")
+    assert json.loads(rebuilt.with_suffix(".json").read_text())["key"]["tensorrt"] != "0.0.0"
+
+
+def test_int8_calibrated_on_real_frames(camvid, frames):
+    onnx = onnx_for(default_model_path(), 480, 360)
+    calib = trtb.calibration_frames(onnx, camvid / "train", limit=32)
+    engine = trtb.build_engine(onnx, "int8", calib_frames=calib)
+    trt = trtb.TensorRTBackend(onnx, "int8")
+    ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
+    assert engine.is_file()
+    assert np.mean([np.mean(trt.infer(x) == ref.infer(x)) for x in frames]) >= 0.97
