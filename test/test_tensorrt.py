@@ -17,12 +17,13 @@ pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.UNAVAILABLE_RE
 
 
 @pytest.fixture(scope="module")
-def frames(camvid):
-    from fcn_perception.data import camvid_pairs, read_rgb
+def frames():
+    """The shipped sample drive: real frames that exist on a vehicle too (no dataset needed)."""
+    from fcn_perception.bench import sample_frames
     from fcn_perception.preprocess import preprocess_rgb
 
     cfg = load_model(default_model_path()).cfg
-    return [preprocess_rgb(read_rgb(f), cfg.input_size, cfg.mean, cfg.std) for f, _ in camvid_pairs(camvid, "val")[::20]]
+    return [preprocess_rgb(bgr[..., ::-1].copy(), cfg.input_size, cfg.mean, cfg.std) for bgr in sample_frames(cfg.input_size, 40)[::8]]
 
 
 @pytest.mark.parametrize(("precision", "agreement"), [("fp32", 0.995), ("fp16", 0.99)])
@@ -45,9 +46,15 @@ def test_engines_are_cached_by_key_and_rebuilt_when_stale():
     assert json.loads(rebuilt.with_suffix(".json").read_text())["key"]["tensorrt"] != "0.0.0"
 
 
-def test_int8_calibrated_on_real_frames(camvid, frames):
+def test_int8_calibrated_on_real_frames(frames, tmp_path):
+    import cv2
+
+    from fcn_perception.bench import sample_frames
+
+    for i, bgr in enumerate(sample_frames((480, 360), 40)):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)
     onnx = onnx_for(default_model_path(), 480, 360)
-    calib = trtb.calibration_frames(onnx, camvid / "train", limit=32)
+    calib = trtb.calibration_frames(onnx, tmp_path, limit=40)
     engine = trtb.build_engine(onnx, "int8", calib_frames=calib)
     trt = trtb.TensorRTBackend(onnx, "int8")
     ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
