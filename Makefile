@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CAMVID ?= ../shared/data/camvid
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup test test-kilted lint format demo eval train bench clean
+.PHONY: setup test test-kilted lint format demo eval train bench bench-env clean
 
 setup:
 	@bash tools/bootstrap.sh
@@ -36,6 +36,11 @@ train: setup
 
 bench: setup
 	$(PY) -m fcn_perception bench --backend onnxruntime --size 480x360 --frames 200
+
+# Optional: torch 2.14.1 + torchvision 0.29.1 (5.5 GB) for the peer networks in `make bench`.
+bench-env:
+	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
+	.venv-bench/bin/pip install -q torch==2.14.1 torchvision==0.29.1 onnxruntime==1.32.0 numpy
 
 clean:
 	rm -rf build install log demo_out .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -21,6 +22,8 @@ from .bag_io import COMPRESSED, read_messages
 from .demo import SAMPLE_BAG
 from .node_config import NodeConfig
 from .pipeline import STAGES, Pipeline
+
+BENCH_ENV_PYTHON = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
 
 
 def measure_peak_gflops(threads: int, size: int = 2048, seconds: float = 2.0) -> float:
@@ -51,7 +54,21 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {k: round(float(np.percentile(arr, q)), 3) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
-def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, threads: int = 0, model: str = "") -> dict:
+def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
+    """Time torchvision peers in the optional benchmark environment (a separate interpreter)."""
+    import subprocess
+
+    peer_backend = "torch" if backend == "torch" else "onnxruntime"
+    cmd = [python, "-m", "fcn_perception.peers", "--size", f"{size[0]}x{size[1]}", "--frames", str(frames), "--backend", peer_backend]
+    cmd += ["--threads", str(threads)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if res.returncode != 0:
+        raise RuntimeError(f"peer benchmark failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout)
+
+
+def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, threads: int = 0, model: str = "", peers_python: str = "") -> dict:
     from sensor_msgs.msg import Image
 
     from .fcn import count_flops, load_model
@@ -100,6 +117,10 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
         "measured_over_floor": round(float(np.median(per_stage["infer"])) / floor_ms, 2),
         "peers": {},
     }
+    if peers_python:
+        res["peers"] = peer_timings(peers_python, size, min(frames, 50), backend, threads)
+        for peer in res["peers"].values():
+            peer["ours_infer_over_peer"] = round(res["stages_ms"]["infer"]["p50"] / peer["end_to_end_ms"]["p50"], 3)
     return res
 
 
@@ -172,6 +193,11 @@ def report(res: dict) -> str:
         f"  model {res['gflops_per_frame']} GFLOP/frame, peak {res['peak_gflops']} GFLOP/s -> floor {res['floor_ms']:.1f} ms; "
         f"infer/floor {res['measured_over_floor']}",
     ]
+    for name, peer in res["peers"].items():
+        lines.append(
+            f"  peer {name} ({peer['backend']}, inference + argmax): p50 {peer['end_to_end_ms']['p50']:.1f} ms; "
+            f"ours/peer {peer['ours_infer_over_peer']:.2f} (inference), {res['end_to_end_ms']['p50'] / peer['end_to_end_ms']['p50']:.2f} (end to end)"
+        )
     return "\n".join(lines)
 
 
@@ -184,6 +210,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="")
     ap.add_argument("--json", default="")
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
+    ap.add_argument(
+        "--peers-python",
+        default=str(BENCH_ENV_PYTHON) if BENCH_ENV_PYTHON.exists() else "",
+        help="interpreter of the torchvision benchmark environment (default: .venv-bench when present)",
+    )
 
 
 def run_args(args: argparse.Namespace) -> int:
@@ -198,7 +229,7 @@ def run_args(args: argparse.Namespace) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
-    res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model)
+    res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model, args.peers_python)
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
