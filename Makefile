@@ -40,7 +40,7 @@ bench: setup
 # Optional: torch 2.14.1 + torchvision 0.29.1 (5.5 GB) for the peer networks in `make bench`.
 bench-env:
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
-	.venv-bench/bin/pip install -q torch==2.14.1 torchvision==0.29.1 onnxruntime==1.32.0 numpy
+	.venv-bench/bin/pip install -q torch==2.14.1 torchvision==0.29.1 onnx==1.23.2 onnxruntime==1.32.0 numpy
 
 clean:
 	rm -rf build install log demo_out .pytest_cache
