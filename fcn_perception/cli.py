@@ -65,6 +65,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize_int8
+
+    out = quantize_int8(args.onnx, args.out, args.calib_dir, args.frames)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_build_engine(args: argparse.Namespace) -> int:
     """Serialize a TensorRT engine for this GPU into the engine cache (needs TensorRT and CUDA)."""
     from . import tensorrt_backend as trtb
@@ -197,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width")
     sp.add_argument("--model", default="")
     sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("quantize", help="INT8 (QDQ) ONNX for ONNX Runtime CPU, calibrated on real frames")
+    sp.add_argument("--onnx", required=True, help="fp32 ONNX from `export`")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--calib-dir", required=True, help="folder of real frames (e.g. CamVid train/)")
+    sp.add_argument("--frames", type=int, default=100)
+    sp.set_defaults(func=cmd_quantize)
 
     sp = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX export (GPU + TensorRT only)")
     sp.add_argument("--onnx", required=True)
