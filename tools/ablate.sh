@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Short, equal-budget training runs that isolate one knob each (MODEL.md, "What helped").
-# Each run: the recipe of config/train_camvid.yaml with one change, MINUTES of CPU training, best val mIoU kept.
+# Each run: the recipe of config/train_camvid.yaml with one change and the same number of steps (ITERS),
+# so runs compare fairly however busy the machine is; val mIoU at the end of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES=${MINUTES:-7}
+ITERS=${ITERS:-250}
 run() { name=$1; shift; .venv/bin/python -m fcn_perception train --config config/train_camvid.yaml --restart \
-          --out "runs/ablate_$name" --set max_minutes=$MINUTES --set eval_every=100000 "$@" > "runs/ablate_$name.log" 2>&1; }
+          --out "runs/ablate_$name" --set iterations=$ITERS --set max_minutes=0 --set eval_every=100000 "$@" > "runs/ablate_$name.log" 2>&1; }
 run base
 run weights_none --set class_weighting=none
 run weights_full --set class_weight_power=1.0
