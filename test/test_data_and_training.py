@@ -61,10 +61,11 @@ def test_a_few_steps_reduce_the_loss_on_real_frames(camvid):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path):
-    raw = {
-        "data": str(tiny_camvid),
-        "out": str(tmp_path / "run"),
+def _tiny_config(data, out) -> dict:
+    """Two steps on a few frames: exercises the whole training loop in seconds."""
+    return {
+        "data": str(data),
+        "out": str(out),
         "iterations": 2,
         "eval_every": 2,
         "batch_size": 2,
@@ -73,6 +74,10 @@ def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path
         "augment": {"crop": [96, 96]},
         "model": {"input_size": [160, 120]},
     }
+
+
+def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path):
+    raw = _tiny_config(tiny_camvid, tmp_path / "run")
     best = train(TrainConfig.from_dict(raw))
     assert best.is_file() and (tmp_path / "run" / "last.pt").is_file()
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
@@ -96,21 +101,7 @@ def test_torchrun_ddp_on_cpu(tiny_camvid, tmp_path):
     import yaml
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "data": str(tiny_camvid),
-                "out": str(tmp_path / "ddp"),
-                "iterations": 2,
-                "eval_every": 2,
-                "batch_size": 2,
-                "patches_per_image": 2,
-                "workers": 0,
-                "augment": {"crop": [96, 96]},
-                "model": {"input_size": [160, 120]},
-            }
-        )
-    )
+    cfg.write_text(yaml.safe_dump(_tiny_config(tiny_camvid, tmp_path / "ddp")))
     torchrun = Path(sys.executable).parent / "torchrun"
     res = subprocess.run(
         [str(torchrun), "--nproc_per_node", "2", "-m", "fcn_perception", "train", "--config", str(cfg)],
