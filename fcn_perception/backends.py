@@ -5,7 +5,6 @@ The argmax happens inside the backend so a GPU backend only ships the compact ma
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Protocol
@@ -13,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .export import export_onnx, file_sha256
+from .export import config_from_metadata, export_onnx, file_sha256
 from .fcn import FCN, ModelConfig, load_model
 from .model_store import cache_dir
 
@@ -67,15 +66,7 @@ class OnnxRuntimeBackend:
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.config = ModelConfig(
-            backbone=meta.get("backbone", "efficientnet_lite0"),
-            variant=meta.get("variant", "fcn8s"),
-            classes=json.loads(meta["classes"]),
-            mean=tuple(json.loads(meta["mean"])),
-            std=tuple(json.loads(meta["std"])),
-            input_size=tuple(json.loads(meta["input_size"])),
-        )
+        self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
         self.name = "onnxruntime-cpu"
 

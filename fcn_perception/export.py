@@ -13,7 +13,7 @@ import onnx
 import torch
 from torch import nn
 
-from .fcn import FCN
+from .fcn import FCN, ModelConfig
 
 INPUT_NAME, LOGITS_NAME, MASK_NAME = "image", "logits", "mask"
 OPSET = 17
@@ -94,6 +94,24 @@ def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480
     onnx.checker.check_model(proto)
     atomic_write_bytes(out, proto.SerializeToString())
     return Path(out)
+
+
+def config_from_metadata(meta: dict[str, str]) -> ModelConfig:
+    """The inverse of the metadata :func:`export_onnx` writes: everything a runtime needs beside the graph."""
+    return ModelConfig(
+        backbone=meta.get("backbone", "efficientnet_lite0"),
+        variant=meta.get("variant", "fcn8s"),
+        classes=json.loads(meta["classes"]),
+        mean=tuple(json.loads(meta["mean"])),
+        std=tuple(json.loads(meta["std"])),
+        input_size=tuple(json.loads(meta["input_size"])),
+    )
+
+
+def read_onnx_config(path: str | Path) -> ModelConfig:
+    """Config of an exported model from its metadata alone (no inference session built)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return config_from_metadata({p.key: p.value for p in proto.metadata_props})
 
 
 def file_sha256(path: str | Path) -> str:

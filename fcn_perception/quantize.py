@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import onnx
 
 from .data import IMAGE_SUFFIXES, read_rgb
-from .export import INPUT_NAME, atomic_write_bytes
+from .export import INPUT_NAME, atomic_write_bytes, config_from_metadata
 from .preprocess import preprocess_rgb
 
 
@@ -32,13 +31,12 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path,
 
     proto = onnx.load(str(onnx_path))
     meta = {p.key: p.value for p in proto.metadata_props}
-    size = tuple(json.loads(meta["input_size"]))
-    mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
+    cfg = config_from_metadata(meta)
     files = sorted(p for p in Path(calib_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no calibration images in {calib_dir}")
     step = max(1, len(files) // frames)
-    batch = [preprocess_rgb(read_rgb(f), size, mean, std) for f in files[::step][:frames]]
+    batch = [preprocess_rgb(read_rgb(f), cfg.input_size, cfg.mean, cfg.std) for f in files[::step][:frames]]
     upsampling = [n.name for n in proto.graph.node if n.op_type in ("ConvTranspose", "ArgMax", "Cast")]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"

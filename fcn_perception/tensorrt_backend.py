@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import atomic_write_bytes, file_sha256
-from .fcn import ModelConfig
+from .export import atomic_write_bytes, file_sha256, read_onnx_config
 from .model_store import cache_dir
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -53,18 +52,14 @@ def engine_paths(key: dict) -> tuple[Path, Path]:
 
 def calibration_frames(onnx_path: str | Path, folder: str | Path, limit: int = 200) -> list[np.ndarray]:
     """Real frames preprocessed exactly as the pipeline does, at the engine's fixed input size."""
-    import onnxruntime as ort
-
     from .data import IMAGE_SUFFIXES, read_rgb
     from .preprocess import preprocess_rgb
 
-    meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    size = tuple(json.loads(meta["input_size"]))
-    mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
+    cfg = read_onnx_config(onnx_path)
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise ValueError(f"no images in {folder}")
-    return [preprocess_rgb(read_rgb(f), size, mean, std) for f in files]
+    return [preprocess_rgb(read_rgb(f), cfg.input_size, cfg.mean, cfg.std) for f in files]
 
 
 class EntropyCalibrator:
@@ -152,17 +147,10 @@ class TensorRTBackend:
     """Loads only engines this package built (manifest with build key and SHA-256), else builds one."""
 
     def __init__(self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None) -> None:
-        import onnxruntime as ort
         import tensorrt as trt
         import torch
 
-        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        self.config = ModelConfig(
-            classes=json.loads(meta["classes"]),
-            mean=tuple(json.loads(meta["mean"])),
-            std=tuple(json.loads(meta["std"])),
-            input_size=tuple(json.loads(meta["input_size"])),
-        )
+        self.config = read_onnx_config(onnx_path)
         engine_file = Path(engine) if engine else build_engine(onnx_path, precision)
         if not engine:
             manifest = json.loads(engine_file.with_suffix(".json").read_text())
