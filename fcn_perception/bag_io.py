@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -29,6 +30,36 @@ def camera_namespace(topic: str) -> str:
             ns = t[: -len(suffix)].rstrip("/")
             return ns or ""
     return t
+
+
+_NUMPY = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "float32": np.float32, "float64": np.float64}
+_NUMPY.update({t: np.dtype(t).type for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")})
+
+
+def _default(node: tuple):
+    kind, detail = node
+    if kind == Nodetype.BASE:
+        name = detail[0]
+        return "" if name == "string" else False if name == "bool" else 0.0 if name.startswith("float") else 0
+    if kind == Nodetype.NAME:
+        return rosbags_message(detail)
+    (sub_kind, sub), length = detail  # ARRAY (fixed length) or SEQUENCE (length 0 = empty)
+    if sub_kind == Nodetype.BASE and sub[0] in _NUMPY:
+        return np.zeros(length if kind == Nodetype.ARRAY else 0, _NUMPY[sub[0]])
+    return [_default((sub_kind, sub)) for _ in range(length if kind == Nodetype.ARRAY else 0)]
+
+
+def rosbags_message(msgtype: str, **fields):
+    """A rosbags message with every field not given set to its ROS default, like rclpy's constructors."""
+    for name, node in TYPESTORE.fielddefs[msgtype][1]:
+        if name not in fields:
+            fields[name] = _default(node)
+    return TYPESTORE.types[msgtype](**fields)
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """``/cam_front/image_raw/compressed`` -> ``/cam_front/camera_info`` (image_transport's pairing)."""
+    return f"{camera_namespace(image_topic)}/camera_info"
 
 
 def stamp_ns(header) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from .bag_io import COMPRESSED, read_messages
 from .demo import SAMPLE_BAG
 from .node_config import NodeConfig
-from .pipeline import STAGES, Pipeline
+from .pipeline import STAGES, CameraState, Pipeline
 
 BENCH_ENV_PYTHON = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
 
@@ -185,6 +185,43 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
     return {"size": f"{size[0]}x{size[1]}", "frames": frames, "received": len(got), "ms": {k: _pct(v) for k, v in stages.items()}}
 
 
+def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:
+    """Mask -> all regions + ego + ground polygons + grid on one CPU core, on the sample drive's real masks
+    (segmented once at ``size``, outside the timing), with the sample drive's CameraInfo scaled to ``size``."""
+    import cv2
+
+    from .bag_io import CAMERA_INFO
+    from .drivable import MaskSmoother
+
+    cv2.setNumThreads(1)
+    cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing})
+    pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
+    info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
+    sx, sy = size[0] / info.width, size[1] / info.height
+    info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])
+    info.width, info.height = size
+    state = CameraState(smoother=MaskSmoother(smoothing))
+    state.calibrate(info, cfg.ground(), *cfg.pose(0))
+    masks = [pipeline.segmenter.segment(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)).mask for f in sample_frames(size, min(frames, 40))]
+    times, vertices = [], 0
+    for i in range(frames + 10):
+        t = time.perf_counter()
+        result = pipeline.drivable_area(masks[i % len(masks)], state)
+        dt = (time.perf_counter() - t) * 1e3
+        if i >= 10:
+            times.append(dt)
+            rings = [r.outer for r in result.regions] + [h for r in result.regions for h in r.holes]
+            vertices = max(vertices, max((len(r) for r in rings), default=0))
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "frames": frames,
+        "temporal_smoothing": smoothing,
+        "ms": _pct(times),
+        "max_vertices_per_ring": vertices,
+        "vertex_budget": cfg.polygon_max_vertices,
+    }
+
+
 def report(res: dict) -> str:
     lines = [
         f"{res['backend']} {res['size']}, {res['frames']} frames: end to end p50 {res['end_to_end_ms']['p50']:.1f} ms "
@@ -210,6 +247,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="")
     ap.add_argument("--json", default="")
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
+    ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
+    ap.add_argument("--smoothing", type=float, default=0.0, help="with --drivable: temporal_smoothing to include")
     ap.add_argument(
         "--peers-python",
         default=str(BENCH_ENV_PYTHON) if BENCH_ENV_PYTHON.exists() else "",
@@ -225,6 +264,16 @@ def run_args(args: argparse.Namespace) -> int:
             f"ROS overhead at {res['size']} (decode input + build mask/polygon + publish, no inference), {res['frames']} frames: "
             + "  ".join(f"{k} p50 {v['p50']:.2f} p95 {v['p95']:.2f}" for k, v in res["ms"].items())
             + f"  ({res['received']} masks received)"
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
+    if args.drivable:
+        res = drivable_bench((w, h), args.frames, args.smoothing)
+        print(
+            f"drivable area at {res['size']} on one core (all regions, ego, ground polygons, grid; smoothing {res['temporal_smoothing']}), "
+            f"{res['frames']} frames: p50 {res['ms']['p50']:.2f} ms p95 {res['ms']['p95']:.2f} p99 {res['ms']['p99']:.2f}; "
+            f"largest ring {res['max_vertices_per_ring']} vertices (budget {res['vertex_budget']})"
         )
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .bag_io import bag_topics, camera_namespace
-from .messages import MASK_TOPIC, OVERLAY_TOPIC, POLYGON_TOPIC, output_topic
+from .messages import OUTPUTS, output_topic
 from .node_config import NODE_NAME
 
 PACKAGE = Path(__file__).resolve().parent
@@ -123,9 +123,7 @@ def run(
     wanted = dict(topics)
     for t in image_topics:
         ns = camera_namespace(t)
-        wanted[output_topic(ns, MASK_TOPIC)] = "sensor_msgs/msg/Image"
-        wanted[output_topic(ns, OVERLAY_TOPIC)] = "sensor_msgs/msg/Image"
-        wanted[output_topic(ns, POLYGON_TOPIC)] = "geometry_msgs/msg/PolygonStamped"
+        wanted.update({output_topic(ns, o.topic): o.msgtype for o in OUTPUTS.values()})
     wanted["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
     player = BagPlayer(ros, bag, rate=rate)
     recorder = Recorder(ros, wanted, out / "output_bag")
@@ -133,7 +131,7 @@ def run(
     try:
         if not player.wait_for_subscriber(image_topics, NODE_NAME, timeout, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"the node never subscribed to {image_topics}:\n{node.output()[-2000:]}")
-        masks = [output_topic(camera_namespace(t), MASK_TOPIC) for t in image_topics]
+        masks = [output_topic(camera_namespace(t), OUTPUTS["mask"].topic) for t in image_topics]
         deadline = time.monotonic() + timeout
         while any(ros.count_publishers(m) == 0 for m in masks) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -172,7 +170,7 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
         ns = camera_namespace(topic)
         inputs = recorder.messages(topic)
         in_times = {(m.header.stamp.sec, m.header.stamp.nanosec): t for (t, _), m in zip(recorder.received[topic], inputs, strict=True)}
-        mask_topic = output_topic(ns, MASK_TOPIC)
+        mask_topic = output_topic(ns, OUTPUTS["mask"].topic)
         masks = recorder.messages(mask_topic)
         latencies = []
         for (t, _), m in zip(recorder.received[mask_topic], masks, strict=True):
@@ -181,8 +179,9 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
                 latencies.append((t - in_times[key]) / 1e6)
         stamps_in = set(in_times)
         stamps_out = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in masks}
-        polygons = recorder.messages(output_topic(ns, POLYGON_TOPIC))
-        overlays = recorder.messages(output_topic(ns, OVERLAY_TOPIC))
+        polygons = recorder.messages(output_topic(ns, OUTPUTS["polygon"].topic))
+        ground = recorder.messages(output_topic(ns, OUTPUTS["polygon_ground"].topic))
+        overlays = recorder.messages(output_topic(ns, OUTPUTS["overlay"].topic))
         for i, ov in enumerate(overlays[:: max(1, len(overlays) // 4)][:4]):
             cv2.imwrite(str(out / f"{ns.strip('/').replace('/', '_') or 'camera'}_overlay_{i}.png"), decode(ov)[..., ::-1])
         ok = stamps_in <= stamps_out and len(stamps_in) > 0
@@ -194,6 +193,10 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
             "every_frame_has_mask": ok,
             "polygons_out": len(polygons),
             "nonempty_polygons": sum(1 for p in polygons if p.polygon.points),
+            "ground_polygons_out": len(ground),
+            "nonempty_ground_polygons": sum(1 for p in ground if p.polygon.points),
+            "grids_out": recorder.count(output_topic(ns, OUTPUTS["grid"].topic)),
+            "markers_out": recorder.count(output_topic(ns, OUTPUTS["markers"].topic)),
             "overlays_out": len(overlays),
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),

@@ -68,13 +68,41 @@ def class_lut(class_ids: list[int]) -> np.ndarray:
     return lut
 
 
-def extract_regions(mask: np.ndarray, lut: np.ndarray, cfg: DrivableConfig) -> list[Region]:
-    """All drivable regions, largest first, each with its holes (cars, people on the road).
+def drivable_mask(mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Class ids -> 0/1 drivable pixels (the grid and the polygons both start from this)."""
+    return cv2.LUT(mask, lut)
+
+
+class MaskSmoother:
+    """Per-camera exponential average of the drivable mask, against frame-to-frame flicker.
+
+    ``weight`` is the share of the previous average (0 = off). It costs one multiply-add over the
+    mask (about 1 ms at 1280x720 on one core, see BENCHMARKS.md) and lags the truth: a region needs
+    about ``1 / (1 - weight)`` frames to appear or vanish, so keep it low on fast vehicles.
+    """
+
+    def __init__(self, weight: float) -> None:
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(f"temporal smoothing weight must be in [0, 1), got {weight}")
+        self.weight = weight
+        self._avg: np.ndarray | None = None
+
+    def __call__(self, binary: np.ndarray) -> np.ndarray:
+        if self.weight == 0.0:
+            return binary
+        if self._avg is None or self._avg.shape != binary.shape:
+            self._avg = binary.astype(np.float32)
+        else:
+            cv2.addWeighted(self._avg, self.weight, binary.astype(np.float32), 1.0 - self.weight, 0.0, dst=self._avg)
+        return (self._avg >= 0.5).astype(np.uint8)
+
+
+def extract_regions(binary: np.ndarray, cfg: DrivableConfig) -> list[Region]:
+    """All drivable regions of a 0/1 mask, largest first, each with its holes (cars, people on the road).
 
     Clean-up works on the contour hierarchy (small outlines dropped, small holes ignored), so its
     cost follows the contour length, not the pixel count: well under a millisecond at 720p.
     """
-    binary = cv2.LUT(mask, lut)
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []

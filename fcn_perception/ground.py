@@ -29,6 +29,22 @@ def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     )
 
 
+def quaternion_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Rotation matrix of a (not necessarily normalised) quaternion, as TF transforms carry them."""
+    q = np.array([x, y, z, w], np.float64)
+    n = float(q @ q)
+    if n < 1e-12:
+        raise ValueError("zero quaternion")
+    x, y, z, w = q * np.sqrt(2.0 / n)
+    return np.array(
+        [
+            [1.0 - y * y - z * z, x * y - z * w, x * z + y * w],
+            [x * y + z * w, 1.0 - x * x - z * z, y * z - x * w],
+            [x * z - y * w, y * z + x * w, 1.0 - x * x - y * y],
+        ]
+    )
+
+
 @dataclass
 class CameraModel:
     k: np.ndarray  # 3x3 intrinsics
@@ -39,8 +55,14 @@ class CameraModel:
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))  # camera body -> base_link
 
     @classmethod
-    def from_camera_info(cls, info, xyz: tuple[float, float, float], rpy: tuple[float, float, float]) -> CameraModel:
-        """From a CameraInfo message (rclpy or rosbags); refuses degenerate calibrations with a reason."""
+    def from_camera_info(
+        cls, info, xyz: tuple[float, float, float], rpy: tuple[float, float, float] = (0.0, 0.0, 0.0), optical_rotation: np.ndarray | None = None
+    ) -> CameraModel:
+        """From a CameraInfo message (rclpy or rosbags); refuses degenerate calibrations with a reason.
+
+        The pose is the camera body frame's (``xyz``, ``rpy`` parameters), or, from TF, the optical
+        frame's rotation in base_link (``optical_rotation``), which is what the image's frame_id names.
+        """
         k = np.asarray(info.k, np.float64).reshape(-1)
         d = np.asarray(info.d, np.float64).reshape(-1)
         if k.size != 9:
@@ -52,16 +74,21 @@ class CameraModel:
             raise ValueError(f"CameraInfo size {info.width}x{info.height} is not usable")
         if d.size not in (0, 4, 5, 8, 12, 14) or not np.all(np.isfinite(d)):
             raise ValueError(f"CameraInfo.d has {d.size} coefficients; expected 0, 4, 5, 8, 12 or 14")
-        return cls(k, d, int(info.width), int(info.height), np.asarray(xyz, np.float64), rpy_matrix(*rpy))
+        rotation = rpy_matrix(*rpy) if optical_rotation is None else np.asarray(optical_rotation, np.float64) @ _OPTICAL_TO_BODY.T
+        return cls(k, d, int(info.width), int(info.height), np.asarray(xyz, np.float64), rotation)
 
     @property
     def optical_to_base(self) -> np.ndarray:
         return self.rotation @ _OPTICAL_TO_BODY
 
+    def normalized(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 2) pixels -> (N, 2) undistorted points on the optical frame's z = 1 plane."""
+        pts = np.asarray(pixels, np.float64).reshape(-1, 1, 2)
+        return cv2.undistortPoints(pts, self.k, self.d if self.d.size else None).reshape(-1, 2)
+
     def rays(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 2) pixels -> (N, 3) unit-free ray directions in base_link, lens distortion removed."""
-        pts = np.asarray(pixels, np.float64).reshape(-1, 1, 2)
-        norm = cv2.undistortPoints(pts, self.k, self.d if self.d.size else None).reshape(-1, 2)
+        norm = self.normalized(pixels)
         optical = np.column_stack([norm, np.ones(len(norm))])
         return optical @ self.optical_to_base.T
 
@@ -136,3 +163,77 @@ class GroundGrid:
         flat = drivable.reshape(-1)[self.index]
         grid = np.where(self.seen, np.where(flat > 0, self.FREE, self.OCCUPIED), self.UNKNOWN).astype(np.int8)
         return grid.reshape(self.spec.shape)
+
+
+@dataclass
+class GroundConfig:
+    max_range: float = 50.0  # metres from the camera; farther points and the sky are clipped to it
+    grid: GridSpec = field(default_factory=GridSpec)
+
+    def __post_init__(self) -> None:
+        g = self.grid
+        if self.max_range <= 0 or g.resolution <= 0 or g.x_max <= g.x_min or g.half_width <= 0:
+            raise ValueError(f"ground: need max_range > 0, resolution > 0, x_max > x_min, half_width > 0 (got {self})")
+        rows, cols = g.shape
+        if rows * cols > 4_000_000:
+            raise ValueError(f"ground grid {cols}x{rows} cells is too large (at most 4,000,000): raise the resolution value")
+
+
+@dataclass
+class GroundRegion:
+    outer: np.ndarray  # (N, 2) metres in base_link, counter-clockwise (positive area, x forward, y left)
+    holes: list[np.ndarray]  # clockwise
+    clipped: int = 0  # vertices moved onto the max_range circle
+
+
+@dataclass
+class GroundResult:
+    regions: list[GroundRegion]  # same order as the image regions
+    ego: GroundRegion | None
+    grid: np.ndarray  # int8, GridSpec.shape, OccupancyGrid order (row = y, column = x)
+    rays: list[tuple[np.ndarray, list[np.ndarray]]]  # every ring on the optical z = 1 plane (markers)
+
+
+def _oriented(ring: np.ndarray, positive: bool) -> np.ndarray:
+    area = 0.5 * float(np.dot(ring[:, 0], np.roll(ring[:, 1], -1)) - np.dot(ring[:, 1], np.roll(ring[:, 0], -1)))
+    return ring if (area > 0) == positive else ring[::-1].copy()
+
+
+class GroundProjector:
+    """One camera's image regions and drivable mask onto base_link's ground plane, in metres.
+
+    The grid lookup is computed once per calibration (a few ms); per frame the work is a gather
+    over the grid cells plus one undistort-and-intersect over the polygon vertices.
+    """
+
+    def __init__(self, camera: CameraModel, cfg: GroundConfig | None = None) -> None:
+        self.camera = camera
+        self.cfg = cfg or GroundConfig()
+        self.grid = GroundGrid(camera, self.cfg.grid, self.cfg.max_range)
+
+    def check_size(self, width: int, height: int) -> None:
+        if (width, height) != (self.camera.width, self.camera.height):
+            raise ValueError(f"image {width}x{height} does not match its CameraInfo {self.camera.width}x{self.camera.height}")
+
+    def project(self, regions, ego, binary: np.ndarray) -> GroundResult:
+        """``regions``/``ego`` from :func:`drivable.extract_regions`; ``binary`` the 0/1 mask they came from."""
+        h, w = binary.shape
+        self.check_size(w, h)
+        rings = [r.outer for r in regions] + [hole for r in regions for hole in r.holes]
+        ground_regions, rays = [], []
+        if rings:
+            pixels = np.concatenate(rings)
+            points, clipped = self.camera.pixels_to_ground(pixels, self.cfg.max_range)
+            norm = self.camera.normalized(pixels)
+            splits = np.cumsum([len(r) for r in rings])[:-1]
+            pts, clip, nrm = np.split(points, splits), np.split(clipped, splits), np.split(norm, splits)
+            i_hole = len(regions)
+            for i, r in enumerate(regions):
+                n = len(r.holes)
+                holes = [_oriented(p, positive=False) for p in pts[i_hole : i_hole + n]]
+                n_clipped = int(clip[i].sum() + sum(c.sum() for c in clip[i_hole : i_hole + n]))
+                ground_regions.append(GroundRegion(_oriented(pts[i], positive=True), holes, n_clipped))
+                rays.append((nrm[i], nrm[i_hole : i_hole + n]))
+                i_hole += n
+        ground_ego = next((g for g, r in zip(ground_regions, regions, strict=True) if r is ego), None)
+        return GroundResult(ground_regions, ground_ego, self.grid.fill(binary), rays)

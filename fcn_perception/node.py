@@ -16,19 +16,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point32, Polygon, PolygonStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from .bag_io import camera_namespace
+from .bag_io import camera_info_topic, camera_namespace
+from .drivable import MaskSmoother
+from .ground import quaternion_matrix
 from .image_codec import BadFrame
-from .messages import MASK_TOPIC, OVERLAY_TOPIC, POLYGON_TOPIC, image_msg, output_topic, polygon_msg
+from .messages import OUTPUTS, frame_messages, output_topic, rclpy_factory
 from .node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_value
-from .pipeline import STAGES, Pipeline
+from .pipeline import STAGES, CameraState, Pipeline
+
+try:  # TF is optional: present on a ROS install, not in the PyPI wheels
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
 
 
 @dataclass
@@ -36,9 +42,11 @@ class Camera:
     topic: str
     namespace: str
     compressed: bool
-    pub_mask: object = None
-    pub_overlay: object = None
-    pub_polygon: object = None
+    index: int  # position in image_topics (selects its camera_pose)
+    info_topic: str
+    state: CameraState
+    pubs: dict[str, object] = field(default_factory=dict)
+    ground_error: str = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
     pending: tuple | None = None  # (msg, receive monotonic time): only the newest frame waits
     received: int = 0
     published: int = 0
@@ -79,16 +87,24 @@ class FcnPerceptionNode(Node):
         if self.cfg.qos_reliability == "reliable":
             qos.reliability = ReliabilityPolicy.RELIABLE
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # readable by best-effort and reliable subscribers
+        self._new = rclpy_factory()
+        self._tf_buffer = None
+        if self.cfg.use_tf and tf2_ros is not None:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self.cameras: list[Camera] = []
-        for topic in dict.fromkeys(self.cfg.image_topics):
-            cam = Camera(topic, camera_namespace(topic), topic.rstrip("/").endswith("/compressed"))
-            cam.pub_mask = self.create_publisher(Image, output_topic(cam.namespace, MASK_TOPIC), out_qos)
-            cam.pub_overlay = self.create_publisher(Image, output_topic(cam.namespace, OVERLAY_TOPIC), out_qos)
-            cam.pub_polygon = self.create_publisher(PolygonStamped, output_topic(cam.namespace, POLYGON_TOPIC), out_qos)
+        for i, topic in enumerate(dict.fromkeys(self.cfg.image_topics)):
+            info_topic = camera_info_topic(topic)
+            state = CameraState(ground_status=f"disabled: no CameraInfo on {info_topic} yet", smoother=MaskSmoother(self.cfg.temporal_smoothing))
+            cam = Camera(topic, camera_namespace(topic), topic.rstrip("/").endswith("/compressed"), i, info_topic, state)
+            for key, out in OUTPUTS.items():
+                cls = self._new(out.msgtype).__class__
+                cam.pubs[key] = self.create_publisher(cls, output_topic(cam.namespace, out.topic), out_qos)
             msg_type = CompressedImage if cam.compressed else Image
             self.create_subscription(msg_type, topic, lambda msg, c=cam: self._on_image(c, msg), qos)
+            self.create_subscription(CameraInfo, info_topic, lambda msg, c=cam: self._on_camera_info(c, msg), qos)
             self.cameras.append(cam)
-            self.get_logger().info(f"camera {topic} ({msg_type.__name__}) -> {cam.namespace or '/'}/{{segmentation,drivable_area}}/...")
+            self.get_logger().info(f"camera {topic} ({msg_type.__name__}) + {info_topic} -> {cam.namespace or '/'}/{{segmentation,drivable_area}}/...")
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._cond = threading.Condition()
@@ -110,6 +126,27 @@ class FcnPerceptionNode(Node):
             cam.pending = (msg, now)
             self._cond.notify()
 
+    def _camera_pose(self, cam: Camera, frame_id: str) -> tuple[tuple, tuple, np.ndarray | None, str]:
+        """(xyz, rpy, optical rotation or None, source): TF's transform when it has one, else camera_pose."""
+        xyz, rpy = self.cfg.pose(cam.index)
+        if self._tf_buffer is not None and frame_id:
+            try:
+                tf = self._tf_buffer.lookup_transform(self.cfg.base_frame, frame_id, rclpy.time.Time())
+                t, q = tf.transform.translation, tf.transform.rotation
+                return (t.x, t.y, t.z), rpy, quaternion_matrix(q.x, q.y, q.z, q.w), "tf"
+            except (tf2_ros.TransformException, ValueError):
+                pass
+        return xyz, rpy, None, "camera_pose parameter"
+
+    def _on_camera_info(self, cam: Camera, info) -> None:
+        state = cam.state
+        xyz, rpy, optical, source = self._camera_pose(cam, info.header.frame_id)
+        with self._cond:
+            changed = state.calibrate(info, self.cfg.ground(), xyz, rpy, optical, source)
+        if changed:  # once per calibration, not per frame
+            log = self.get_logger().info if state.ground is not None else self.get_logger().warning
+            log(f"{cam.info_topic}: ground outputs {state.ground_status}")
+
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = {}
         for p in params:
@@ -130,6 +167,9 @@ class FcnPerceptionNode(Node):
             new_cfg = NodeConfig.from_dict({**current, **values})
             with self._cond:  # the worker reads cfg/pipeline between frames only
                 self.pipeline.set_drivable(new_cfg.drivable())
+                if new_cfg.temporal_smoothing != self.cfg.temporal_smoothing:
+                    for cam in self.cameras:
+                        cam.state.smoother = MaskSmoother(new_cfg.temporal_smoothing)
                 self.cfg = new_cfg
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
@@ -170,14 +210,18 @@ class FcnPerceptionNode(Node):
 
     def _process(self, cam: Camera, msg, received: float) -> None:
         cfg = self.cfg
-        result = self.pipeline.process(msg)
+        result = self.pipeline.process(msg, cam.state)
+        error = result.ground_error if cam.state.ground is not None else ""
+        if error != cam.ground_error:  # logged when it starts and when it ends, not per frame
+            cam.ground_error = error
+            self.get_logger().warning(f"{cam.topic}: ground outputs skipped: {error}" if error else f"{cam.topic}: ground outputs back")
         t = time.perf_counter()
-        header = msg.header
-        cam.pub_mask.publish(image_msg(Image, header, result.mask, "mono8"))
-        if cfg.publish_overlay and cam.pub_overlay.get_subscription_count() > 0:
-            cam.pub_overlay.publish(image_msg(Image, header, self.pipeline.overlay_bgr(result, cfg.overlay_alpha), "bgr8"))
-        vertices = result.ego.outer if result.ego is not None else None
-        cam.pub_polygon.publish(polygon_msg(PolygonStamped, Polygon, Point32, header, vertices))
+        overlay = None
+        if cfg.publish_overlay and cam.pubs["overlay"].get_subscription_count() > 0:  # visualisation: only for a viewer
+            overlay = self.pipeline.overlay_bgr(result, cfg.overlay_alpha)
+        markers = cam.pubs["markers"].get_subscription_count() > 0
+        for key, out in frame_messages(self._new, msg.header, result, cfg.base_frame, cfg.ground().grid, overlay, markers).items():
+            cam.pubs[key].publish(out)
         result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
         with self._cond:
             cam.published += 1
@@ -204,6 +248,8 @@ class FcnPerceptionNode(Node):
                 status.level, status.message = DiagnosticStatus.WARN, "no input"
             elif window["bad"] or window["dropped"]:
                 status.level, status.message = DiagnosticStatus.WARN, f"{window['dropped']} dropped, {window['bad']} bad in the last {period:.1f} s"
+            elif cam.state.calibration_refused or cam.ground_error:  # image outputs go on, ground ones stop
+                status.level, status.message = DiagnosticStatus.WARN, f"ground outputs disabled: {cam.ground_error or cam.state.ground_status}"
             else:
                 status.level, status.message = DiagnosticStatus.OK, "ok"
             p50, p95 = np.percentile(lat, [50, 95]) if lat.size else (0.0, 0.0)
@@ -218,6 +264,7 @@ class FcnPerceptionNode(Node):
                 "frames_bad": str(totals[3]),
                 "bad_reasons": ", ".join(f"{k}={v}" for k, v in sorted(totals[4].items())) or "none",
                 "backend": self.pipeline.segmenter.backend_name,
+                "ground_outputs": f"disabled: {cam.ground_error}" if cam.ground_error else cam.state.ground_status,
                 **{f"{s}_ms_p50": f"{v:.2f}" for s, v in stages.items()},
             }
             status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -6,12 +6,14 @@ The node declares ROS parameters from :data:`PARAMS`; replay reads the same YAML
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
 
 from .drivable import DrivableConfig
+from .ground import GridSpec, GroundConfig
 from .image_codec import DEFAULT_MAX_PIXELS
 from .segmenter import SegmenterConfig
 
@@ -38,7 +40,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("model", "", "Model file (.pt checkpoint or .onnx). Empty: the model shipped in the package."),
     ParamSpec(
-        "backend", "auto", "Inference backend. auto: torch on CUDA when a GPU is present, else ONNX Runtime on CPU.", choices=("auto", "onnxruntime", "torch")
+        "backend",
+        "auto",
+        "Inference backend. auto: TensorRT when it is installed and a GPU is present, else torch on CUDA, else ONNX Runtime on CPU.",
+        choices=("auto", "tensorrt", "onnxruntime", "torch"),
     ),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
@@ -58,6 +63,28 @@ PARAMS: tuple[ParamSpec, ...] = (
         "ego_point_x", 0.5, "Ego point, fraction of image width: the drivable region containing it is the ego region.", read_only=False, min=0.0, max=1.0
     ),
     ParamSpec("ego_point_y", 0.95, "Ego point, fraction of image height (1 = bottom row).", read_only=False, min=0.0, max=1.0),
+    ParamSpec(
+        "temporal_smoothing",
+        0.0,
+        "Share of the previous frames in the per-camera average of the drivable mask (0 = off). Damps flicker, "
+        "but a change needs about 1/(1-value) frames to show.",
+        read_only=False,
+        min=0.0,
+        max=0.95,
+    ),
+    ParamSpec("base_frame", "base_link", "Frame of the ground outputs (REP-105 base_link: x forward, y left, z up, on the ground)."),
+    ParamSpec(
+        "camera_pose",
+        [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
+        "Camera body pose in base_frame: x, y, z (m), roll, pitch, yaw (rad, pitch > 0 looks down); 6 values for all cameras "
+        "or 6 per image topic, in order. Used when TF has no transform for the image's frame_id.",
+    ),
+    ParamSpec("use_tf", True, "Look the camera pose up in TF (base_frame -> image frame_id) where tf2_ros is installed; else camera_pose."),
+    ParamSpec("ground_max_range", 50.0, "Ground points farther than this (m), and the sky, are clipped to this range along their ray.", min=1.0, max=1000.0),
+    ParamSpec("grid_resolution", 0.2, "Bird's-eye grid cell size, metres.", min=0.01, max=10.0),
+    ParamSpec("grid_x_min", 0.0, "Grid's near edge along x, metres (x from grid_x_min to grid_x_max).", min=-500.0, max=500.0),
+    ParamSpec("grid_x_max", 40.0, "Grid's far edge ahead of base_link, metres.", min=-500.0, max=1000.0),
+    ParamSpec("grid_half_width", 20.0, "Grid extent to each side of base_link, metres.", min=0.1, max=500.0),
     ParamSpec("max_pixels", DEFAULT_MAX_PIXELS, "Frames with more pixels are refused and counted as bad input.", min=1, max=100_000_000),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0),
 )
@@ -83,6 +110,15 @@ class NodeConfig:
     polygon_max_vertices: int
     ego_point_x: float
     ego_point_y: float
+    temporal_smoothing: float
+    base_frame: str
+    camera_pose: list[float]
+    use_tf: bool
+    ground_max_range: float
+    grid_resolution: float
+    grid_x_min: float
+    grid_x_max: float
+    grid_half_width: float
     max_pixels: int
     diagnostics_period: float
 
@@ -101,7 +137,22 @@ class NodeConfig:
             raise ValueError("image_topics: at least one camera topic is needed")
         if bool(cfg.input_width) != bool(cfg.input_height):
             raise ValueError("input_width and input_height must both be set or both be 0")
+        n_cams = len(dict.fromkeys(cfg.image_topics))
+        if len(cfg.camera_pose) not in (6, 6 * n_cams):
+            raise ValueError(f"camera_pose: expected 6 values (all cameras) or 6 per camera ({6 * n_cams}), got {len(cfg.camera_pose)}")
+        if not cfg.base_frame or cfg.base_frame.startswith("/"):
+            raise ValueError(f"base_frame: {cfg.base_frame!r} is not a valid frame id (non-empty, no leading slash)")
+        cfg.ground()  # cross-field checks of the grid
         return cfg
+
+    def pose(self, camera_index: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(xyz, rpy) of the camera_index-th image topic from the camera_pose parameter."""
+        p = self.camera_pose[6 * camera_index : 6 * camera_index + 6] if len(self.camera_pose) > 6 else self.camera_pose
+        return (p[0], p[1], p[2]), (p[3], p[4], p[5])
+
+    def ground(self) -> GroundConfig:
+        spec = GridSpec(self.grid_resolution, self.grid_x_min, self.grid_x_max, self.grid_half_width)
+        return GroundConfig(max_range=self.ground_max_range, grid=spec)
 
     def segmenter(self) -> SegmenterConfig:
         return SegmenterConfig(model=self.model, backend=self.backend, input_width=self.input_width, input_height=self.input_height, threads=self.threads)
@@ -128,6 +179,8 @@ def check_value(name: str, value: object) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif default and isinstance(default[0], float):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     else:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
     if not ok:

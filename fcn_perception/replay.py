@@ -1,8 +1,10 @@
 """``fcn-perception replay IN_BAG --out OUT_BAG``: run the pipeline over a recorded drive, offline.
 
-The output bag holds every input message plus the node's outputs (mask, overlay, polygon) under
-the same topic names the node uses and with the original timestamps, so ``ros2 bag play``, RViz
-and Foxglove open it like a live recording.
+The output bag holds every input message plus the node's outputs (mask, overlay, polygons, grid,
+markers) under the same topic names the node uses and with the original timestamps, so ``ros2 bag
+play``, RViz and Foxglove open it like a live recording. Each camera's ``camera_info`` in the bag
+calibrates its ground outputs, with the pose from the ``camera_pose`` parameter (bags carry no TF
+lookup here).
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .bag_io import IMAGE, IMAGE_TYPES, TYPESTORE, BagWriter, bag_topics, camera_namespace, count_messages, read_messages
+from .bag_io import CAMERA_INFO, IMAGE_TYPES, BagWriter, bag_topics, camera_info_topic, camera_namespace, count_messages, read_messages, rosbags_message
+from .drivable import MaskSmoother
 from .image_codec import BadFrame
-from .messages import MASK_TOPIC, OVERLAY_TOPIC, POLYGON_TOPIC, image_msg, output_topic, polygon_msg
+from .messages import OUTPUTS, frame_messages, output_topic
 from .node_config import NodeConfig, load_params_yaml
-from .pipeline import STAGES, Pipeline
-
-POLYGON_STAMPED = "geometry_msgs/msg/PolygonStamped"
+from .pipeline import STAGES, CameraState, Pipeline
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ReplaySummary:
     seconds: float = 0.0
     stages_ms_p50: dict[str, float] = field(default_factory=dict)
     output_counts: dict[str, int] = field(default_factory=dict)
+    ground_status: dict[str, str] = field(default_factory=dict)  # per image topic, at the end
 
     @property
     def fps(self) -> float:
@@ -39,7 +41,8 @@ class ReplaySummary:
     def report(self) -> str:
         stages = "  ".join(f"{k} {v:.1f}" for k, v in self.stages_ms_p50.items())
         bad = f" ({', '.join(f'{k}={v}' for k, v in sorted(self.bad_reasons.items()))})" if self.bad_frames else ""
-        return f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.bad_frames} bad{bad}\nper-stage ms p50: {stages}"
+        ground = "".join(f"\nground outputs of {t}: {v}" for t, v in sorted(self.ground_status.items()))
+        return f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.bad_frames} bad{bad}\nper-stage ms p50: {stages}{ground}"
 
 
 def replay(
@@ -68,8 +71,29 @@ def replay(
     if not image_topics:
         raise ValueError(f"{in_bag} has no sensor_msgs/Image or CompressedImage topics")
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
-    T = TYPESTORE.types
-    image_cls, stamped, polygon, point = T[IMAGE], T[POLYGON_STAMPED], T["geometry_msgs/msg/Polygon"], T["geometry_msgs/msg/Point32"]
+    ground_cfg = cfg.ground()
+    order = {t: i for i, t in enumerate(dict.fromkeys(cfg.image_topics))}  # camera_pose is indexed like image_topics
+    unposed = [t for t in image_topics if t not in order]
+    if len(cfg.camera_pose) > 6 and unposed:
+        raise ValueError(f"camera_pose gives one pose per image_topics entry, and {unposed} is not in image_topics {cfg.image_topics}")
+    states = {
+        t: CameraState(ground_status=f"disabled: no {camera_info_topic(t)} in the bag", smoother=MaskSmoother(cfg.temporal_smoothing)) for t in image_topics
+    }
+    by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
+
+    def calibrate(info_topic: str, info) -> None:
+        xyz, rpy = cfg.pose(order.get(by_info[info_topic], 0))
+        states[by_info[info_topic]].calibrate(info, ground_cfg, xyz, rpy)
+
+    # a driver publishes CameraInfo beside (often just after) each image: take each camera's first one
+    # up front so the first frames get ground outputs too; later ones update it in recorded order
+    pending = set(by_info)
+    for m in read_messages(in_bag, list(by_info)) if pending else ():
+        if m.topic in pending:
+            calibrate(m.topic, m.msg)
+            pending.discard(m.topic)
+        if not pending:
+            break
     summary = ReplaySummary()
     stage_times: dict[str, list[float]] = {s: [] for s in STAGES}
     total = sum(n for t, n in count_messages(in_bag).items() if t in image_topics)
@@ -77,27 +101,27 @@ def replay(
     with BagWriter(out_bag, storage) as bag, tqdm(total=total, desc="replay", unit="frame", disable=not progress) as bar:
         for m in read_messages(in_bag):
             bag.write(m.topic, m.msgtype, m.timestamp, m.msg)  # inputs pass through unchanged
+            if m.topic in by_info:
+                calibrate(m.topic, m.msg)
+                continue
             if m.topic not in image_topics:
                 continue
             bar.update(1)
             try:
-                result = pipeline.process(m.msg)
+                result = pipeline.process(m.msg, states[m.topic])
             except BadFrame as exc:
                 summary.bad_frames += 1
                 summary.bad_reasons[exc.reason] = summary.bad_reasons.get(exc.reason, 0) + 1
                 continue
             ns = camera_namespace(m.topic)
-            header = m.msg.header
-            bag.write(output_topic(ns, MASK_TOPIC), IMAGE, m.timestamp, image_msg(image_cls, header, result.mask, "mono8", numpy_data=True))
-            if cfg.publish_overlay:
-                overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha)
-                bag.write(output_topic(ns, OVERLAY_TOPIC), IMAGE, m.timestamp, image_msg(image_cls, header, overlay, "bgr8", numpy_data=True))
-            vertices = result.ego.outer if result.ego is not None else None
-            bag.write(output_topic(ns, POLYGON_TOPIC), POLYGON_STAMPED, m.timestamp, polygon_msg(stamped, polygon, point, header, vertices))
+            overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha) if cfg.publish_overlay else None
+            for key, out in frame_messages(rosbags_message, m.msg.header, result, cfg.base_frame, ground_cfg.grid, overlay).items():
+                bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, out)
             summary.frames += 1
             for s in STAGES:
                 stage_times[s].append(result.timings_ms.get(s, 0.0))
     summary.seconds = time.perf_counter() - start
     summary.stages_ms_p50 = {s: float(np.median(v)) for s, v in stage_times.items() if v}
     summary.output_counts = dict(bag.counts)
+    summary.ground_status = {t: s.ground_status for t, s in states.items()}
     return summary

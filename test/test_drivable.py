@@ -2,10 +2,15 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn_perception.drivable import DrivableConfig, class_lut, ego_region, extract_regions, signed_area
+from fcn_perception.drivable import DrivableConfig, MaskSmoother, class_lut, drivable_mask, ego_region, signed_area
+from fcn_perception.drivable import extract_regions as _extract
 
 ROAD = 3
 LUT = class_lut([ROAD])
+
+
+def extract_regions(mask, lut, cfg):
+    return _extract(drivable_mask(mask, lut), cfg)
 
 
 def _mask(h=360, w=480):
@@ -74,3 +79,15 @@ def test_config_is_validated():
         DrivableConfig(max_vertices=2)
     with pytest.raises(ValueError):
         DrivableConfig(ego_point=(0.5, 1.5))
+
+
+def test_temporal_smoothing_holds_a_one_frame_dropout_and_follows_a_lasting_change():
+    on = np.ones((4, 4), np.uint8)
+    off = np.zeros((4, 4), np.uint8)
+    smooth = MaskSmoother(0.6)
+    assert smooth(on).all()
+    assert smooth(off).all()  # one flickering frame does not erase the road
+    assert not smooth(off).any()  # a second one does
+    assert MaskSmoother(0.0)(off) is off  # off by default: no cost, no lag
+    with pytest.raises(ValueError):
+        MaskSmoother(1.0)

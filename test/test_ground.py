@@ -1,6 +1,7 @@
 """Projection onto the ground against a hand-computed camera; the grid against the polygon."""
 
 import math
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -88,3 +89,107 @@ def test_grid_cells_agree_with_the_drivable_mask():
     assert np.all(out[behind] == -1)
     outside = (np.abs(centres[..., 1]) > 2.5) & (centres[..., 0] > 8) & (centres[..., 0] < 20)
     assert np.all(out[outside & (out != -1)] == 100) and np.any(out[outside] == 100)
+
+
+# -- polygons onto the ground (regions -> base_link metres) ------------------------------------------
+
+from fcn_perception.drivable import DrivableConfig, extract_regions, signed_area  # noqa: E402
+from fcn_perception.ground import GroundConfig, GroundProjector, quaternion_matrix  # noqa: E402
+from fcn_perception.pipeline import CameraState  # noqa: E402
+
+
+def _draw(cam, ground_corners, value=1, mask=None):
+    px, _ = cam.ground_to_pixels(np.asarray(ground_corners, float))
+    mask = np.zeros((480, 640), np.uint8) if mask is None else mask
+    cv2.fillPoly(mask, [np.round(px).astype(np.int32)], value)
+    return mask
+
+
+def _pixel_footprint(cam, point, pixels):
+    """How far a ground point moves when its image point moves ``pixels`` up or sideways: the resolution there."""
+    px, _ = cam.ground_to_pixels(np.asarray([point], float))
+    u, v = px[0]
+    moved, _ = cam.pixels_to_ground(np.array([[u, v - pixels], [u + pixels, v]]), 1e3)
+    return float(np.max(np.linalg.norm(moved - point, axis=1))) + 0.01
+
+
+def test_trapezoid_road_with_a_car_lands_on_its_ground_rectangle_with_a_hole():
+    cam = camera()
+    lane = [[4.0, 2.0], [30.0, 2.0], [30.0, -2.0], [4.0, -2.0]]
+    car = [[10.0, 0.9], [14.5, 0.9], [14.5, -0.9], [10.0, -0.9]]  # a car-sized obstacle on the lane
+    mask = _draw(cam, car, 0, _draw(cam, lane))
+    cfg = DrivableConfig(epsilon_px=1.0)
+    regions = extract_regions(mask, cfg)
+    (region,) = regions
+    res = GroundProjector(cam, GroundConfig(max_range=50.0)).project(regions, region, mask)
+    g = res.ego
+    assert g is res.regions[0] and signed_area(g.outer) > 0  # counter-clockwise seen from above (x forward, y left)
+    for corner in lane:  # every corner within the ground footprint of 1.5 pixels (1 cm at 4 m, 1.7 m at 30 m)
+        assert np.min(np.linalg.norm(g.outer - corner, axis=1)) <= _pixel_footprint(cam, corner, 1.5)
+    (hole,) = g.holes
+    assert signed_area(hole) < 0
+    for corner in car:
+        assert np.min(np.linalg.norm(hole - corner, axis=1)) <= _pixel_footprint(cam, corner, 1.5)
+    assert g.clipped == 0
+    assert res.grid.shape == GridSpec().shape
+
+
+def test_road_up_to_the_horizon_is_clipped_to_max_range_and_keeps_its_shape():
+    cam = camera()
+    mask = np.zeros((480, 640), np.uint8)
+    mask[120:, 200:440] = 1  # runs above the horizon (v = 152): sky pixels marked as road
+    regions = extract_regions(mask, DrivableConfig())
+    res = GroundProjector(cam, GroundConfig(max_range=40.0)).project(regions, regions[0], mask)
+    g = res.ego
+    dist = np.linalg.norm(g.outer - cam.translation[:2], axis=1)
+    assert g.clipped >= 2 and np.all(dist <= 40.0 + 1e-6) and np.isclose(dist.max(), 40.0)
+    assert len(g.outer) == len(regions[0].outer) and signed_area(g.outer) > 0
+
+
+def test_two_regions_empty_and_full_masks():
+    cam = camera()
+    proj = GroundProjector(cam)
+    mask = _draw(cam, [[6.0, 5.0], [15.0, 5.0], [15.0, 3.0], [6.0, 3.0]], 1, _draw(cam, [[6.0, -3.0], [15.0, -3.0], [15.0, -5.0], [6.0, -5.0]]))
+    regions = extract_regions(mask, DrivableConfig())
+    res = proj.project(regions, None, mask)
+    assert len(res.regions) == 2 and res.ego is None  # "no drivable area ahead" is an answer, not an error
+    assert sorted(round(float(r.outer[:, 1].mean())) for r in res.regions) == [-4, 4]
+    empty = np.zeros((480, 640), np.uint8)
+    res = proj.project([], None, empty)
+    assert res.regions == [] and not np.any(res.grid == 0) and np.any(res.grid == 100)
+    full = np.ones((480, 640), np.uint8)
+    regions = extract_regions(full, DrivableConfig())
+    res = proj.project(regions, regions[0], full)
+    assert np.all(res.grid[res.grid != -1] == 0)
+
+
+def test_camera_state_takes_a_calibration_once_and_refuses_a_degenerate_one():
+    info = SimpleNamespace(k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1], d=[0.0] * 5, width=640, height=480)
+    state = CameraState()
+    assert state.calibrate(info, GroundConfig(), (0, 0, 1.5), (0, PITCH, 0))
+    assert state.ground is not None and state.ground_status.startswith("ok")
+    assert not state.calibrate(info, GroundConfig(), (0, 0, 1.5), (0, PITCH, 0))  # same calibration again: no rebuild
+    info.k = [0.0] * 9
+    assert state.calibrate(info, GroundConfig(), (0, 0, 1.5), (0, PITCH, 0))
+    assert state.ground is None and state.calibration_refused and "focal length" in state.ground_status
+
+
+def test_tf_pose_of_the_optical_frame_equals_the_parameter_pose():
+    """A TF transform names the optical frame; the same physical camera must project identically."""
+
+    info = SimpleNamespace(k=[F, 0, CX, 0, F, CY, 0, 0, 1], d=[], width=640, height=480)
+    by_params = CameraModel.from_camera_info(info, (0.5, 0.2, H), (0.0, PITCH, 0.1))
+    r_opt = by_params.optical_to_base
+    # the quaternion of r_opt, as TF would send it
+    w = np.sqrt(max(0.0, 1 + np.trace(r_opt))) / 2
+    q = [(r_opt[2, 1] - r_opt[1, 2]) / (4 * w), (r_opt[0, 2] - r_opt[2, 0]) / (4 * w), (r_opt[1, 0] - r_opt[0, 1]) / (4 * w), w]
+    by_tf = CameraModel.from_camera_info(info, (0.5, 0.2, H), optical_rotation=quaternion_matrix(*q))
+    px = np.array([[100.0, 400.0], [320.0, 300.0], [600.0, 470.0]])
+    np.testing.assert_allclose(by_tf.pixels_to_ground(px, 50.0)[0], by_params.pixels_to_ground(px, 50.0)[0], atol=1e-9)
+
+
+def test_ground_config_is_validated():
+    with pytest.raises(ValueError, match="too large"):
+        GroundConfig(grid=GridSpec(resolution=0.01, x_max=500.0, half_width=100.0))
+    with pytest.raises(ValueError):
+        GroundConfig(max_range=0.0)

@@ -73,6 +73,15 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == 40
     assert diag["backend"] == "onnxruntime-cpu"
     assert list((tmp_path / "out").glob("*_overlay_*.png"))
+    # ground outputs: the front camera has CameraInfo (maybe not yet for its very first frame), the rear has none
+    assert front["ground_polygons_out"] >= front["masks_out"] - 2 and front["nonempty_ground_polygons"] == front["ground_polygons_out"]
+    assert front["grids_out"] == front["ground_polygons_out"] and front["markers_out"] == front["masks_out"]
+    assert rear["ground_polygons_out"] == rear["grids_out"] == 0 and rear["markers_out"] == rear["masks_out"]
+    assert summary["diagnostics_last"][f"{NODE_NAME}: /camera_front/image_raw/compressed"]["ground_outputs"].startswith("ok")
+    assert summary["diagnostics_last"][f"{NODE_NAME}: /camera_rear/image_raw"]["ground_outputs"].startswith("disabled: no CameraInfo")
+    grounds = list(read_messages(out, ["/camera_front/drivable_area/polygon_ground"]))
+    assert {m.msg.header.frame_id for m in grounds} == {"base_link"}
+    assert {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in grounds} <= {(k[1], k[2]) for k in stamps if k[0] == "camera_front"}
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
@@ -173,6 +182,7 @@ def test_overload_keeps_latency_bounded_and_counts_drops(ros_node, tmp_path):
         (["-p", "backend:=cuda-magic"], "backend"),
         (["-p", "threads:=-3"], "threads"),
         (["-p", "drivable_classes:=['Lava']"], "Lava"),
+        (["-p", "camera_pose:=[0.0, 1.5]"], "camera_pose"),
     ],
 )
 def test_bad_configuration_is_one_clear_line_and_exit_code_2(tmp_path, extra, message):

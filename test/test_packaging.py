@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fcn_perception.messages import OUTPUTS
 from fcn_perception.node_config import PARAMS, NodeConfig, load_params_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,8 +61,9 @@ def test_readme_documents_every_parameter_and_output_topic():
     readme = (REPO / "README.md").read_text()
     for p in PARAMS:
         assert f"| `{p.name}` |" in readme, p.name
-    for topic in ("segmentation/mask", "segmentation/overlay", "drivable_area/polygon", "/diagnostics"):
-        assert topic in readme
+    for out in OUTPUTS.values():
+        assert f"| `<camera>/{out.topic}` |" in readme, out.topic
+    assert "| `<camera>/camera_info` |" in readme and "| `/diagnostics` |" in readme
 
 
 def test_package_xml_is_format_3_with_the_runtime_dependencies():

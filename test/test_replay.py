@@ -43,6 +43,29 @@ def test_replay_writes_inputs_and_outputs_with_original_stamps(two_camera_bag, t
     assert classes.max() < 11 and (classes == 3).mean() > 0.2  # a road scene: plenty of road
     polygons = [m.msg for m in read_messages(out, ["/camera_front/drivable_area/polygon"])]
     assert all(len(p.polygon.points) >= 3 for p in polygons)
+    # the front camera has CameraInfo: ground outputs for every frame; the rear has none: image outputs only
+    for topic in ("polygon_ground", "grid", "markers"):
+        assert counts[f"/camera_front/drivable_area/{topic}"] == n, topic
+    assert "/camera_rear/drivable_area/grid" not in counts and counts["/camera_rear/drivable_area/markers"] == n
+    assert summary.ground_status["/camera_rear/image_raw"].startswith("disabled: no /camera_rear/camera_info")
+    grid = next(read_messages(out, ["/camera_front/drivable_area/grid"])).msg
+    assert grid.header.frame_id == "base_link" and set(np.unique(grid.data)) <= {-1, 0, 100}
+
+
+def test_ground_polygons_of_the_sample_drive_span_plausible_metres(sample_bag, tmp_path):
+    """The documented check (README, "Drivable area on the ground"): the sample drive's camera is about 1.5 m up
+    and level (the default camera_pose), CamVid's road ahead is one lane or two wide and runs far ahead."""
+    out = tmp_path / "out"
+    replay(sample_bag, out, params=REPO_PARAMS, progress=False)
+    inputs = {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in read_messages(sample_bag, ["/camera_front/image_raw/compressed"])}
+    grounds = [m.msg for m in read_messages(out, ["/camera_front/drivable_area/polygon_ground"])]
+    assert {(p.header.stamp.sec, p.header.stamp.nanosec) for p in grounds} == inputs and all(p.header.frame_id == "base_link" for p in grounds)
+    for p in grounds:
+        xy = np.array([[q.x, q.y] for q in p.polygon.points])
+        assert 2.0 < xy[:, 0].min() < 6.0  # the bonnet hides the first metres
+        assert 20.0 < xy[:, 0].max() <= 50.0 + 1e-3  # far ahead, clipped at ground_max_range
+        width_near = np.ptp(xy[xy[:, 0] < 8.0, 1])
+        assert 3.0 < width_near < 15.0, width_near  # one to three lanes near the car
 
 
 def test_replay_reads_sqlite3_and_filters_topics(sample_bag, tmp_path):
