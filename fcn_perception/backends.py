@@ -14,9 +14,14 @@ import torch
 
 from .export import config_from_metadata, export_onnx, file_sha256
 from .fcn import FCN, ModelConfig, load_model
-from .model_store import cache_dir
+from .model_store import cache_dir, cache_file
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+class InferenceError(RuntimeError):
+    """The backend failed on a frame (driver error, out of memory, a broken session) — as opposed to a
+    bad frame. The node counts these apart and applies its ``on_backend_failure`` policy."""
 
 
 class Backend(Protocol):
@@ -74,21 +79,30 @@ class OnnxRuntimeBackend:
         return self.session.run(["mask"], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
 
 
-def onnx_for(model_path: Path, width: int, height: int) -> Path:
-    """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash."""
+def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", model: FCN | None = None) -> Path:
+    """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash
+    (``model``: the checkpoint already loaded, to avoid loading it twice)."""
     key = file_sha256(model_path)[:16]
-    out = cache_dir() / "onnx" / f"{model_path.stem}-{key}-{width}x{height}.onnx"
+    out = cache_file(cache_dir(cache), "onnx", f"{model_path.stem}-{key}-{width}x{height}.onnx")
     if not out.is_file():
-        export_onnx(load_model(model_path), out, height=height, width=width)
+        export_onnx(model or load_model(model_path), out, height=height, width=width)
     return out
 
 
 def create_backend(
-    name: str, model_path: Path, input_size: tuple[int, int] | None = None, threads: int = 0, device: str = "auto", precision: str = "fp16"
+    name: str,
+    model_path: Path,
+    input_size: tuple[int, int] | None = None,
+    threads: int = 0,
+    device: str = "auto",
+    precision: str = "fp16",
+    cache: str | Path = "",
+    engine: str | Path = "",
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
 
     auto: TensorRT when it is importable and a GPU is present, else PyTorch on CUDA, else ONNX Runtime.
+    ``engine``: a TensorRT engine from outside the cache, trusted explicitly (tensorrt only).
     """
     from . import tensorrt_backend
 
@@ -96,13 +110,24 @@ def create_backend(
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name == "tensorrt" and not tensorrt_backend.available():
         raise ValueError(f"backend tensorrt: {tensorrt_backend.UNAVAILABLE_REASON}")
+    if model_path.suffix in (".engine", ".plan", ".trt"):
+        raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     use_trt = name == "tensorrt" or (name == "auto" and device != "cpu" and tensorrt_backend.available())
+    if engine and not use_trt:
+        raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON} and backend tensorrt or auto)")
+
+    def trt(onnx: Path):
+        return tensorrt_backend.TensorRTBackend(onnx, precision, engine=engine or None, cache=cache)
+
     if model_path.suffix == ".onnx":
         if name == "torch":
             raise ValueError("the torch backend needs a .pt checkpoint, not an .onnx file")
-        return tensorrt_backend.TensorRTBackend(model_path, precision) if use_trt else OnnxRuntimeBackend(model_path, threads)
+        return trt(model_path) if use_trt else OnnxRuntimeBackend(model_path, threads)
     if name == "torch" or (name == "auto" and not use_trt and torch.cuda.is_available() and device != "cpu"):
         return TorchBackend(load_model(model_path), device=device, threads=threads)
-    w, h = input_size or load_model(model_path).cfg.input_size
-    onnx_path = onnx_for(model_path, w, h)
-    return tensorrt_backend.TensorRTBackend(onnx_path, precision) if use_trt else OnnxRuntimeBackend(onnx_path, threads)
+    model = None
+    if input_size is None:
+        model = load_model(model_path)
+        input_size = tuple(model.cfg.input_size)
+    onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model)
+    return trt(onnx_path) if use_trt else OnnxRuntimeBackend(onnx_path, threads)

@@ -256,14 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, a CI timeout) unwinds like Ctrl-C, so every ``finally`` and
+    context manager runs: a replay or export that is stopped leaves no partial file behind."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _interrupt_on_sigterm()
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"fcn-perception {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"fcn-perception {args.command}: interrupted; no partial output was kept", file=sys.stderr)
         return 130
 
 

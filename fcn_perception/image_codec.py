@@ -93,6 +93,24 @@ def _looks_truncated(data: bytes, fmt: str) -> bool:
     return False
 
 
+def _compressed_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR or JPEG SOF header, read before decoding so a decompression
+    bomb (a small file that declares a huge image) is refused without allocating it."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame: P, Y, X
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
 def decode_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG/PNG) -> HxWx3 uint8 RGB."""
     fmt = str(msg.format).lower()
@@ -105,11 +123,29 @@ def decode_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise BadFrame("empty_data", "CompressedImage with no bytes")
     if _looks_truncated(data, fmt):
         raise BadFrame("corrupt_compressed", f"truncated {fmt or 'image'} ({len(data)} bytes)")
+    declared = _compressed_size(data)
+    if declared is not None:
+        _check_size(*declared, max_pixels)
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise BadFrame("corrupt_compressed", f"{fmt or 'data'} could not be decoded ({len(data)} bytes)")
     _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def header_warnings(header, previous_stamp_ns: int | None) -> tuple[list[str], int]:
+    """Header problems that do not stop a frame from being segmented but that consumers must hear
+    about (a zero stamp defeats TF and sync, a backwards one a bag loop or clock jump, an empty
+    frame_id cannot be placed). Returns (warning keys, this stamp in ns)."""
+    stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    warnings = []
+    if stamp == 0:
+        warnings.append("stamp_zero")
+    elif previous_stamp_ns is not None and stamp < previous_stamp_ns:
+        warnings.append("stamp_backwards")
+    if not str(header.frame_id):
+        warnings.append("frame_id_empty")
+    return warnings, stamp
 
 
 def is_compressed(msg) -> bool:

@@ -17,11 +17,24 @@ def default_model_path() -> Path:
     return PACKAGE_MODELS / DEFAULT_MODEL_NAME
 
 
-def cache_dir() -> Path:
-    """Derived artefacts (ONNX exports, engines); ``FCN_PERCEPTION_CACHE`` overrides the XDG default."""
-    root = os.environ.get("FCN_PERCEPTION_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fcn_perception"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+def cache_dir(override: str | Path = "") -> Path:
+    """Derived artefacts (ONNX exports, engines): ``override`` (the node's cache_dir parameter), else
+    ``FCN_PERCEPTION_CACHE``, else the XDG default. Resolved, created private (0700) if missing."""
+    root = override or os.environ.get("FCN_PERCEPTION_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fcn_perception"
+    path = Path(root).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cache directory {path} exists and is not a directory")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def cache_file(root: Path, *parts: str) -> Path:
+    """A path under the cache ``root``; refuses one that would land outside it (``..``, absolute parts,
+    a symlink pointing elsewhere), so no name built from user input can write anywhere else."""
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"refusing to write {path}: outside the cache directory {root}")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import rclpy
@@ -23,13 +23,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from .backends import InferenceError
 from .bag_io import camera_info_topic, camera_namespace
 from .drivable import MaskSmoother
 from .ground import quaternion_matrix
-from .image_codec import BadFrame
+from .image_codec import BadFrame, header_warnings
 from .messages import OUTPUTS, frame_messages, output_topic, rclpy_factory
 from .node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_value
 from .pipeline import STAGES, CameraState, Pipeline
+from .segmenter import Segmenter
 
 try:  # TF is optional: present on a ROS install, not in the PyPI wheels
     import tf2_ros
@@ -53,9 +55,11 @@ class Camera:
     dropped: int = 0
     bad: int = 0
     bad_reasons: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)  # served, but with a header problem (see header_warnings)
+    last_stamp_ns: int | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
     stages_ms: dict[str, deque] = field(default_factory=lambda: {s: deque(maxlen=300) for s in STAGES})
-    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0})
+    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "warnings": 0})
     last_bad_log: float = 0.0
 
 
@@ -109,6 +113,10 @@ class FcnPerceptionNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._cond = threading.Condition()
         self._stop = False
+        self.backend_faults = 0  # inference errors in total
+        self.consecutive_faults = 0  # in a row; reset by the next good frame
+        self.last_fault = ""
+        self.fell_back = False
         self._worker = threading.Thread(target=self._work, name="fcn_inference", daemon=True)
         self._worker.start()
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
@@ -117,9 +125,17 @@ class FcnPerceptionNode(Node):
     # -- executor thread -------------------------------------------------------------------
     def _on_image(self, cam: Camera, msg) -> None:
         now = time.monotonic()
+        try:
+            warnings, stamp = header_warnings(msg.header, cam.last_stamp_ns)
+        except Exception:  # a message without a usable header still gets counted and decoded
+            warnings, stamp = ["header_unreadable"], cam.last_stamp_ns
         with self._cond:
             cam.received += 1
             cam.window["received"] += 1
+            cam.last_stamp_ns = stamp
+            for w in warnings:
+                cam.warnings[w] = cam.warnings.get(w, 0) + 1
+                cam.window["warnings"] += 1
             if cam.pending is not None:
                 cam.dropped += 1
                 cam.window["dropped"] += 1
@@ -143,9 +159,10 @@ class FcnPerceptionNode(Node):
         xyz, rpy, optical, source = self._camera_pose(cam, info.header.frame_id)
         with self._cond:
             changed = state.calibrate(info, self.cfg.ground(), xyz, rpy, optical, source)
-        if changed:  # once per calibration, not per frame
-            log = self.get_logger().info if state.ground is not None else self.get_logger().warning
-            log(f"{cam.info_topic}: ground outputs {state.ground_status}")
+        if changed and state.ground is not None:  # once per calibration, not per frame
+            self.get_logger().info(f"{cam.info_topic}: ground outputs {state.ground_status}")
+        elif changed:  # (rclpy refuses two severities from one call site)
+            self.get_logger().warning(f"{cam.info_topic}: ground outputs {state.ground_status}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = {}
@@ -176,27 +193,67 @@ class FcnPerceptionNode(Node):
         return SetParametersResult(successful=True)
 
     # -- worker thread ---------------------------------------------------------------------
+    def _take_pending(self) -> tuple[Camera, object, float] | None:
+        """The oldest waiting frame across cameras (fair under overload), or None. Call with the lock held."""
+        ready = [c for c in self.cameras if c.pending is not None]
+        if not ready:
+            return None
+        cam = min(ready, key=lambda c: c.pending[1])
+        msg, received = cam.pending
+        cam.pending = None
+        return cam, msg, received
+
     def _next_frame(self) -> tuple[Camera, object, float] | None:
         with self._cond:
             while not self._stop:
-                ready = [c for c in self.cameras if c.pending is not None]
-                if ready:
-                    cam = min(ready, key=lambda c: c.pending[1])  # oldest waiting frame first: fair
-                    msg, received = cam.pending
-                    cam.pending = None
-                    return cam, msg, received
+                if (item := self._take_pending()) is not None:
+                    return item
                 self._cond.wait(0.5)
         return None
 
     def _work(self) -> None:
         while (item := self._next_frame()) is not None:
-            cam, msg, received = item
+            self._serve(*item)
+
+    def _serve(self, cam: Camera, msg, received: float) -> None:
+        """One frame, whatever happens: published, or counted as bad input, or counted as a backend fault."""
+        try:
+            self._process(cam, msg, received)
+        except BadFrame as exc:
+            self._count_bad(cam, exc.reason, str(exc))
+        except InferenceError as exc:
+            self._count_bad(cam, "inference_error", str(exc))
+            self._on_backend_fault(str(exc))
+        except Exception as exc:  # a bug in post-processing must not stop the node either
+            self._count_bad(cam, "processing_error", f"{exc.__class__.__name__}: {exc}")
+        else:
+            self.consecutive_faults = 0
+
+    def _on_backend_fault(self, detail: str) -> None:
+        self.backend_faults += 1
+        self.consecutive_faults += 1
+        self.last_fault = detail
+        cfg = self.cfg
+        if self.consecutive_faults < cfg.backend_failure_limit:
+            return
+        log = self.get_logger()
+        if cfg.on_backend_failure == "fallback_cpu" and not self.fell_back:
+            log.error(
+                f"backend {self.pipeline.segmenter.backend_name} failed {self.consecutive_faults} times in a row ({detail}); "
+                "falling back to ONNX Runtime on the CPU"
+            )
             try:
-                self._process(cam, msg, received)
-            except BadFrame as exc:
-                self._count_bad(cam, exc.reason, str(exc))
+                seg_cfg = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="")
+                segmenter = Segmenter(seg_cfg)
+                with self._cond:
+                    self.pipeline.segmenter = segmenter
+                self.fell_back = True
+                self.consecutive_faults = 0
             except Exception as exc:
-                self._count_bad(cam, "processing_error", f"{exc.__class__.__name__}: {exc}")
+                log.error(f"fallback to ONNX Runtime failed: {exc.__class__.__name__}: {exc}; retrying the current backend")
+                self.fell_back = True  # one fallback attempt; afterwards keep trying what there is
+        elif self.consecutive_faults == cfg.backend_failure_limit or self.consecutive_faults % 100 == 0:
+            log.error(f"backend {self.pipeline.segmenter.backend_name}: {self.consecutive_faults} inference errors in a row ({detail}); still retrying")
 
     def _count_bad(self, cam: Camera, reason: str, detail: str) -> None:
         with self._cond:
@@ -232,6 +289,10 @@ class FcnPerceptionNode(Node):
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        self.pub_diag.publish(self.diagnostics())
+
+    def diagnostics(self) -> DiagnosticArray:
+        """One status per camera over the window since the previous call (which it starts anew)."""
         now = time.monotonic()
         period = max(now - self._last_diag, 1e-3)
         self._last_diag = now
@@ -242,12 +303,21 @@ class FcnPerceptionNode(Node):
                 window, cam.window = cam.window, {k: 0 for k in cam.window}
                 lat = np.array(cam.latencies_ms) if cam.latencies_ms else np.zeros(0)
                 stages = {s: float(np.median(v)) if v else 0.0 for s, v in cam.stages_ms.items()}
-                totals = (cam.received, cam.published, cam.dropped, cam.bad, dict(cam.bad_reasons))
+                totals = (cam.received, cam.published, cam.dropped, cam.bad, dict(cam.bad_reasons), dict(cam.warnings))
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=cam.namespace or "/")
-            if window["received"] == 0:
+            failing = self.consecutive_faults >= self.cfg.backend_failure_limit
+            if failing:  # the backend, not the input: every camera is affected
+                status.level = DiagnosticStatus.ERROR
+                status.message = f"backend failing: {self.consecutive_faults} inference errors in a row ({self.last_fault})"
+            elif self.fell_back:
+                status.level = DiagnosticStatus.WARN
+                status.message = f"running on the fallback backend {self.pipeline.segmenter.backend_name} after inference errors ({self.last_fault})"
+            elif window["received"] == 0:
                 status.level, status.message = DiagnosticStatus.WARN, "no input"
             elif window["bad"] or window["dropped"]:
                 status.level, status.message = DiagnosticStatus.WARN, f"{window['dropped']} dropped, {window['bad']} bad in the last {period:.1f} s"
+            elif window["warnings"]:
+                status.level, status.message = DiagnosticStatus.WARN, f"{window['warnings']} frames with header problems in the last {period:.1f} s"
             elif cam.state.calibration_refused or cam.ground_error:  # image outputs go on, ground ones stop
                 status.level, status.message = DiagnosticStatus.WARN, f"ground outputs disabled: {cam.ground_error or cam.state.ground_status}"
             else:
@@ -263,13 +333,17 @@ class FcnPerceptionNode(Node):
                 "frames_dropped": str(totals[2]),
                 "frames_bad": str(totals[3]),
                 "bad_reasons": ", ".join(f"{k}={v}" for k, v in sorted(totals[4].items())) or "none",
+                "header_warnings": ", ".join(f"{k}={v}" for k, v in sorted(totals[5].items())) or "none",
                 "backend": self.pipeline.segmenter.backend_name,
+                "backend_faults": str(self.backend_faults),
+                "backend_consecutive_faults": str(self.consecutive_faults),
+                "backend_fell_back": str(self.fell_back).lower(),
                 "ground_outputs": f"disabled: {cam.ground_error}" if cam.ground_error else cam.state.ground_status,
                 **{f"{s}_ms_p50": f"{v:.2f}" for s, v in stages.items()},
             }
             status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
             arr.status.append(status)
-        self.pub_diag.publish(arr)
+        return arr
 
     def shutdown(self) -> None:
         with self._cond:

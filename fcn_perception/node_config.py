@@ -45,6 +45,27 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Inference backend. auto: TensorRT when it is installed and a GPU is present, else torch on CUDA, else ONNX Runtime on CPU.",
         choices=("auto", "tensorrt", "onnxruntime", "torch"),
     ),
+    ParamSpec(
+        "trusted_engine",
+        "",
+        "A TensorRT engine file built elsewhere. Engines are otherwise loaded only from the node's own cache (manifest with "
+        "hash and build key); deserializing an engine runs code from it, so one from elsewhere is used only when named here.",
+    ),
+    ParamSpec(
+        "cache_dir",
+        "",
+        "Where derived files (ONNX exports, TensorRT engines) are written; nothing is written elsewhere. "
+        "Empty: $FCN_PERCEPTION_CACHE, else $XDG_CACHE_HOME/fcn_perception.",
+    ),
+    ParamSpec(
+        "on_backend_failure",
+        "fallback_cpu",
+        "After backend_failure_limit inference errors in a row: fallback_cpu = switch to ONNX Runtime on the CPU "
+        "(a fresh session if it already is), retry = keep trying the same backend. Diagnostics go ERROR either way.",
+        read_only=False,
+        choices=("fallback_cpu", "retry"),
+    ),
+    ParamSpec("backend_failure_limit", 5, "Inference errors in a row that count as a failed backend.", read_only=False, min=1, max=10_000),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
     ParamSpec("input_height", 0, "Height frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
@@ -96,6 +117,10 @@ class NodeConfig:
     image_topics: list[str]
     model: str
     backend: str
+    trusted_engine: str
+    cache_dir: str
+    on_backend_failure: str
+    backend_failure_limit: int
     threads: int
     input_width: int
     input_height: int
@@ -155,7 +180,15 @@ class NodeConfig:
         return GroundConfig(max_range=self.ground_max_range, grid=spec)
 
     def segmenter(self) -> SegmenterConfig:
-        return SegmenterConfig(model=self.model, backend=self.backend, input_width=self.input_width, input_height=self.input_height, threads=self.threads)
+        return SegmenterConfig(
+            model=self.model,
+            backend=self.backend,
+            input_width=self.input_width,
+            input_height=self.input_height,
+            threads=self.threads,
+            engine=self.trusted_engine,
+            cache_dir=self.cache_dir,
+        )
 
     def drivable(self) -> DrivableConfig:
         return DrivableConfig(

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .backends import create_backend
+from .backends import InferenceError, create_backend
 from .classes import palette_bgr
 from .model_store import resolve_model
 from .preprocess import preprocess_rgb
@@ -23,6 +23,8 @@ class SegmenterConfig:
     input_height: int = 0
     threads: int = 0  # CPU threads for inference, 0 = all cores
     device: str = "auto"  # torch backend: auto | cpu | cuda
+    cache_dir: str = ""  # derived files (ONNX, engines); "" = FCN_PERCEPTION_CACHE or the XDG cache
+    engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
 
 
 @dataclass
@@ -38,7 +40,9 @@ class Segmenter:
         self.cfg = cfg or SegmenterConfig()
         self.model_path: Path = resolve_model(self.cfg.model)
         size = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
-        self.backend = create_backend(self.cfg.backend, self.model_path, size, self.cfg.threads, self.cfg.device)
+        self.backend = create_backend(
+            self.cfg.backend, self.model_path, size, self.cfg.threads, self.cfg.device, cache=self.cfg.cache_dir, engine=self.cfg.engine
+        )
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
         self.input_size: tuple[int, int] = size or tuple(mc.input_size)
@@ -68,7 +72,12 @@ class Segmenter:
         t0 = time.perf_counter()
         x = self.preprocess(rgb)
         t1 = time.perf_counter()
-        mask = self.backend.infer(x)[0]
+        try:
+            mask = self.backend.infer(x)[0]
+        except Exception as exc:
+            raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+        if mask.shape != tuple(x.shape[2:]) or mask.dtype != np.uint8:
+            raise InferenceError(f"{self.backend_name} returned a {mask.dtype} mask of shape {mask.shape}, expected uint8 {tuple(x.shape[2:])}")
         t2 = time.perf_counter()
         mask = self.postprocess(mask, rgb.shape[0], rgb.shape[1])
         t3 = time.perf_counter()

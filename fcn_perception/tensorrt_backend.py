@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .export import atomic_write_bytes, file_sha256, read_onnx_config
-from .model_store import cache_dir
+from .model_store import cache_dir, cache_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 UNAVAILABLE_REASON = "TensorRT and a CUDA GPU are required"
@@ -44,10 +44,10 @@ def build_key(onnx_path: Path, precision: str, shapes: dict[str, tuple]) -> dict
     }
 
 
-def engine_paths(key: dict) -> tuple[Path, Path]:
+def engine_paths(key: dict, cache: str | Path = "") -> tuple[Path, Path]:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    folder = cache_dir() / "engines"
-    return folder / f"{digest}.engine", folder / f"{digest}.json"
+    root = cache_dir(cache)
+    return cache_file(root, "engines", f"{digest}.engine"), cache_file(root, "engines", f"{digest}.json")
 
 
 def calibration_frames(onnx_path: str | Path, folder: str | Path, limit: int = 200) -> list[np.ndarray]:
@@ -94,7 +94,9 @@ class EntropyCalibrator:
         return _Calibrator()
 
 
-def build_engine(onnx_path: str | Path, precision: str = "fp16", shapes: dict[str, tuple] | None = None, calib_frames: list[np.ndarray] | None = None) -> Path:
+def build_engine(
+    onnx_path: str | Path, precision: str = "fp16", shapes: dict[str, tuple] | None = None, calib_frames: list[np.ndarray] | None = None, cache: str | Path = ""
+) -> Path:
     """Build (or find in the cache) a serialized engine; returns its path. ``shapes``: input -> (min, opt, max)."""
     import tensorrt as trt
 
@@ -115,7 +117,7 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", shapes: dict[st
             raise ValueError(f"{onnx_path} has dynamic input {fixed}: pass shapes={{'{inp.name}': (min, opt, max)}}")
         shapes = {inp.name: (fixed, fixed, fixed)}
     key = build_key(onnx_path, precision, shapes)
-    engine_file, manifest_file = engine_paths(key)
+    engine_file, manifest_file = engine_paths(key, cache)
     if engine_file.is_file() and manifest_file.is_file() and json.loads(manifest_file.read_text()).get("key") == key:
         return engine_file
     config = builder.create_builder_config()
@@ -124,7 +126,7 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", shapes: dict[st
     for name, (lo, opt, hi) in shapes.items():
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
-    timing_file = cache_dir() / "engines" / f"timing-{key['gpu'].replace(' ', '_')}-{key['tensorrt']}.cache"
+    timing_file = cache_file(cache_dir(cache), "engines", f"timing-{key['gpu'].replace(' ', '_').replace('/', '_')}-{key['tensorrt']}.cache")
     timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
     if precision in ("fp16", "int8"):
@@ -146,12 +148,14 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", shapes: dict[st
 class TensorRTBackend:
     """Loads only engines this package built (manifest with build key and SHA-256), else builds one."""
 
-    def __init__(self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None) -> None:
+    def __init__(self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None, cache: str | Path = "") -> None:
         import tensorrt as trt
         import torch
 
         self.config = read_onnx_config(onnx_path)
-        engine_file = Path(engine) if engine else build_engine(onnx_path, precision)
+        if engine and not Path(engine).is_file():
+            raise FileNotFoundError(f"trusted_engine not found: {engine}")
+        engine_file = Path(engine).resolve() if engine else build_engine(onnx_path, precision, cache=cache)
         if not engine:
             manifest = json.loads(engine_file.with_suffix(".json").read_text())
             if manifest["engine_sha256"] != file_sha256(engine_file):

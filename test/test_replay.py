@@ -92,3 +92,30 @@ def test_replay_errors_are_clear_and_leave_no_partial_output(sample_bag, tmp_pat
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError):
         replay(sample_bag, tmp_path / "exists", progress=False)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_replay_stopped_mid_run_leaves_no_partial_bag(sample_bag, tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    looped = tmp_path / "long_drive"  # the sample drive 10 times: long enough to be stopped mid-run
+    with BagWriter(looped) as bag:
+        for k in range(10):
+            for m in read_messages(sample_bag):
+                bag.write(m.topic, m.msgtype, m.timestamp + k * 10**10, m.msg)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "fcn_perception", "replay", str(looped), "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*")) and time.monotonic() < deadline:  # the writer's temporary folder: mid-run
+        time.sleep(0.05)
+    time.sleep(2.0)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert not out.exists() and not list(tmp_path.glob(".out.*")), list(tmp_path.iterdir())
+    assert "Traceback" not in err and "no partial output" in err

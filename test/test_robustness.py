@@ -1,0 +1,295 @@
+"""Bad input, fuzzing and backend faults through the node's real callback path (rclpy node, in-process).
+
+The node's worker thread is stopped and the test serves each frame itself (``_on_image`` then
+``_serve``: exactly what the executor callback and the worker do), so every frame's fate is known:
+published, or counted as bad with a reason. DDS transport is covered by test_node.py.
+"""
+
+import time
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+RAW, JPG = "/fuzz/image_raw", "/fuzz2/image_raw/compressed"
+FRAME = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+MAX_PIXELS = 320 * 240
+
+
+@pytest.fixture(scope="module")
+def node(ros_node):
+    from rclpy.parameter import Parameter
+
+    from fcn_perception.node import FcnPerceptionNode
+
+    params = {"image_topics": [RAW, JPG], "max_pixels": MAX_PIXELS, "backend": "onnxruntime", "diagnostics_period": 60.0}
+    n = FcnPerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    n.shutdown()  # the test is the worker from here on
+    yield n
+    n.destroy_node()
+
+
+def serve(node, cam, msg):
+    node._on_image(cam, msg)
+    with node._cond:
+        item = node._take_pending()
+    node._serve(*item)
+
+
+def totals(cam):
+    return cam.received, cam.published, cam.bad
+
+
+def diag(node, topic):
+    for s in node.diagnostics().status:
+        if s.name.endswith(topic):
+            level = s.level[0] if isinstance(s.level, bytes) else s.level  # 0 OK, 1 WARN, 2 ERROR
+            return {kv.key: kv.value for kv in s.values}, level, s.message
+    raise AssertionError(topic)
+
+
+def image(encoding="bgr8", data=None, step=None, w=64, h=48, sec=1, nanosec=0, frame_id="fuzz_optical_frame", bigendian=0):
+    from sensor_msgs.msg import Image
+
+    msg = Image(encoding=encoding, width=w, height=h, step=w * 3 if step is None else step, is_bigendian=bigendian)
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, nanosec, frame_id
+    msg.data = FRAME.tobytes() if data is None else data
+    return msg
+
+
+def compressed(data: bytes, fmt="jpeg", sec=1):
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage(format=fmt, data=data)
+    msg.header.stamp.sec, msg.header.frame_id = sec, "fuzz2_optical_frame"
+    return msg
+
+
+def encoded(ext: str, shape=(48, 64)) -> bytes:
+    return cv2.imencode(ext, np.full((*shape, 3), 90, np.uint8))[1].tobytes()
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A valid small JPEG whose SOF header is rewritten to claim a huge size: a decompression bomb."""
+    data = bytearray(encoded(".jpg"))
+    i = data.index(b"\xff\xc0")
+    data[i + 5 : i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+BAD = [  # (reason counted, message)
+    ("zero_size", lambda: image(w=0, h=0, step=0, data=b"")),
+    ("bad_step", lambda: image(step=100)),
+    ("bad_data_size", lambda: image(data=FRAME.tobytes()[:-7])),
+    ("bad_data_size", lambda: image(data=FRAME.tobytes() + b"\x00" * 5)),
+    ("unknown_encoding", lambda: image(encoding="hsv8")),
+    ("unsupported_encoding", lambda: image(encoding="32FC1", step=64 * 4, data=np.zeros((48, 64), np.float32).tobytes())),
+    ("unsupported_encoding", lambda: image(encoding="16UC1", step=64 * 2, data=np.zeros((48, 64), np.uint16).tobytes())),
+    ("too_large", lambda: image(w=1000, h=1000, step=3000, data=bytes(3_000_000))),
+    ("corrupt_compressed", lambda: compressed(encoded(".jpg")[:-40])),
+    ("corrupt_compressed", lambda: compressed(encoded(".png")[:-30], "png")),
+    ("corrupt_compressed", lambda: compressed(b"\xff\xd8garbage\xff\xd9")),
+    ("unsupported_format", lambda: compressed(encoded(".jpg"), "bmp")),
+    ("unsupported_format", lambda: compressed(encoded(".png"), "16UC1; compressedDepth png")),
+    ("empty_data", lambda: compressed(b"")),
+    ("too_large", lambda: compressed(_jpeg_declaring(30000, 30000))),
+]
+
+
+@pytest.mark.parametrize(("reason", "make"), BAD, ids=[f"{r}-{i}" for i, (r, _) in enumerate(BAD)])
+def test_each_bad_frame_is_counted_with_its_reason_and_the_next_frame_is_served(node, reason, make):
+    msg = make()
+    cam = node.cameras[1] if hasattr(msg, "format") else node.cameras[0]
+    before = totals(cam)
+    serve(node, cam, msg)
+    serve(node, cam, image(sec=5) if cam is node.cameras[0] else compressed(encoded(".jpg"), sec=5))
+    received, published, bad = (a - b for a, b in zip(totals(cam), before, strict=True))
+    assert (received, published, bad) == (2, 1, 1)
+    assert cam.bad_reasons.get(reason, 0) >= 1
+    values, _, _ = diag(node, cam.topic)
+    assert reason in values["bad_reasons"]
+
+
+def test_sixteen_bit_frames_and_header_problems_are_served_and_counted(node):
+    cam = node.cameras[0]
+    before = totals(cam)
+    mono16 = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 20).tobytes()
+    serve(node, cam, image(encoding="mono16", step=128, data=mono16, sec=10))
+    serve(node, cam, image(encoding="mono16", step=128, data=np.frombuffer(mono16, "<u2").astype(">u2").tobytes(), sec=11, bigendian=1))
+    serve(node, cam, image(sec=0))  # zero stamp
+    serve(node, cam, image(sec=20))
+    serve(node, cam, image(sec=15))  # backwards (a bag loop, a clock jump)
+    serve(node, cam, image(sec=30, frame_id=""))
+    received, published, bad = (a - b for a, b in zip(totals(cam), before, strict=True))
+    assert (received, published, bad) == (6, 6, 0)
+    values, level, message = diag(node, RAW)
+    for key in ("stamp_zero", "stamp_backwards", "frame_id_empty"):
+        assert f"{key}=" in values["header_warnings"], values["header_warnings"]
+    assert level == 1 and "header problems" in message  # WARN
+
+
+def test_degenerate_or_mismatched_camera_info_disables_ground_outputs_only(node):
+    cam = node.cameras[0]
+    info = SimpleNamespace(k=[0.0] * 9, d=[0.0] * 5, width=64, height=48, header=SimpleNamespace(frame_id="fuzz_optical_frame"))
+    node._on_camera_info(cam, info)
+    assert cam.state.ground is None and "focal length" in cam.state.ground_status
+    node.diagnostics()  # a fresh window
+    published = cam.published
+    serve(node, cam, image(sec=40))
+    assert cam.published == published + 1  # image outputs unaffected
+    values, level, message = diag(node, RAW)
+    assert level == 1 and "focal length" in message and values["ground_outputs"].startswith("disabled")
+
+    info.k = [50.0, 0, 32, 0, 50, 24, 0, 0, 1]
+    info.width, info.height = 640, 480  # calibration of another resolution than the frames
+    node._on_camera_info(cam, info)
+    assert cam.state.ground is not None
+    serve(node, cam, image(sec=41))
+    values, level, message = diag(node, RAW)
+    assert level == 1 and "does not match" in values["ground_outputs"]
+
+    info.width, info.height = 64, 48
+    node._on_camera_info(cam, info)
+    serve(node, cam, image(sec=42))
+    values, level, _ = diag(node, RAW)
+    assert values["ground_outputs"].startswith("ok") and level == 0
+
+
+def _random_bytes(seed: int, size: int) -> bytes:
+    return np.random.default_rng(seed).bytes(size)
+
+
+ENCODINGS = ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "rgb16", "yuv422", "yuv422_yuy2", "bayer_rggb8", "nv21", "16UC1", "32FC1", "8UC3", "hsv8", ""]
+
+
+@st.composite
+def raw_messages(draw):
+    w, h = draw(st.integers(0, 40)), draw(st.integers(0, 30))
+    encoding = draw(st.sampled_from(ENCODINGS) | st.text(max_size=12))
+    bpp = {"mono8": 1, "mono16": 2, "rgb16": 6, "rgba8": 4, "bgra8": 4, "yuv422": 2, "yuv422_yuy2": 2, "bayer_rggb8": 1, "32FC1": 4, "16UC1": 2}
+    natural = w * bpp.get(encoding, 3)
+    step = draw(st.sampled_from([natural, natural + 4, max(natural - 1, 0)]) | st.integers(0, 400))
+    rows = h * 3 // 2 if encoding == "nv21" else h
+    size = draw(st.sampled_from([step * rows, step * rows + 1, max(step * rows - 1, 0)]) | st.integers(0, 5000))
+    return image(
+        encoding=encoding,
+        w=w,
+        h=h,
+        step=step,
+        data=_random_bytes(draw(st.integers(0, 2**16)), size),
+        sec=draw(st.integers(0, 2**31 - 1)),
+        nanosec=draw(st.integers(0, 999_999_999)),
+        frame_id=draw(st.sampled_from(["", "cam", "a/b"])),
+        bigendian=draw(st.integers(0, 1)),
+    )
+
+
+@st.composite
+def compressed_messages(draw):
+    good = encoded(draw(st.sampled_from([".jpg", ".png"])), (draw(st.integers(1, 40)), draw(st.integers(1, 40))))
+    cut = draw(st.integers(0, len(good)))
+    flip = draw(st.integers(0, len(good) - 1))
+    mutated = bytearray(good)
+    mutated[flip] ^= 0xFF
+    data = draw(st.sampled_from([good, good[:cut], bytes(mutated), _random_bytes(cut, cut)]))
+    return compressed(data, draw(st.sampled_from(["jpeg", "png", "", "rgb8; jpeg compressed bgr8", "bmp"]) | st.text(max_size=10)))
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.one_of(raw_messages(), compressed_messages()))
+def test_fuzz_no_exception_escapes_and_every_frame_is_published_or_counted(node, msg):
+    cam = node.cameras[1] if hasattr(msg, "format") else node.cameras[0]
+    before = totals(cam)
+    serve(node, cam, msg)  # raises nothing, whatever the message
+    received, published, bad = (a - b for a, b in zip(totals(cam), before, strict=True))
+    assert received == 1 and published + bad == 1
+    if bad:
+        assert set(cam.bad_reasons) <= KNOWN_REASONS, cam.bad_reasons
+
+
+KNOWN_REASONS = {
+    "zero_size",
+    "too_large",
+    "unknown_encoding",
+    "bad_step",
+    "bad_data_size",
+    "unsupported_encoding",
+    "conversion_failed",
+    "unsupported_format",
+    "empty_data",
+    "corrupt_compressed",
+    "decode_error",
+    "inference_error",
+}
+
+
+def test_fuzz_counts_reach_diagnostics(node):
+    for cam in node.cameras:
+        values, _, _ = diag(node, cam.topic)
+        assert int(values["frames_received"]) == cam.received == int(values["frames_published"]) + int(values["frames_bad"]) + int(values["frames_dropped"])
+        assert sum(cam.bad_reasons.values()) == int(values["frames_bad"])
+        assert cam.published > 50 and cam.bad > 50  # the fuzz reached both the inference and the rejection paths
+
+
+def _break_backend(node, times: int):
+    """Fault injection: the current backend raises on its next ``times`` calls, as a GPU driver error would."""
+    backend = node.pipeline.segmenter.backend
+    real = backend.infer
+    calls = {"n": 0}
+
+    def infer(batch):
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (injected)")
+        return real(batch)
+
+    backend.infer = infer
+    return backend
+
+
+def test_backend_faults_are_counted_go_error_then_retry_or_fall_back(node):
+    from rclpy.parameter import Parameter
+
+    cam = node.cameras[0]
+    assert node.set_parameters([Parameter("on_backend_failure", value="retry"), Parameter("backend_failure_limit", value=3)])[0].successful
+    faults = node.backend_faults
+    _break_backend(node, 4)
+    published = cam.published
+    for i in range(4):
+        serve(node, cam, image(sec=100 + i))
+    assert cam.published == published and node.backend_faults == faults + 4 and node.consecutive_faults == 4
+    values, level, message = diag(node, RAW)
+    assert level == 2 and "backend failing" in message and "inference_error" in values["bad_reasons"]  # ERROR
+    serve(node, cam, image(sec=110))  # the backend recovers: the next frame is served
+    assert cam.published == published + 1 and node.consecutive_faults == 0
+    assert diag(node, RAW)[1] != 2
+
+    node.set_parameters([Parameter("on_backend_failure", value="fallback_cpu")])
+    broken = _break_backend(node, 10**9)  # broken for good
+    for i in range(3):
+        serve(node, cam, image(sec=120 + i))
+    assert node.fell_back and node.pipeline.segmenter.backend is not broken
+    serve(node, cam, image(sec=130))
+    assert cam.published == published + 2
+    values, level, message = diag(node, RAW)
+    assert level == 1 and "fallback" in message and values["backend_fell_back"] == "true"
+
+
+def test_stopping_mid_stream_joins_the_worker(ros_node):
+    from rclpy.parameter import Parameter
+
+    from fcn_perception.node import FcnPerceptionNode
+
+    n = FcnPerceptionNode(parameter_overrides=[Parameter("image_topics", value=["/stopcam/image_raw"]), Parameter("backend", value="onnxruntime")])
+    try:
+        for i in range(5):
+            n._on_image(n.cameras[0], image(sec=i + 1))
+            time.sleep(0.01)
+        start = time.monotonic()
+        n.shutdown()
+        assert not n._worker.is_alive() and time.monotonic() - start < 5.0
+    finally:
+        n.destroy_node()
