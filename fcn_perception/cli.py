@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", default="", choices=["", "auto", "tensorrt", "onnxruntime", "torch"])
     sp.set_defaults(func=cmd_replay)
 
-    from . import bench, demo
+    from . import bench, demo, load
 
     sp = sub.add_parser("demo", help="node + sample drive over DDS, outputs recorded into --out")
     demo.add_arguments(sp)
@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("bench", help="per-stage latency, FPS, memory and hardware floor on the sample drive")
     bench.add_arguments(sp)
     sp.set_defaults(func=bench.run_args)
+    sp = sub.add_parser("load", help="the node process under N cameras at a fixed rate: soak, overload, multi-camera figures")
+    load.add_arguments(sp)
+    sp.set_defaults(func=load.run_args)
 
     sp = sub.add_parser("dense-eval", help="shift-and-stitch vs learned upsampling on a labelled split")
     sp.add_argument("--data", required=True)

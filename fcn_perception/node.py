@@ -49,7 +49,8 @@ class Camera:
     state: CameraState
     pubs: dict[str, object] = field(default_factory=dict)
     ground_error: str = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
-    pending: tuple | None = None  # (msg, receive monotonic time): only the newest frame waits
+    pending: tuple | None = None
+    last_served: float = 0.0  # monotonic time its last frame was taken by the worker  # (msg, receive monotonic time): only the newest frame waits
     received: int = 0
     published: int = 0
     dropped: int = 0
@@ -194,11 +195,14 @@ class FcnPerceptionNode(Node):
 
     # -- worker thread ---------------------------------------------------------------------
     def _take_pending(self) -> tuple[Camera, object, float] | None:
-        """The oldest waiting frame across cameras (fair under overload), or None. Call with the lock held."""
+        """The next frame to serve, or None; call with the lock held. The camera served longest ago goes
+        first (round robin under overload: cameras triggered together must not starve the later ones),
+        then the older frame."""
         ready = [c for c in self.cameras if c.pending is not None]
         if not ready:
             return None
-        cam = min(ready, key=lambda c: c.pending[1])
+        cam = min(ready, key=lambda c: (c.last_served, c.pending[1]))
+        cam.last_served = time.monotonic()
         msg, received = cam.pending
         cam.pending = None
         return cam, msg, received
