@@ -52,12 +52,16 @@ class TorchBackend:
 
     @torch.inference_mode()
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        return self.infer_device(torch.from_numpy(batch).to(self.device, non_blocking=True)).cpu().numpy()
+
+    @torch.inference_mode()
+    def infer_device(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float32 on this backend's device -> (N, H, W) uint8 class ids, left there."""
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         if self.fp16:
             x = x.half()
-        return self.model(x).argmax(1).to(torch.uint8).cpu().numpy()
+        return self.model(x).argmax(1).to(torch.uint8)
 
 
 class OnnxRuntimeBackend:

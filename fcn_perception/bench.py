@@ -72,8 +72,9 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
     from sensor_msgs.msg import Image
 
     from .fcn import count_flops, load_model
-    from .messages import image_msg
+    from .messages import image_msg, rclpy_factory
 
+    new = rclpy_factory()
     cfg = NodeConfig.from_dict({"backend": backend, "threads": threads, "model": model, "input_width": size[0], "input_height": size[1]})
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
     msgs = []
@@ -91,7 +92,7 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
         t = time.perf_counter()
         result = pipeline.process(msg)
         t_conv = time.perf_counter()
-        image_msg(Image, msg.header, result.mask, "mono8")
+        image_msg(new, msg.header, result.mask, "mono8")
         done = time.perf_counter()
         if i >= warmup:
             e2e.append((done - t) * 1e3)
@@ -131,15 +132,16 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
     import threading
 
     import rclpy
-    from geometry_msgs.msg import Point32, Polygon, PolygonStamped
+    from geometry_msgs.msg import PolygonStamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from .demo import ensure_domain_id
     from .image_codec import decode
-    from .messages import image_msg, polygon_msg
+    from .messages import image_msg, polygon_msg, rclpy_factory
 
+    new = rclpy_factory()
     ensure_domain_id()
     rclpy.init()
     pub_node, sub_node = rclpy.create_node("bench_pub"), rclpy.create_node("bench_sub")
@@ -166,8 +168,8 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
             t0 = time.perf_counter()
             decode(msg)
             t1 = time.perf_counter()
-            out = image_msg(Image, msg.header, mask, "mono8")
-            poly = polygon_msg(PolygonStamped, Polygon, Point32, msg.header, vertices)
+            out = image_msg(new, msg.header, mask, "mono8")
+            poly = polygon_msg(new, msg.header, vertices)
             t2 = time.perf_counter()
             pub_mask.publish(out)
             pub_poly.publish(poly)

@@ -25,6 +25,7 @@ class SegmenterConfig:
     device: str = "auto"  # torch backend: auto | cpu | cuda
     cache_dir: str = ""  # derived files (ONNX, engines); "" = FCN_PERCEPTION_CACHE or the XDG cache
     engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
+    device_preprocess: str = "auto"  # on | off | auto (= on when the backend runs on a GPU): resize/normalise/argmax there
 
 
 @dataclass
@@ -48,6 +49,11 @@ class Segmenter:
         self.input_size: tuple[int, int] = size or tuple(mc.input_size)
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(len(self.classes))
+        device = getattr(self.backend, "device", None)
+        if self.cfg.device_preprocess not in ("auto", "on", "off"):
+            raise ValueError(f"device_preprocess must be auto, on or off, got {self.cfg.device_preprocess!r}")
+        on_gpu = device is not None and device.type == "cuda"
+        self.on_device = hasattr(self.backend, "infer_device") and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
         self.warmup()
 
     def warmup(self, runs: int = 2) -> None:
@@ -69,6 +75,8 @@ class Segmenter:
         return mask
 
     def segment(self, rgb: np.ndarray) -> Segmentation:
+        if self.on_device:
+            return self._segment_on_device(rgb)
         t0 = time.perf_counter()
         x = self.preprocess(rgb)
         t1 = time.perf_counter()
@@ -82,6 +90,36 @@ class Segmenter:
         mask = self.postprocess(mask, rgb.shape[0], rgb.shape[1])
         t3 = time.perf_counter()
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+
+    def _segment_on_device(self, rgb: np.ndarray) -> Segmentation:
+        """Upload the uint8 frame, resize + normalise + infer + argmax + resize back on the backend's device;
+        only the uint8 mask crosses back to the host."""
+        import torch
+        import torch.nn.functional as F
+
+        from .preprocess import preprocess_tensor
+
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+        device = self.backend.device
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # honest per-stage times
+        h, w = rgb.shape[:2]
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            x = preprocess_tensor(torch.from_numpy(rgb).to(device, non_blocking=True), self.input_size, self._mean, self._std)
+            sync()
+            t1 = time.perf_counter()
+            try:
+                mask = self.backend.infer_device(x)[0]
+            except Exception as exc:
+                raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+            sync()
+            t2 = time.perf_counter()
+            if tuple(mask.shape) != (h, w):
+                mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
+            out = mask.cpu().numpy()
+            t3 = time.perf_counter()
+        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
 
     def overlay(self, bgr: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """Class colours blended over the frame, for people looking at RViz, Foxglove or a PNG."""

@@ -165,6 +165,7 @@ class TensorRTBackend:
         if self.engine is None:
             raise ValueError(f"{engine_file}: not a TensorRT engine for this TensorRT/GPU")
         self.context = self.engine.create_execution_context()
+        self.device = torch.device("cuda")
         self.stream = torch.cuda.Stream()
         self.torch = torch
         self.input_name = self.engine.get_tensor_name(0)
@@ -180,6 +181,7 @@ class TensorRTBackend:
         """(N, 3, H, W) float32 CUDA tensor -> (N, H, W) uint8 CUDA tensor; stays on the GPU."""
         torch = self.torch
         n, _, h, w = x.shape
+        self.stream.wait_stream(torch.cuda.current_stream())  # x may come from work queued on another stream
         self.context.set_input_shape(self.input_name, (n, 3, h, w))
         logits = torch.empty((n, len(self.config.classes), h, w), device="cuda", dtype=torch.float32)
         mask = torch.empty((n, h, w), device="cuda", dtype=torch.uint8)

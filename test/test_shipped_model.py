@@ -88,3 +88,19 @@ def test_swapped_model_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(model_store, "default_model_path", lambda: fake_dir / model_store.DEFAULT_MODEL_NAME)
     with pytest.raises(ValueError, match="SHA-256"):
         model_store.resolve_model(None)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (480, 360), (320, 240)])
+def test_on_device_preprocessing_agrees_with_the_host_path(frames, size):
+    """The GPU path (upload uint8, resize + normalise + argmax + resize back on the device, only the mask
+    comes back) run here on the CPU device: same masks as the OpenCV path within 0.5 % of pixels."""
+    import cv2
+
+    host = Segmenter(SegmenterConfig(backend="torch", device="cpu", device_preprocess="off"))
+    device = Segmenter(SegmenterConfig(backend="torch", device="cpu", device_preprocess="on"))
+    assert device.on_device and not host.on_device
+    for f in frames[:3]:
+        rgb = cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+        a, b = host.segment(rgb).mask, device.segment(rgb).mask
+        assert a.shape == b.shape == (size[1], size[0])
+        assert np.mean(a == b) >= 0.995, np.mean(a == b)

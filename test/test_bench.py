@@ -1,0 +1,32 @@
+"""The benchmark commands run and write the documented JSON keys (figures themselves: BENCHMARKS.md)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _bench(tmp_path, *args):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    res = subprocess.run([sys.executable, "-m", "fcn_perception", "bench", *args, "--json", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_pipeline_bench_json_has_the_documented_keys(tmp_path):
+    res = _bench(tmp_path, "--backend", "onnxruntime", "--size", "160x120", "--frames", "3", "--warmup", "1", "--peers-python", "")
+    assert {"end_to_end_ms", "stages_ms", "fps", "floor_ms", "backend", "size", "peers"} <= set(res)
+    assert set(res["end_to_end_ms"]) == {"p50", "p95", "p99"} and res["size"] == "160x120"
+    assert {"decode", "preprocess", "infer", "postprocess", "drivable", "publish_conversion"} <= set(res["stages_ms"])
+
+
+@pytest.mark.parametrize("mode", ["--ros-overhead", "--drivable"])
+def test_ros_overhead_and_drivable_benches_run(tmp_path, mode):
+    res = _bench(tmp_path, mode, "--size", "320x240", "--frames", "5")
+    if mode == "--drivable":
+        assert res["max_vertices_per_ring"] <= res["vertex_budget"] and res["ms"]["p50"] > 0
+    else:
+        assert res["received"] > 0
