@@ -85,11 +85,13 @@ def spinning_node(name: str = "fcn_perception_demo"):
     ros = rclpy.create_node(name)
     executor = SingleThreadedExecutor()
     executor.add_node(ros)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     try:
         yield ros
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # a spin thread still inside rcl at interpreter exit aborts the process
         ros.destroy_node()
         rclpy.try_shutdown()
 
@@ -144,6 +146,11 @@ def run(
         while sum(recorder.count(m) for m in masks) < n_images and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)  # the frames the node dropped never come: give stragglers a moment, no more
+        # a small output lost in a burst of big ones is resent at the writer's next heartbeat (seconds)
+        polygons = [output_topic(camera_namespace(t), OUTPUTS["polygon"].topic) for t in image_topics]
+        deadline = time.monotonic() + 5.0
+        while any(recorder.count(p) < recorder.count(m) for p, m in zip(polygons, masks, strict=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         deadline = time.monotonic() + 3.0
         while recorder.count("/diagnostics") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -33,6 +33,8 @@ from .node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_value
 from .pipeline import STAGES, CameraState, Pipeline
 from .segmenter import Segmenter
 
+NODE_STAGES = (*STAGES, "publish")  # publish: building every output message and handing it to DDS
+
 try:  # TF is optional: present on a ROS install, not in the PyPI wheels
     import tf2_ros
 except ImportError:
@@ -59,7 +61,7 @@ class Camera:
     warnings: dict[str, int] = field(default_factory=dict)  # served, but with a header problem (see header_warnings)
     last_stamp_ns: int | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
-    stages_ms: dict[str, deque] = field(default_factory=lambda: {s: deque(maxlen=300) for s in STAGES})
+    stages_ms: dict[str, deque] = field(default_factory=lambda: {s: deque(maxlen=300) for s in NODE_STAGES})
     window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "warnings": 0})
     last_bad_log: float = 0.0
 
@@ -288,7 +290,7 @@ class FcnPerceptionNode(Node):
             cam.published += 1
             cam.window["published"] += 1
             cam.latencies_ms.append((time.monotonic() - received) * 1e3)
-            for stage in STAGES:
+            for stage in NODE_STAGES:
                 cam.stages_ms[stage].append(result.timings_ms.get(stage, 0.0))
 
     # -- diagnostics -----------------------------------------------------------------------

@@ -168,12 +168,12 @@ ENCODINGS = ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "rgb16", "yuv4
 @st.composite
 def raw_messages(draw):
     w, h = draw(st.integers(0, 40)), draw(st.integers(0, 30))
-    encoding = draw(st.sampled_from(ENCODINGS) | st.text(max_size=12))
+    encoding = draw(st.sampled_from(ENCODINGS * 3) | st.text(max_size=12))  # mostly known encodings
     bpp = {"mono8": 1, "mono16": 2, "rgb16": 6, "rgba8": 4, "bgra8": 4, "yuv422": 2, "yuv422_yuy2": 2, "bayer_rggb8": 1, "32FC1": 4, "16UC1": 2}
     natural = w * bpp.get(encoding, 3)
-    step = draw(st.sampled_from([natural, natural + 4, max(natural - 1, 0)]) | st.integers(0, 400))
+    step = draw(st.sampled_from([natural, natural, natural, natural + 4, max(natural - 1, 0), draw(st.integers(0, 400))]))
     rows = h * 3 // 2 if encoding == "nv21" else h
-    size = draw(st.sampled_from([step * rows, step * rows + 1, max(step * rows - 1, 0)]) | st.integers(0, 5000))
+    size = draw(st.sampled_from([step * rows, step * rows, step * rows, step * rows + 1, max(step * rows - 1, 0), draw(st.integers(0, 5000))]))
     return image(
         encoding=encoding,
         w=w,
@@ -194,8 +194,9 @@ def compressed_messages(draw):
     flip = draw(st.integers(0, len(good) - 1))
     mutated = bytearray(good)
     mutated[flip] ^= 0xFF
-    data = draw(st.sampled_from([good, good[:cut], bytes(mutated), _random_bytes(cut, cut)]))
-    return compressed(data, draw(st.sampled_from(["jpeg", "png", "", "rgb8; jpeg compressed bgr8", "bmp"]) | st.text(max_size=10)))
+    data = draw(st.sampled_from([good, good, good[:cut], bytes(mutated), _random_bytes(cut, cut)]))
+    fmt = draw(st.sampled_from(["jpeg", "png", "", "rgb8; jpeg compressed bgr8", "jpeg", "bmp", draw(st.text(max_size=10))]))
+    return compressed(data, fmt)
 
 
 @settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -206,10 +207,12 @@ def test_fuzz_no_exception_escapes_and_every_frame_is_published_or_counted(node,
     serve(node, cam, msg)  # raises nothing, whatever the message
     received, published, bad = (a - b for a, b in zip(totals(cam), before, strict=True))
     assert received == 1 and published + bad == 1
+    FUZZ["published" if published else "bad"] += 1
     if bad:
         assert set(cam.bad_reasons) <= KNOWN_REASONS, cam.bad_reasons
 
 
+FUZZ = {"published": 0, "bad": 0}  # outcomes of the fuzz run, checked by the next test
 KNOWN_REASONS = {
     "zero_size",
     "too_large",
@@ -231,7 +234,8 @@ def test_fuzz_counts_reach_diagnostics(node):
         values, _, _ = diag(node, cam.topic)
         assert int(values["frames_received"]) == cam.received == int(values["frames_published"]) + int(values["frames_bad"]) + int(values["frames_dropped"])
         assert sum(cam.bad_reasons.values()) == int(values["frames_bad"])
-        assert cam.published > 50 and cam.bad > 50  # the fuzz reached both the inference and the rejection paths
+    print("fuzz outcomes", FUZZ)
+    assert sum(FUZZ.values()) >= 1000 and min(FUZZ.values()) >= 100, FUZZ  # both the inference and the rejection paths
 
 
 def _break_backend(node, times: int):
