@@ -118,7 +118,7 @@ def cmd_dense_eval(args: argparse.Namespace) -> int:
     from .fcn import load_model
     from .metrics import confusion_matrix, scores
     from .model_store import resolve_model
-    from .shift_stitch import coarse_scores, dense_predict, dilated
+    from .shift_stitch import coarse_scores, dense_predict, dilated, upsample_to
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     model = load_model(resolve_model(args.model))
@@ -127,9 +127,9 @@ def cmd_dense_eval(args: argparse.Namespace) -> int:
     dense_nets = {f: dilated(model, f) for f in (2, 4)}
 
     methods = {
-        "stride-32 + bilinear (FCN-32s path)": lambda x: _up(coarse_scores(model, x), x, 32),
-        "shift-and-stitch f=2 (dilated, stride 16) + bilinear": lambda x: _up(coarse_scores(dense_nets[2], x), x, 16),
-        "shift-and-stitch f=4 (dilated, stride 8) + bilinear": lambda x: _up(coarse_scores(dense_nets[4], x), x, 8),
+        "stride-32 + bilinear (FCN-32s path)": lambda x: upsample_to(coarse_scores(model, x), x, 32),
+        "shift-and-stitch f=2 (dilated, stride 16) + bilinear": lambda x: upsample_to(coarse_scores(dense_nets[2], x), x, 16),
+        "shift-and-stitch f=4 (dilated, stride 8) + bilinear": lambda x: upsample_to(coarse_scores(dense_nets[4], x), x, 8),
         "shift-and-stitch f=2 (f^2 shifted passes) + bilinear": lambda x: dense_predict(model, x, 2, "shift_stitch"),
         f"{model.cfg.variant} learned upsampling + skips": model,
     }
@@ -164,12 +164,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(summary.report())
     print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in sorted(summary.output_counts.items())))
     return 0
-
-
-def _up(scores, x, step):
-    from .fcn import Upsample
-
-    return Upsample(scores.shape[1], step, depthwise=True)(scores, x.shape[-2:])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,7 +105,11 @@ def dense_predict(model: FCN, x: torch.Tensor, factor: int, method: str = "dilat
         scores = shift_and_stitch(model, x, factor)
     else:
         raise ValueError(f"method must be dilated or shift_stitch, got {method!r}")
-    step = 32 // factor
+    return upsample_to(scores, x, 32 // factor)
+
+
+def upsample_to(scores: torch.Tensor, x: torch.Tensor, step: int) -> torch.Tensor:
+    """Scores at stride ``step`` -> logits at the input's size, by the fixed bilinear kernel FCN starts from."""
     if step == 1:
         return scores[..., : x.shape[-2], : x.shape[-1]]
     up = Upsample(scores.shape[1], step, depthwise=True).to(scores.device)
