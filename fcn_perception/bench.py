@@ -71,7 +71,8 @@ def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, 
 def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, threads: int = 0, model: str = "", peers_python: str = "") -> dict:
     from sensor_msgs.msg import Image
 
-    from .fcn import count_flops, load_model
+    from .export import read_onnx_config
+    from .fcn import FCN, count_flops, load_model
     from .messages import image_msg, rclpy_factory
 
     new = rclpy_factory()
@@ -101,7 +102,9 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
             per_stage["publish_conversion"].append((done - t_conv) * 1e3)
     wall = time.perf_counter() - start
     seg = pipeline.segmenter
-    flops = count_flops(load_model(seg.model_path), size[1], size[0])
+    # an .onnx model carries its architecture in its metadata: untrained weights count the same FLOPs
+    net = load_model(seg.model_path) if seg.model_path.suffix == ".pt" else FCN(read_onnx_config(seg.model_path))
+    flops = count_flops(net, size[1], size[0])
     peak = measure_peak_gflops(threads)
     floor_ms = flops / (peak * 1e9) * 1e3
     res = {
