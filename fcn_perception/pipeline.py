@@ -40,17 +40,22 @@ class CameraState:
         A degenerate CameraInfo disables the ground outputs with the reason kept in ``ground_status``.
         Identical calibrations, which arrive with every frame, cost one comparison.
         """
-        rot = None if optical_rotation is None else np.round(np.asarray(optical_rotation, np.float64), 9).tobytes()
-        key = (tuple(np.asarray(info.k, np.float64).ravel()), tuple(np.asarray(info.d, np.float64).ravel()), int(info.width), int(info.height))
-        key += (tuple(np.round(xyz, 9)), tuple(np.round(rpy, 9)), rot, source)
+        try:
+            rot = None if optical_rotation is None else np.round(np.asarray(optical_rotation, np.float64), 9).tobytes()
+            key = (tuple(np.asarray(info.k, np.float64).ravel()), tuple(np.asarray(info.d, np.float64).ravel()), int(info.width), int(info.height))
+            key += (tuple(np.round(xyz, 9)), tuple(np.round(rpy, 9)), rot, source)
+        except (TypeError, ValueError, AttributeError) as exc:  # not even readable: one bad message must not stop anything
+            key = ("unreadable", str(exc))
         if key == self._calibration:
             return False
         self._calibration = key
         try:
+            if key[0] == "unreadable":
+                raise ValueError(f"CameraInfo is unreadable ({key[1]})")
             camera = CameraModel.from_camera_info(info, xyz, rpy, optical_rotation)
             self.ground = GroundProjector(camera, cfg)
             self.ground_status = f"ok (pose from {source})"
-        except ValueError as exc:
+        except (ValueError, cv2.error) as exc:
             self.ground = None
             self.ground_status = f"disabled: {exc}"
         return True

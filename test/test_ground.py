@@ -193,3 +193,10 @@ def test_ground_config_is_validated():
         GroundConfig(grid=GridSpec(resolution=0.01, x_max=500.0, half_width=100.0))
     with pytest.raises(ValueError):
         GroundConfig(max_range=0.0)
+
+
+def test_an_unreadable_camera_info_disables_ground_outputs_without_raising():
+    state = CameraState()
+    info = SimpleNamespace(k=["x"] * 9, d=[], width=640, height=480)
+    assert state.calibrate(info, GroundConfig(), (0, 0, 1.5))
+    assert state.ground is None and state.calibration_refused and "unreadable" in state.ground_status
