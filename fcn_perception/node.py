@@ -120,6 +120,7 @@ class FcnPerceptionNode(Node):
         self.consecutive_faults = 0  # in a row; reset by the next good frame
         self.last_fault = ""
         self.fell_back = False
+        self.busy_since: float | None = None  # when the worker took its current frame
         self._worker = threading.Thread(target=self._work, name="fcn_inference", daemon=True)
         self._worker.start()
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
@@ -223,6 +224,7 @@ class FcnPerceptionNode(Node):
 
     def _serve(self, cam: Camera, msg, received: float) -> None:
         """One frame, whatever happens: published, or counted as bad input, or counted as a backend fault."""
+        self.busy_since = time.monotonic()  # read by diagnostics: a call that never returns is reported
         try:
             self._process(cam, msg, received)
         except BadFrame as exc:
@@ -234,6 +236,8 @@ class FcnPerceptionNode(Node):
             self._count_bad(cam, "processing_error", f"{exc.__class__.__name__}: {exc}")
         else:
             self.consecutive_faults = 0
+        finally:
+            self.busy_since = None
 
     def _on_backend_fault(self, detail: str) -> None:
         self.backend_faults += 1
@@ -312,7 +316,12 @@ class FcnPerceptionNode(Node):
                 totals = (cam.received, cam.published, cam.dropped, cam.bad, dict(cam.bad_reasons), dict(cam.warnings))
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=cam.namespace or "/")
             failing = self.consecutive_faults >= self.cfg.backend_failure_limit
-            if failing:  # the backend, not the input: every camera is affected
+            busy_since = self.busy_since
+            stuck_s = now - busy_since if busy_since is not None else 0.0
+            if stuck_s > self.cfg.stall_timeout:  # a call that hangs cannot be interrupted; it can be reported
+                status.level = DiagnosticStatus.ERROR
+                status.message = f"processing stalled: the current frame has been in the pipeline for {stuck_s:.1f} s"
+            elif failing:  # the backend, not the input: every camera is affected
                 status.level = DiagnosticStatus.ERROR
                 status.message = f"backend failing: {self.consecutive_faults} inference errors in a row ({self.last_fault})"
             elif self.fell_back:
@@ -344,6 +353,7 @@ class FcnPerceptionNode(Node):
                 "backend_faults": str(self.backend_faults),
                 "backend_consecutive_faults": str(self.consecutive_faults),
                 "backend_fell_back": str(self.fell_back).lower(),
+                "current_frame_age_s": f"{stuck_s:.2f}",
                 "ground_outputs": f"disabled: {cam.ground_error}" if cam.ground_error else cam.state.ground_status,
                 **{f"{s}_ms_p50": f"{v:.2f}" for s, v in stages.items()},
             }

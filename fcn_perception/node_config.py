@@ -65,6 +65,14 @@ PARAMS: tuple[ParamSpec, ...] = (
         read_only=False,
         choices=("fallback_cpu", "retry"),
     ),
+    ParamSpec(
+        "stall_timeout",
+        2.0,
+        "Seconds one frame may spend in the pipeline before diagnostics go ERROR (a hung driver call cannot be interrupted, only reported).",
+        read_only=False,
+        min=0.1,
+        max=600.0,
+    ),
     ParamSpec("backend_failure_limit", 5, "Inference errors in a row that count as a failed backend.", read_only=False, min=1, max=10_000),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
@@ -120,6 +128,7 @@ class NodeConfig:
     trusted_engine: str
     cache_dir: str
     on_backend_failure: str
+    stall_timeout: float
     backend_failure_limit: int
     threads: int
     input_width: int

@@ -282,6 +282,36 @@ def test_backend_faults_are_counted_go_error_then_retry_or_fall_back(node):
     assert level == 1 and "fallback" in message and values["backend_fell_back"] == "true"
 
 
+def test_a_hung_inference_call_turns_diagnostics_error_while_it_hangs(node):
+    import threading
+
+    from rclpy.parameter import Parameter
+
+    cam = node.cameras[0]
+    assert node.set_parameters([Parameter("stall_timeout", value=0.3)])[0].successful
+    backend = node.pipeline.segmenter.backend
+    real = backend.infer
+    release = threading.Event()
+
+    def hang(batch):
+        release.wait(10)  # a driver call that does not return
+        return real(batch)
+
+    backend.infer = hang
+    worker = threading.Thread(target=serve, args=(node, cam, image(sec=200)))
+    worker.start()
+    try:
+        time.sleep(0.6)
+        values, level, message = diag(node, RAW)
+        assert level == 2 and "stalled" in message and float(values["current_frame_age_s"]) > 0.3
+    finally:
+        release.set()
+        worker.join(10)
+        backend.infer = real
+    assert diag(node, RAW)[1] != 2  # back once the call returns
+    node.set_parameters([Parameter("stall_timeout", value=2.0)])
+
+
 def test_stopping_mid_stream_joins_the_worker(ros_node):
     from rclpy.parameter import Parameter
 
