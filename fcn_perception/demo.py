@@ -142,18 +142,26 @@ def run(
         frames = player.play()
         play_s = time.monotonic() - t0
         n_images = sum(len(player.sent[t]) for t in image_topics)
-        deadline = time.monotonic() + 15.0
-        while sum(recorder.count(m) for m in masks) < n_images and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the frames the node dropped never come: give stragglers a moment, no more
-        # a small output lost in a burst of big ones is resent at the writer's next heartbeat (seconds)
         polygons = [output_topic(camera_namespace(t), OUTPUTS["polygon"].topic) for t in image_topics]
-        deadline = time.monotonic() + 5.0
-        while any(recorder.count(p) < recorder.count(m) for p, m in zip(polygons, masks, strict=True)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        deadline = time.monotonic() + 3.0
-        while recorder.count("/diagnostics") == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+
+        def settled() -> bool:
+            """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
+            every published mask and polygon has arrived here (a small output lost in a burst of big ones
+            is only resent at the writer's next heartbeat, seconds later)."""
+            last = _last_diagnostics(recorder)
+            for topic, mask, polygon in zip(image_topics, masks, polygons, strict=True):
+                d = last.get(f"{NODE_NAME}: {topic}")
+                if d is None or int(d["frames_received"]) < len(player.sent[topic]):
+                    return False
+                if int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_bad"]) < int(d["frames_received"]):
+                    return False
+                if not recorder.count(mask) == recorder.count(polygon) == int(d["frames_published"]):
+                    return False
+            return True
+
+        deadline = time.monotonic() + 15.0
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         exit_code = node.stop()
         for sub in recorder.subs:
@@ -166,6 +174,17 @@ def run(
     summary["output_bag"] = str(out / "output_bag")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _last_diagnostics(recorder) -> dict[str, dict[str, str]]:
+    """The node's most recent /diagnostics as {status name: {key: value}} (only that message is deserialized)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.serialization import deserialize_message
+
+    if not recorder.count("/diagnostics"):
+        return {}
+    arr = deserialize_message(recorder.received["/diagnostics"][-1][1], DiagnosticArray)
+    return {s.name: {kv.key: kv.value for kv in s.values} for s in arr.status}
 
 
 def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, play_s: float, out: Path) -> dict:
@@ -208,19 +227,14 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
         }
-    diags = recorder.messages("/diagnostics")
-    last = {}
-    if diags:
-        for status in diags[-1].status:
-            last[status.name] = {kv.key: kv.value for kv in status.values}
     return {
         "ok": all_ok,
         "frames_sent": n_images,
         "messages_played": messages,
         "play_seconds": round(play_s, 2),
         "cameras": per_camera,
-        "diagnostics_messages": len(diags),
-        "diagnostics_last": last,
+        "diagnostics_messages": recorder.count("/diagnostics"),
+        "diagnostics_last": _last_diagnostics(recorder),
     }
 
 
