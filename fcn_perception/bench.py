@@ -49,8 +49,9 @@ def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
     return [frames[i % len(frames)] for i in range(count)]
 
 
-def _pct(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values)
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50/p95/p99 (NaN for no values: a camera that got nothing through is a figure, not an error)."""
+    arr = np.asarray(values if len(values) else [np.nan], np.float64)
     return {k: round(float(np.percentile(arr, q)), 3) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
@@ -111,8 +112,8 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
         "backend": seg.backend_name,
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
-        "end_to_end_ms": _pct(e2e),
-        "stages_ms": {s: _pct(v) for s, v in per_stage.items()},
+        "end_to_end_ms": percentiles(e2e),
+        "stages_ms": {s: percentiles(v) for s, v in per_stage.items()},
         "fps": round(frames / wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "gflops_per_frame": round(flops / 1e9, 3),
@@ -187,7 +188,7 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
         pub_node.destroy_node()
         sub_node.destroy_node()
         rclpy.try_shutdown()
-    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "received": len(got), "ms": {k: _pct(v) for k, v in stages.items()}}
+    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
 
 
 def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:
@@ -221,7 +222,7 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
         "temporal_smoothing": smoothing,
-        "ms": _pct(times),
+        "ms": percentiles(times),
         "max_vertices_per_ring": vertices,
         "vertex_budget": cfg.polygon_max_vertices,
     }

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .drivable import signed_area
+
 # optical (x right, y down, z forward) -> body (x forward, y left, z up)
 _OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
@@ -191,12 +193,12 @@ class GroundResult:
     regions: list[GroundRegion]  # same order as the image regions
     ego: GroundRegion | None
     grid: np.ndarray  # int8, GridSpec.shape, OccupancyGrid order (row = y, column = x)
+    spec: GridSpec  # the grid's geometry, for its message
     rays: list[tuple[np.ndarray, list[np.ndarray]]]  # every ring on the optical z = 1 plane (markers)
 
 
 def _oriented(ring: np.ndarray, positive: bool) -> np.ndarray:
-    area = 0.5 * float(np.dot(ring[:, 0], np.roll(ring[:, 1], -1)) - np.dot(ring[:, 1], np.roll(ring[:, 0], -1)))
-    return ring if (area > 0) == positive else ring[::-1].copy()
+    return ring if (signed_area(ring) > 0) == positive else ring[::-1].copy()
 
 
 class GroundProjector:
@@ -236,4 +238,4 @@ class GroundProjector:
                 rays.append((nrm[i], nrm[i_hole : i_hole + n]))
                 i_hole += n
         ground_ego = next((g for g, r in zip(ground_regions, regions, strict=True) if r is ego), None)
-        return GroundResult(ground_regions, ground_ego, self.grid.fill(binary), rays)
+        return GroundResult(ground_regions, ground_ego, self.grid.fill(binary), self.cfg.grid, rays)

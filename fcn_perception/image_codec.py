@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
+from .bag_io import stamp_ns
+
 try:  # ROS 2's cv_bridge, present on a real ROS install; PyPI's `cv-bridge` is ROS 1's and is not used
     from cv_bridge import CvBridge  # type: ignore[import-not-found]
 
@@ -137,7 +139,7 @@ def header_warnings(header, previous_stamp_ns: int | None) -> tuple[list[str], i
     """Header problems that do not stop a frame from being segmented but that consumers must hear
     about (a zero stamp defeats TF and sync, a backwards one a bag loop or clock jump, an empty
     frame_id cannot be placed). Returns (warning keys, this stamp in ns)."""
-    stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    stamp = stamp_ns(header)
     warnings = []
     if stamp == 0:
         warnings.append("stamp_zero")

@@ -21,9 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .bag_io import COMPRESSED, read_messages
+from .bench import percentiles
 from .demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 from .node_config import NODE_NAME
 
@@ -37,11 +36,6 @@ def _proc_status(pid: int) -> tuple[int, int]:
         elif line.startswith("Threads:"):
             threads = int(line.split()[1])
     return rss, threads
-
-
-def _pct(values) -> dict[str, float]:
-    arr = np.asarray(values if len(values) else [np.nan], np.float64)
-    return {k: round(float(np.percentile(arr, q)), 1) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
 def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: int = 100, ros=None, log: Path | None = None, progress: bool = False) -> dict:
@@ -148,7 +142,7 @@ def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: in
             "dropped": int(d.get("frames_dropped", -1)),
             "bad": int(d.get("frames_bad", -1)),
             "masks_received_here": masks[i],
-            "latency_ms": _pct(latencies[i]),
+            "latency_ms": percentiles(latencies[i]),
             "output_fps": round(masks[i] / send_s, 2),
         }
     published = [c["published"] for c in per_camera.values()]
@@ -182,7 +176,7 @@ def report(res: dict) -> str:
     for t, c in res["per_camera"].items():
         lines.append(
             f"  {t}: received {c['received']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
-            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']} p95 {c['latency_ms']['p95']} p99 {c['latency_ms']['p99']} ms"
+            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms"
         )
     return "\n".join(lines)
 

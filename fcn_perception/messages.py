@@ -150,9 +150,7 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     return new(MARKER_ARRAY, markers=markers)
 
 
-def frame_messages(
-    new: Factory, header, result: FrameResult, base_frame: str, grid_spec: GridSpec, overlay: np.ndarray | None = None, markers: bool = True
-) -> dict[str, object]:
+def frame_messages(new: Factory, header, result: FrameResult, base_frame: str, overlay: np.ndarray | None = None, markers: bool = True) -> dict[str, object]:
     """Every output message of one frame, keyed like :data:`OUTPUTS`. Image outputs carry the input's
     header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration."""
     out = {
@@ -165,7 +163,7 @@ def frame_messages(
     if result.ground is not None:
         ego = result.ground.ego
         out["polygon_ground"] = polygon_msg(new, ground_header, ego.outer if ego is not None else None)
-        out["grid"] = grid_msg(new, ground_header, result.ground.grid, grid_spec)
+        out["grid"] = grid_msg(new, ground_header, result.ground.grid, result.ground.spec)
     if markers:
         out["markers"] = markers_msg(new, header, ground_header, result)
     return out

@@ -51,8 +51,8 @@ class Camera:
     state: CameraState
     pubs: dict[str, object] = field(default_factory=dict)
     ground_error: str = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
-    pending: tuple | None = None
-    last_served: float = 0.0  # monotonic time its last frame was taken by the worker  # (msg, receive monotonic time): only the newest frame waits
+    pending: tuple | None = None  # (msg, receive monotonic time): only the newest frame waits
+    last_served: float = 0.0  # monotonic time its last frame was taken by the worker
     received: int = 0
     published: int = 0
     dropped: int = 0
@@ -287,7 +287,7 @@ class FcnPerceptionNode(Node):
         if cfg.publish_overlay and cam.pubs["overlay"].get_subscription_count() > 0:  # visualisation: only for a viewer
             overlay = self.pipeline.overlay_bgr(result, cfg.overlay_alpha)
         markers = cam.pubs["markers"].get_subscription_count() > 0
-        for key, out in frame_messages(self._new, msg.header, result, cfg.base_frame, cfg.ground().grid, overlay, markers).items():
+        for key, out in frame_messages(self._new, msg.header, result, cfg.base_frame, overlay, markers).items():
             cam.pubs[key].publish(out)
         result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
         with self._cond:

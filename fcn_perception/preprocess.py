@@ -6,10 +6,14 @@ import cv2
 import numpy as np
 
 
-def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndarray:
-    """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at ``size`` (w, h), normalised as in training."""
+def check_rgb(rgb: np.ndarray) -> None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+
+
+def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndarray:
+    """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at ``size`` (w, h), normalised as in training."""
+    check_rgb(rgb)
     w, h = size
     if rgb.shape[:2] != (h, w):
         interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR

@@ -115,7 +115,7 @@ def replay(
                 continue
             ns = camera_namespace(m.topic)
             overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha) if cfg.publish_overlay else None
-            for key, out in frame_messages(rosbags_message, m.msg.header, result, cfg.base_frame, ground_cfg.grid, overlay).items():
+            for key, out in frame_messages(rosbags_message, m.msg.header, result, cfg.base_frame, overlay).items():
                 bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, out)
             summary.frames += 1
             for s in STAGES:

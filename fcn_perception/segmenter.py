@@ -80,10 +80,7 @@ class Segmenter:
         t0 = time.perf_counter()
         x = self.preprocess(rgb)
         t1 = time.perf_counter()
-        try:
-            mask = self.backend.infer(x)[0]
-        except Exception as exc:
-            raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+        mask = self._infer(self.backend.infer, x)
         if mask.shape != tuple(x.shape[2:]) or mask.dtype != np.uint8:
             raise InferenceError(f"{self.backend_name} returned a {mask.dtype} mask of shape {mask.shape}, expected uint8 {tuple(x.shape[2:])}")
         t2 = time.perf_counter()
@@ -91,16 +88,22 @@ class Segmenter:
         t3 = time.perf_counter()
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
 
+    def _infer(self, call, x):
+        """The first image of ``call(x)``; any failure inside the backend becomes an :class:`InferenceError`."""
+        try:
+            return call(x)[0]
+        except Exception as exc:
+            raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+
     def _segment_on_device(self, rgb: np.ndarray) -> Segmentation:
         """Upload the uint8 frame, resize + normalise + infer + argmax + resize back on the backend's device;
         only the uint8 mask crosses back to the host."""
         import torch
         import torch.nn.functional as F
 
-        from .preprocess import preprocess_tensor
+        from .preprocess import check_rgb, preprocess_tensor
 
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+        check_rgb(rgb)
         device = self.backend.device
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # honest per-stage times
         h, w = rgb.shape[:2]
@@ -109,10 +112,7 @@ class Segmenter:
             x = preprocess_tensor(torch.from_numpy(rgb).to(device, non_blocking=True), self.input_size, self._mean, self._std)
             sync()
             t1 = time.perf_counter()
-            try:
-                mask = self.backend.infer_device(x)[0]
-            except Exception as exc:
-                raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+            mask = self._infer(self.backend.infer_device, x)
             sync()
             t2 = time.perf_counter()
             if tuple(mask.shape) != (h, w):
