@@ -23,8 +23,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "fcn_perception_node = fcn_perception.node:main",
-            "fcn-perception = fcn_perception.cli:main",
+            "fcn_perception_node = fcn_perception.ros.node:main",
+            "fcn-perception = fcn_perception.tools.cli:main",
         ],
     },
 )

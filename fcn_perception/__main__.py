@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from fcn_perception.tools.cli import main
 
 sys.exit(main())

@@ -64,7 +64,7 @@ def ros_node():
 
 @pytest.fixture(scope="session")
 def sample_bag() -> Path:
-    from fcn_perception.demo import SAMPLE_BAG
+    from fcn_perception.tools.demo import SAMPLE_BAG
 
     return SAMPLE_BAG
 
@@ -74,7 +74,7 @@ def two_camera_bag(tmp_path_factory, sample_bag) -> Path:
     """The sample drive as a compressed front camera plus the same frames as a raw bgr8 rear camera."""
     import cv2
 
-    from fcn_perception.bag_io import COMPRESSED, IMAGE, BagWriter, raw_image, read_messages, stamp_ns
+    from fcn_perception.bags.bag_io import COMPRESSED, IMAGE, BagWriter, raw_image, read_messages, stamp_ns
 
     out = tmp_path_factory.mktemp("bags") / "two_cameras"
     with BagWriter(out) as bag:

@@ -1,34 +1,46 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fcn_perception.classes import VOID_ID
-from fcn_perception.data import AugmentConfig, SegmentationDataset, camvid_pairs, class_weights, train_transform
-from fcn_perception.fcn import ModelConfig, build_model, load_model
-from fcn_perception.train import TrainConfig, sample_loss_cells, train
+from fcn_perception.model.classes import CAMVID_CLASSES, VOID_ID
+from fcn_perception.model.fcn import ModelConfig, build_model, load_model
+from fcn_perception.training.datasets import LabelReader, class_frequencies, class_weights, open_split
+from fcn_perception.training.patches import AugmentConfig, SegmentationDataset, Source, train_transform
+from fcn_perception.training.train import TrainConfig, sample_loss_cells, train
+
+
+def _source(root, split, n=None):
+    ds = open_split(root, split)
+    if n is not None:
+        ds.pairs = ds.pairs[:n]
+    return Source(ds, LabelReader(ds, CAMVID_CLASSES))
 
 
 def test_camvid_layout_and_median_frequency_weights(camvid):
-    pairs = camvid_pairs(camvid, "train")
-    assert len(pairs) == 367 and len(camvid_pairs(camvid, "val")) == 101
-    w = class_weights(pairs, 11, "median_freq")
+    train_split = open_split(camvid, "train")
+    assert train_split.layout == "segnet"
+    assert len(train_split.pairs) == 367 and len(open_split(camvid, "val").pairs) == 101
+    labels = LabelReader(train_split, CAMVID_CLASSES)
+    freqs = class_frequencies((labels(lab) for _, lab in train_split.pairs), 11)
+    w = class_weights(*freqs, "median_freq")
     assert w.shape == (11,)
-    assert float(torch.median(w)) == pytest.approx(1.0)  # median class gets weight 1 by definition
-    road, pedestrian = w[3].item(), w[9].item()
+    assert float(np.median(w)) == pytest.approx(1.0)  # median class gets weight 1 by definition
+    road, pedestrian = w[3], w[9]
     assert road < 0.3 < 3 < pedestrian  # frequent road down-weighted, rare pedestrians up-weighted
-    assert class_weights(pairs[:3], 11, "none") is None
+    assert class_weights(*freqs, "none") is None
     with pytest.raises(ValueError):
-        class_weights(pairs[:3], 11, "bogus")
+        class_weights(*freqs, "bogus")
 
 
 def test_patchwise_augmented_samples(camvid):
-    pairs = camvid_pairs(camvid, "train")[:2]
     cfg = AugmentConfig(crop=(200, 240), scale=(0.3, 0.4))  # small scale forces padding
-    ds = SegmentationDataset(pairs, (0.5,) * 3, (0.25,) * 3, train_transform(cfg), patches=3)
+    ds = SegmentationDataset([_source(camvid, "train", 2)], (0.5,) * 3, (0.25,) * 3, 360, train_transform(cfg, seed=0), patches=3)
     x, y = ds[0]
     assert x.shape == (3, 3, 200, 240) and y.shape == (3, 200, 240)
     assert (y == VOID_ID).any(), "padding must be void so it never enters the loss"
-    assert set(torch.unique(y).tolist()) <= set(range(12))
+    assert set(torch.unique(y).tolist()) <= set(range(11)) | {VOID_ID}
+    assert not (y == 11).any(), "CamVid's own void id 11 must become VOID_ID"
 
 
 def test_loss_sampling_drops_whole_cells():
@@ -44,11 +56,11 @@ def test_loss_sampling_drops_whole_cells():
 
 def test_a_few_steps_reduce_the_loss_on_real_frames(camvid):
     torch.manual_seed(0)
-    pairs = camvid_pairs(camvid, "train")[:2]
     mc = ModelConfig()
-    ds = SegmentationDataset(pairs, mc.mean, mc.std, size=(160, 120))
+    ds = SegmentationDataset([_source(camvid, "train", 2)], mc.mean, mc.std, height=120)
     x = torch.stack([ds[i][0] for i in range(2)])
     y = torch.stack([ds[i][1] for i in range(2)])
+    assert x.shape == (2, 3, 120, 160)  # the frame's own 4:3 at the requested height
     model = build_model(mc, pretrained=True).train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []

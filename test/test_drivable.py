@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn_perception.drivable import DrivableConfig, MaskSmoother, class_lut, drivable_mask, ego_region, signed_area
-from fcn_perception.drivable import extract_regions as _extract
+from fcn_perception.scene.drivable import DrivableConfig, MaskSmoother, class_lut, drivable_mask, ego_region, signed_area
+from fcn_perception.scene.drivable import extract_regions as _extract
 
 ROAD = 3
 LUT = class_lut([ROAD])

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn_perception.ground import CameraModel, GridSpec, GroundGrid, rpy_matrix
+from fcn_perception.scene.ground import CameraModel, GridSpec, GroundGrid, rpy_matrix
 
 F, CX, CY, H = 500.0, 320.0, 240.0, 1.5
 PITCH = math.radians(10)  # camera looks 10 degrees down
@@ -93,9 +93,9 @@ def test_grid_cells_agree_with_the_drivable_mask():
 
 # -- polygons onto the ground (regions -> base_link metres) ------------------------------------------
 
-from fcn_perception.drivable import DrivableConfig, extract_regions, signed_area  # noqa: E402
-from fcn_perception.ground import GroundConfig, GroundProjector, quaternion_matrix  # noqa: E402
-from fcn_perception.pipeline import CameraState  # noqa: E402
+from fcn_perception.scene.drivable import DrivableConfig, extract_regions, signed_area  # noqa: E402
+from fcn_perception.scene.ground import GroundConfig, GroundProjector, quaternion_matrix  # noqa: E402
+from fcn_perception.scene.pipeline import CameraState  # noqa: E402
 
 
 def _draw(cam, ground_corners, value=1, mask=None):

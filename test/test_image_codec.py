@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn_perception.bag_io import compressed_image, raw_image
-from fcn_perception.image_codec import BadFrame, decode
+from fcn_perception.bags.bag_io import compressed_image, raw_image
+from fcn_perception.scene.image_codec import BadFrame, decode
 
 
 @pytest.fixture(scope="module")

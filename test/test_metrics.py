@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fcn_perception.metrics import confusion_matrix, scores
+from fcn_perception.training.metrics import confusion_matrix, scores
 
 
 def test_confusion_and_scores_match_hand_computation():

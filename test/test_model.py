@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fcn_perception.backbones import EfficientNetLite, build_backbone, imagenet_weights_path
-from fcn_perception.fcn import FCN, ModelConfig, Upsample, build_model, count_flops, load_model, save_checkpoint
-from fcn_perception.shift_stitch import coarse_scores, dilated, shift_and_stitch, use_circular_padding
+from fcn_perception.model.backbones import EfficientNetLite, build_backbone, imagenet_weights_path
+from fcn_perception.model.fcn import FCN, ModelConfig, Upsample, build_model, count_flops, load_model, save_checkpoint
+from fcn_perception.studies.shift_stitch import coarse_scores, dilated, shift_and_stitch, use_circular_padding
 
 
 @pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s"])

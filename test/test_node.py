@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fcn_perception import demo
-from fcn_perception.bag_io import read_messages
-from fcn_perception.demo import NodeProcess
-from fcn_perception.live_bag import Recorder
-from fcn_perception.node_config import NODE_NAME
+from fcn_perception.bags.bag_io import read_messages
+from fcn_perception.bags.live_bag import Recorder
+from fcn_perception.ros.node_config import NODE_NAME
+from fcn_perception.tools import demo
+from fcn_perception.tools.demo import NodeProcess
 
 PARAMS = Path(__file__).resolve().parents[1] / "config" / "fcn_perception.yaml"
 
@@ -139,7 +139,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
 
 def test_overload_four_cameras_latency_bounded_drops_fair_diagnostics_warn(ros_node, tmp_path):
     """4 cameras at 30 Hz into a node that serves ~30 frames/s in all (2 cores): latest-frame policy per camera."""
-    from fcn_perception.load import run_load
+    from fcn_perception.tools.load import run_load
 
     res = run_load(cameras=4, rate=30.0, frames=120, warmup=30, ros=ros_node, log=tmp_path / "node.log")
     assert res["node_exit_code"] == 0
@@ -153,7 +153,7 @@ def test_overload_four_cameras_latency_bounded_drops_fair_diagnostics_warn(ros_n
 
 def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     """The CI-sized soak (the full one: `fcn-perception load --frames 10000`, figures in RELIABILITY.md)."""
-    from fcn_perception.load import run_load
+    from fcn_perception.tools.load import run_load
 
     res = run_load(cameras=1, rate=30.0, frames=300, warmup=100, ros=ros_node, log=tmp_path / "node.log")
     assert res["node_exit_code"] == 0 and res["accounted"], res

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fcn_perception.messages import OUTPUTS
-from fcn_perception.node_config import PARAMS, NodeConfig, load_params_yaml
+from fcn_perception.ros.messages import OUTPUTS
+from fcn_perception.ros.node_config import PARAMS, NodeConfig, load_params_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fcn_perception.bag_io import BagWriter, bag_topics, camera_namespace, count_messages, read_messages
-from fcn_perception.replay import replay
+from fcn_perception.bags.bag_io import BagWriter, bag_topics, camera_namespace, count_messages, read_messages
+from fcn_perception.bags.replay import replay
 
 REPO_PARAMS = "config/fcn_perception.yaml"
 

@@ -23,7 +23,7 @@ MAX_PIXELS = 320 * 240
 def node(ros_node):
     from rclpy.parameter import Parameter
 
-    from fcn_perception.node import FcnPerceptionNode
+    from fcn_perception.ros.node import FcnPerceptionNode
 
     params = {"image_topics": [RAW, JPG], "max_pixels": MAX_PIXELS, "backend": "onnxruntime", "diagnostics_period": 60.0}
     n = FcnPerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -315,7 +315,7 @@ def test_a_hung_inference_call_turns_diagnostics_error_while_it_hangs(node):
 def test_stopping_mid_stream_joins_the_worker(ros_node):
     from rclpy.parameter import Parameter
 
-    from fcn_perception.node import FcnPerceptionNode
+    from fcn_perception.ros.node import FcnPerceptionNode
 
     n = FcnPerceptionNode(parameter_overrides=[Parameter("image_topics", value=["/stopcam/image_raw"]), Parameter("backend", value="onnxruntime")])
     try:

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from fcn_perception import tensorrt_backend as trtb
-from fcn_perception.backends import TorchBackend, create_backend, onnx_for
-from fcn_perception.fcn import load_model
-from fcn_perception.model_store import default_model_path
+from fcn_perception.inference import tensorrt_backend as trtb
+from fcn_perception.inference.backends import create_backend, onnx_for
+from fcn_perception.inference.model_store import default_model_path
+from fcn_perception.inference.torch_backend import TorchBackend
+from fcn_perception.model.fcn import load_model
 
 pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.UNAVAILABLE_REASON)
 
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.UNAVAILABLE_RE
 @pytest.fixture(scope="module")
 def frames():
     """The shipped sample drive: real frames that exist on a vehicle too (no dataset needed)."""
-    from fcn_perception.bench import sample_frames
-    from fcn_perception.preprocess import preprocess_rgb
+    from fcn_perception.inference.preprocess import preprocess_rgb
+    from fcn_perception.tools.bench import sample_frames
 
     cfg = load_model(default_model_path()).cfg
     return [preprocess_rgb(bgr[..., ::-1].copy(), cfg.input_size, cfg.mean, cfg.std) for bgr in sample_frames(cfg.input_size, 40)[::8]]
@@ -49,7 +50,7 @@ def test_engines_are_cached_by_key_and_rebuilt_when_stale():
 def test_int8_calibrated_on_real_frames(frames, tmp_path):
     import cv2
 
-    from fcn_perception.bench import sample_frames
+    from fcn_perception.tools.bench import sample_frames
 
     for i, bgr in enumerate(sample_frames((480, 360), 40)):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)

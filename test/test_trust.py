@@ -6,10 +6,10 @@ import stat
 import pytest
 import torch
 
-from fcn_perception import tensorrt_backend
-from fcn_perception.backends import create_backend, onnx_for
-from fcn_perception.fcn import load_model
-from fcn_perception.model_store import cache_dir, cache_file, default_model_path
+from fcn_perception.inference import tensorrt_backend
+from fcn_perception.inference.backends import create_backend, onnx_for
+from fcn_perception.inference.model_store import cache_dir, cache_file, default_model_path
+from fcn_perception.model.fcn import load_model
 
 
 def test_a_pickled_full_model_is_refused_not_executed(tmp_path):

@@ -1,45 +1,66 @@
-"""Copy a trained checkpoint into the package as the default model and record it in the manifest.
+"""Ship a trained checkpoint as the package's default model: .pt, its ONNX export with free
+height/width, and an INT8 (QDQ) ONNX calibrated on real frames, each recorded in the manifest.
 
-    .venv/bin/python tools/ship_model.py runs/camvid_lite0_fcn8s/best.pt
+    .venv/bin/python tools/ship_model.py runs/camvid_cityscapes_lite0_fcn8s/best.pt \
+        --calib-dir ../shared/data/camvid/train --calib-dir ../shared/data/cityscapes/train/images
 
 Only the config and the state dict are kept (optimizer state and logs stay in runs/); the
-manifest's SHA-256 is what `resolve_model` checks before loading the shipped file.
+manifest's SHA-256 is what `resolve_model` checks before loading a shipped file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fcn_perception.export import file_sha256
-from fcn_perception.fcn import load_model, save_checkpoint
-from fcn_perception.model_store import DEFAULT_MODEL_NAME, MANIFEST, PACKAGE_MODELS
+from fcn_perception.files import file_sha256
+from fcn_perception.inference.model_store import DEFAULT_MODEL, MANIFEST, MODEL_KINDS, PACKAGE_MODELS
+from fcn_perception.inference.quantize import quantize_int8
+from fcn_perception.model.export import export_onnx
+from fcn_perception.model.fcn import load_model, save_checkpoint
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
-    ap.add_argument("--name", default=DEFAULT_MODEL_NAME)
+    ap.add_argument("--name", default=DEFAULT_MODEL, help="file stem in fcn_perception/models/")
+    ap.add_argument("--calib-dir", action="append", required=True, help="folder of real frames (repeat for several)")
+    ap.add_argument("--calib-frames", type=int, default=100, help="frames per calibration folder")
     args = ap.parse_args()
     payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     model = load_model(args.checkpoint)
-    out = PACKAGE_MODELS / args.name
-    save_checkpoint(out, model, {"val": payload.get("val"), "step": payload.get("step")})
+    paths = {kind: PACKAGE_MODELS / (args.name + suffix) for kind, suffix in MODEL_KINDS.items()}
+    save_checkpoint(paths["pt"], model, {"val": payload.get("val"), "step": payload.get("step")})
+    w, h = model.cfg.input_size
+    export_onnx(model, paths["onnx"], height=h, width=w, dynamic=True)
+    with tempfile.TemporaryDirectory() as tmp:  # one calibration tree over every folder given
+        for i, folder in enumerate(args.calib_dir):
+            files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+            step = max(1, len(files) // args.calib_frames)
+            (Path(tmp) / str(i)).mkdir()
+            for f in files[::step][: args.calib_frames]:
+                shutil.copy(f, Path(tmp) / str(i) / f.name)
+        quantize_int8(paths["onnx"], paths["int8"], tmp, frames=args.calib_frames * len(args.calib_dir))
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {"models": {}}
-    manifest["models"][args.name] = {
-        "sha256": file_sha256(out),
-        "bytes": out.stat().st_size,
-        "source": Path(args.checkpoint).as_posix(),
-        "val_miou": (payload.get("val") or {}).get("miou"),
-        "step": payload.get("step"),
-    }
+    manifest["models"] = {k: v for k, v in manifest["models"].items() if not k.startswith(args.name + ".")}
+    for kind, path in paths.items():
+        manifest["models"][path.name] = {
+            "sha256": file_sha256(path),
+            "bytes": path.stat().st_size,
+            "source": Path(args.checkpoint).as_posix(),
+            "kind": kind,
+            "selection": payload.get("val"),
+            "step": payload.get("step"),
+        }
+        print(f"shipped {path} ({path.stat().st_size / 1e6:.1f} MB)")
     MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"shipped {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

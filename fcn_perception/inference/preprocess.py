@@ -1,0 +1,48 @@
+"""Frame normalisation shared by training and inference: one definition, so they can never drift apart."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def inference_size(width: int, height: int, model_height: int, multiple: int = 32) -> tuple[int, int]:
+    """(w, h) the network runs a ``width x height`` frame at: the model's input height and the frame's
+    own aspect, width rounded to the network's coarsest stride. An FCN takes any size, so a 2:1 or
+    16:9 camera need not be squashed into the 4:3 the model was trained on."""
+    w = max(multiple, round(width * model_height / height / multiple) * multiple)
+    return w, model_height
+
+
+def check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB frame, got shape {rgb.shape} dtype {rgb.dtype}")
+
+
+def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndarray:
+    """HWC uint8 RGB at any size -> (1, 3, h, w) float32 at ``size`` (w, h), normalised as in training."""
+    check_rgb(rgb)
+    w, h = size
+    if rgb.shape[:2] != (h, w):
+        interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (w, h), interpolation=interp)
+    std = np.asarray(std, np.float32)
+    # /255 and the mean/std normalisation folded into one multiply-add
+    x = rgb.astype(np.float32) * (1.0 / (255.0 * std)) + (-np.asarray(mean, np.float32) / std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def preprocess_tensor(rgb, size: tuple[int, int], mean, std):
+    """:func:`preprocess_rgb` for a torch uint8 HxWx3 tensor on any device: on a GPU the frame is
+    uploaded once as uint8 and resized/normalised there. Area averaging when shrinking and half-pixel
+    bilinear when enlarging, as OpenCV's INTER_AREA/INTER_LINEAR do (masks agree >= 99.5 %, tested)."""
+    import torch
+    import torch.nn.functional as F
+
+    w, h = size
+    x = rgb.permute(2, 0, 1)[None].float()
+    if tuple(x.shape[2:]) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="area") if rgb.shape[0] > h else F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    return ((x * (1.0 / 255.0) - mean_t) / std_t).contiguous()

@@ -1,0 +1,173 @@
+"""The one inference pipeline (preprocess -> infer -> postprocess) that node, replay, eval and bench share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fcn_perception.inference.backends import InferenceError, create_backend, gpu_backend_available
+from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, resolve_model
+from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
+from fcn_perception.model.classes import palette_bgr
+
+
+@dataclass
+class SegmenterConfig:
+    model: str = ""  # path of a .pt checkpoint or .onnx file; "" = the shipped default model
+    backend: str = "auto"  # one of backends.BACKENDS
+    input_width: int = 0  # 0 = the size the model was trained at
+    input_height: int = 0
+    threads: int = 0  # CPU threads for inference, 0 = all cores
+    device: str = "auto"  # torch backend: auto | cpu | cuda
+    cache_dir: str = ""  # derived files (ONNX, engines); "" = FCN_PERCEPTION_CACHE or the XDG cache
+    engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
+    precision: str = "auto"  # auto | fp32 | fp16 | int8: auto = TensorRT fp16, ONNX Runtime the shipped default
+    device_preprocess: str = "auto"  # on | off | auto (= on when the backend runs on a GPU): resize/normalise/argmax there
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+
+
+def default_kind(backend: str, device: str, precision: str) -> str:
+    """Which shipped file serves a backend: ONNX Runtime reads an .onnx (no PyTorch needed), the
+    GPU backends start from the checkpoint (TensorRT builds its engine per input size from it)."""
+    if backend == "torch" or backend == "tensorrt" or (backend == "auto" and device != "cpu" and gpu_backend_available()):
+        return "pt"
+    if precision == "fp16":
+        raise ValueError("precision fp16 needs a GPU backend; ONNX Runtime on the CPU runs fp32 or int8")
+    return {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "int8": "int8"}[precision]
+
+
+@dataclass
+class Segmentation:
+    mask: np.ndarray  # (H, W) uint8 class ids at the camera's resolution
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Frames in any size, masks out at that same size.
+
+    The network runs at the model's input height and each frame's own aspect (width rounded to the
+    network's stride): an FCN takes any size, and squashing a 16:9 or 2:1 camera into the 4:3 it was
+    trained on shows it narrower cars and roads than it learned. ``input_width``/``input_height``
+    force one size. A backend whose graph has a fixed size gets one graph per frame size, made once.
+    """
+
+    def __init__(self, cfg: SegmenterConfig | None = None) -> None:
+        self.cfg = cfg or SegmenterConfig()
+        if self.cfg.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.cfg.precision!r}")
+        self.model_path: Path = resolve_model(self.cfg.model, default_kind(self.cfg.backend, self.cfg.device, self.cfg.precision))
+        forced = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
+        self.backend = self._create(forced)
+        mc = self.backend.config
+        self.classes: list[str] = list(mc.classes)
+        #: the size the first backend was made for: the forced size, or the model's training size
+        self.input_size: tuple[int, int] = forced or tuple(mc.input_size)
+        # a fixed-size graph we cannot re-export (an .onnx file) runs every frame at its own size
+        self.forced_size = forced or (None if self._resizable() else self.input_size)
+        self._backends = {self.input_size: self.backend}
+        self._mean, self._std = mc.mean, mc.std
+        self._lut = palette_bgr(len(self.classes))
+        device = getattr(self.backend, "device", None)
+        if self.cfg.device_preprocess not in ("auto", "on", "off"):
+            raise ValueError(f"device_preprocess must be auto, on or off, got {self.cfg.device_preprocess!r}")
+        on_gpu = device is not None and device.type == "cuda"
+        self.on_device = hasattr(self.backend, "infer_device") and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
+        self.warmup()
+
+    def _create(self, size: tuple[int, int] | None):
+        c = self.cfg
+        precision = "fp16" if c.precision == "auto" else c.precision
+        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=precision, cache=c.cache_dir, engine=c.engine)
+
+    def _resizable(self) -> bool:
+        return getattr(self.backend, "dynamic", False) or self.model_path.suffix != ".onnx"
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """(w, h) the network runs a ``width x height`` frame at."""
+        return self.forced_size or inference_size(width, height, self.input_size[1])
+
+    def backend_for(self, size: tuple[int, int]):
+        """The backend for one inference size: the dynamic one, or a fixed graph made once per size."""
+        if getattr(self.backend, "dynamic", False):
+            return self.backend
+        backend = self._backends.get(size)
+        if backend is None:
+            backend = self._backends[size] = self._create(size)
+        return backend
+
+    def warmup(self, runs: int = 2) -> None:
+        """Run the backend before the first real frame: lazy allocations and kernel selection happen here."""
+        w, h = self.input_size
+        for _ in range(runs):
+            self.backend.infer(np.zeros((1, 3, h, w), np.float32))
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        return preprocess_rgb(rgb, self.size_for(rgb.shape[1], rgb.shape[0]), self._mean, self._std)
+
+    def postprocess(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
+        if mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        return mask
+
+    def segment(self, rgb: np.ndarray) -> Segmentation:
+        if self.on_device:
+            return self._segment_on_device(rgb)
+        t0 = time.perf_counter()
+        x = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        mask = self._infer(self.backend_for((x.shape[3], x.shape[2])).infer, x)
+        if mask.shape != tuple(x.shape[2:]) or mask.dtype != np.uint8:
+            raise InferenceError(f"{self.backend_name} returned a {mask.dtype} mask of shape {mask.shape}, expected uint8 {tuple(x.shape[2:])}")
+        t2 = time.perf_counter()
+        mask = self.postprocess(mask, rgb.shape[0], rgb.shape[1])
+        t3 = time.perf_counter()
+        return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+
+    def _infer(self, call, x):
+        """The first image of ``call(x)``; any failure inside the backend becomes an :class:`InferenceError`."""
+        try:
+            return call(x)[0]
+        except Exception as exc:
+            raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
+
+    def _segment_on_device(self, rgb: np.ndarray) -> Segmentation:
+        """Upload the uint8 frame, resize + normalise + infer + argmax + resize back on the backend's device;
+        only the uint8 mask crosses back to the host."""
+        import torch
+        import torch.nn.functional as F
+
+        from fcn_perception.inference.preprocess import check_rgb, preprocess_tensor
+
+        check_rgb(rgb)
+        device = self.backend.device
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # honest per-stage times
+        h, w = rgb.shape[:2]
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            size = self.size_for(w, h)
+            x = preprocess_tensor(torch.from_numpy(rgb).to(device, non_blocking=True), size, self._mean, self._std)
+            sync()
+            t1 = time.perf_counter()
+            mask = self._infer(self.backend_for(size).infer_device, x)
+            sync()
+            t2 = time.perf_counter()
+            if tuple(mask.shape) != (h, w):
+                mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
+            out = mask.cpu().numpy()
+            t3 = time.perf_counter()
+        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+
+    def overlay(self, bgr: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """Class colours blended over the frame, for people looking at RViz, Foxglove or a PNG."""
+        colours = cv2.LUT(cv2.merge([mask, mask, mask]), self._lut.reshape(256, 1, 3))  # 3x faster than numpy indexing
+        return cv2.addWeighted(bgr, 1.0 - alpha, colours, alpha, 0.0)

@@ -1,0 +1,75 @@
+"""What a network is, without the network: the config saved in every checkpoint and ONNX file.
+
+Kept free of torch, so a runtime that serves an ONNX or TensorRT model never loads PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fcn_perception.model.classes import CAMVID_CLASSES
+
+VARIANTS = {"fcn32s": (32,), "fcn16s": (32, 16), "fcn8s": (32, 16, 8)}
+#: Tensor names of every exported graph: frames in, logits and the uint8 argmax mask out.
+INPUT_NAME, LOGITS_NAME, MASK_NAME = "image", "logits", "mask"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a network; saved inside every checkpoint."""
+
+    backbone: str = "efficientnet_lite0"
+    variant: str = "fcn8s"
+    classes: list[str] = field(default_factory=lambda: list(CAMVID_CLASSES))
+    #: ImageNet normalisation of the backbone; the pipeline applies it, so exported graphs take it too.
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: (width, height) of training; inference runs at this height and each frame's own aspect
+    #: unless a size is forced.
+    input_size: tuple[int, int] = (480, 360)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self.input_size = tuple(self.input_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def config_from_metadata(meta: dict[str, str]) -> ModelConfig:
+    """The inverse of the metadata :func:`export_onnx` writes: everything a runtime needs beside the graph."""
+    return ModelConfig(
+        backbone=meta.get("backbone", "efficientnet_lite0"),
+        variant=meta.get("variant", "fcn8s"),
+        classes=json.loads(meta["classes"]),
+        mean=tuple(json.loads(meta["mean"])),
+        std=tuple(json.loads(meta["std"])),
+        input_size=tuple(json.loads(meta["input_size"])),
+    )
+
+
+def metadata_for(cfg: ModelConfig, fixed_size: tuple[int, int] | None) -> dict[str, str]:
+    """What :func:`config_from_metadata` reads back; ``fixed_size`` (w, h) of a fixed-shape graph, or
+    None for a graph that takes any height and width."""
+    return {
+        "classes": json.dumps(list(cfg.classes)),
+        "mean": json.dumps(list(cfg.mean)),
+        "std": json.dumps(list(cfg.std)),
+        "input_size": json.dumps(list(fixed_size or cfg.input_size)),
+        "backbone": cfg.backbone,
+        "variant": cfg.variant,
+        "dynamic": json.dumps(fixed_size is None),
+    }
+
+
+def read_onnx_config(path: str | Path) -> ModelConfig:
+    """Config of an exported model from its metadata alone (no inference session built)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return config_from_metadata({p.key: p.value for p in proto.metadata_props})

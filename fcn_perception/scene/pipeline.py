@@ -1,0 +1,142 @@
+"""Per-frame pipeline, free of ROS: decode -> segment -> drivable area, with per-stage timings.
+
+The node, replay, eval and bench all run frames through :class:`Pipeline`, so a number measured
+offline is the number the car gets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+from fcn_perception.scene.drivable import DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
+from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, GroundResult
+from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, decode
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "drivable", "ground")
+
+
+@dataclass
+class CameraState:
+    """What the pipeline keeps per camera between frames: its ground model and its smoothing history."""
+
+    ground: GroundProjector | None = None  # None until a usable CameraInfo arrived
+    ground_status: str = "no CameraInfo received yet"  # why there is no ground output, for diagnostics
+    smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(0.0))
+    _calibration: tuple | None = None
+
+    @property
+    def calibration_refused(self) -> bool:
+        """A CameraInfo arrived but was unusable (as opposed to none arriving)."""
+        return self._calibration is not None and self.ground is None
+
+    def calibrate(self, info, cfg: GroundConfig, xyz, rpy=(0.0, 0.0, 0.0), optical_rotation=None, source: str = "camera_pose parameter") -> bool:
+        """Take a CameraInfo and pose; True when the ground model changed (new or different calibration).
+
+        A degenerate CameraInfo disables the ground outputs with the reason kept in ``ground_status``.
+        Identical calibrations, which arrive with every frame, cost one comparison.
+        """
+        try:
+            rot = None if optical_rotation is None else np.round(np.asarray(optical_rotation, np.float64), 9).tobytes()
+            key = (tuple(np.asarray(info.k, np.float64).ravel()), tuple(np.asarray(info.d, np.float64).ravel()), int(info.width), int(info.height))
+            key += (tuple(np.round(xyz, 9)), tuple(np.round(rpy, 9)), rot, source)
+        except (TypeError, ValueError, AttributeError) as exc:  # not even readable: one bad message must not stop anything
+            key = ("unreadable", str(exc))
+        if key == self._calibration:
+            return False
+        self._calibration = key
+        try:
+            if key[0] == "unreadable":
+                raise ValueError(f"CameraInfo is unreadable ({key[1]})")
+            camera = CameraModel.from_camera_info(info, xyz, rpy, optical_rotation)
+            self.ground = GroundProjector(camera, cfg)
+            self.ground_status = f"ok (pose from {source})"
+        except (ValueError, cv2.error) as exc:
+            self.ground = None
+            self.ground_status = f"disabled: {exc}"
+        return True
+
+
+@dataclass
+class FrameResult:
+    rgb: np.ndarray  # decoded frame, HxWx3 RGB
+    mask: np.ndarray  # HxW uint8 class ids, same size as the frame
+    regions: list[Region]
+    ego: Region | None  # None: no drivable area ahead (a valid answer)
+    drivable: np.ndarray | None = None  # HxW 0/1 after smoothing: what the regions and the grid were made from
+    ground: GroundResult | None = None  # None: no usable CameraInfo (see ground_error)
+    ground_error: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        segmenter: Segmenter | SegmenterConfig | None = None,
+        drivable: DrivableConfig | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.segmenter = segmenter if isinstance(segmenter, Segmenter) else Segmenter(segmenter)
+        self.drivable = drivable or DrivableConfig()
+        self.max_pixels = max_pixels
+        self.set_drivable(self.drivable)
+
+    def set_drivable(self, cfg: DrivableConfig) -> None:
+        """Swap the drivable-area settings (runtime parameter updates); unknown class names are refused."""
+        classes = self.segmenter.classes
+        unknown = [c for c in cfg.classes if c not in classes]
+        if unknown or not cfg.classes:
+            raise ValueError(f"drivable classes {unknown or cfg.classes} not in the model's classes {classes}")
+        self._lut = class_lut([classes.index(c) for c in cfg.classes])
+        self.drivable = cfg
+
+    def process(self, msg, camera: CameraState | None = None) -> FrameResult:
+        """An Image or CompressedImage message (rclpy or rosbags); raises BadFrame for unusable input."""
+        t = time.perf_counter()
+        rgb = decode(msg, self.max_pixels)
+        result = self.process_rgb(rgb, camera)
+        result.timings_ms = {"decode": (time.perf_counter() - t) * 1e3 - sum(result.timings_ms.values()), **result.timings_ms}
+        return result
+
+    def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None) -> FrameResult:
+        seg = self.segmenter.segment(rgb)
+        result = self.drivable_area(seg.mask, camera)
+        result.rgb = rgb
+        result.timings_ms = {**seg.timings_ms, **result.timings_ms}
+        return result
+
+    def drivable_area(self, mask: np.ndarray, camera: CameraState | None = None) -> FrameResult:
+        """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid."""
+        t0 = time.perf_counter()
+        binary = drivable_mask(mask, self._lut)
+        if camera is not None:
+            binary = camera.smoother(binary)
+        regions = extract_regions(binary, self.drivable)
+        ego = ego_region(regions, mask.shape[1], mask.shape[0], self.drivable)
+        t1 = time.perf_counter()
+        ground, error = None, ""
+        projector = camera.ground if camera is not None else None  # read once: the node may recalibrate meanwhile
+        if projector is None:
+            error = camera.ground_status if camera is not None else "no camera state"
+        else:
+            try:
+                ground = projector.project(regions, ego, binary)
+            except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
+                error = str(exc)
+        timings = {"drivable": (t1 - t0) * 1e3, "ground": (time.perf_counter() - t1) * 1e3}
+        return FrameResult(None, mask, regions, ego, binary, ground, error, timings)
+
+    def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
+        """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
+        img = self.segmenter.overlay(np.ascontiguousarray(result.rgb[..., ::-1]), result.mask, alpha)
+        if result.ego is not None:
+            thickness = max(1, img.shape[1] // 320)
+            cv2.polylines(img, [np.round(result.ego.outer).astype(np.int32)], True, (0, 255, 0), thickness, cv2.LINE_AA)
+            holes = [np.round(h).astype(np.int32) for h in result.ego.holes]
+            if holes:
+                cv2.polylines(img, holes, True, (0, 0, 255), thickness, cv2.LINE_AA)
+        return img

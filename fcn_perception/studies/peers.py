@@ -1,0 +1,99 @@
+"""Peer networks from torchvision, timed the way ours is: ONNX Runtime CPU (or torch), same input size.
+
+Runs in the optional benchmark environment (torch 2.14.1 + torchvision 0.29.1, `make bench-env`),
+which the main environment cannot share; ``fcn-perception bench`` calls it as a subprocess.
+Weights are irrelevant to speed, so the peers are built untrained (nothing is downloaded).
+
+    .venv-bench/bin/python -m fcn_perception.studies.peers --size 480x360 --frames 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def build(name: str, num_classes: int = 11):
+    import torch
+    from torchvision.models import segmentation as seg
+
+    if name == "lraspp_mobilenet_v3_large":
+        net = seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+    elif name == "fcn_resnet50":
+        net = seg.fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    else:
+        raise ValueError(name)
+
+    class Head(torch.nn.Module):  # torchvision returns a dict; time logits -> class ids like ours
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)["out"].argmax(1).to(torch.uint8)
+
+    return Head().eval()
+
+
+def time_peer(name: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
+    import torch
+
+    w, h = size
+    model = build(name)
+    x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"{name}.onnx")
+            torch.onnx.export(model, (torch.from_numpy(x),), path, opset_version=17, dynamo=False, input_names=["image"])
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+            def run():
+                return sess.run(None, {"image": x})
+
+            times = _time(run, frames)
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        xt = torch.from_numpy(x)
+        with torch.inference_mode():
+            times = _time(lambda: model(xt), frames)
+    return {"end_to_end_ms": {"p50": round(float(np.median(times)), 2), "p95": round(float(np.percentile(times, 95)), 2)}, "backend": backend}
+
+
+def _time(fn, frames: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", default="480x360")
+    ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--peers", nargs="*", default=["lraspp_mobilenet_v3_large", "fcn_resnet50"])
+    args = ap.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    res = {name: time_peer(name, (w, h), args.frames, args.backend, args.threads) for name in args.peers}
+    json.dump(res, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

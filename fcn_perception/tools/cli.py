@@ -1,0 +1,296 @@
+"""``fcn-perception`` command line: train, eval, export, segment, dense-eval (shift-and-stitch study)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fcn_perception.inference.backends import BACKENDS
+from fcn_perception.inference.segmenter import PRECISIONS, Segmenter, SegmenterConfig
+
+
+def _segmenter(args: argparse.Namespace) -> Segmenter:
+    return Segmenter(SegmenterConfig(model=args.model or "", backend=args.backend, threads=args.threads, precision=args.precision))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from fcn_perception.training.train import TrainConfig, train
+
+    if not Path(args.config).is_file():
+        raise FileNotFoundError(f"training config not found: {args.config}")
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:  # dotted keys; a number indexes a list (datasets.1.share=0.3)
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(leaf)] = yaml.safe_load(value)
+        else:
+            node[leaf] = yaml.safe_load(value)
+    if args.out:
+        raw["out"] = args.out
+    if args.init:
+        raw["init"] = args.init
+    cfg = TrainConfig.from_dict(raw)
+    best = train(cfg, resume=not args.restart)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from fcn_perception.training.evaluate import evaluate, format_report, plot_confusion, write_json
+
+    seg = _segmenter(args)
+    res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit)
+    print(format_report(res))
+    if args.json:
+        write_json(res, args.json)
+        plot = Path(args.confusion or Path(args.json).with_suffix(".confusion.png"))
+    else:
+        plot = Path(args.confusion) if args.confusion else None
+    if plot:
+        plot_confusion(conf, seg.classes, plot)
+        print(f"confusion matrix: {plot}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fcn_perception.inference.model_store import resolve_model
+    from fcn_perception.model.export import export_onnx
+    from fcn_perception.model.fcn import load_model
+
+    model = load_model(resolve_model(args.model))
+    w, h = model.cfg.input_size
+    out = export_onnx(model, args.onnx, height=args.height or h, width=args.width or w, dynamic=args.dynamic)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from fcn_perception.inference.quantize import quantize_int8
+
+    out = quantize_int8(args.onnx, args.out, args.calib_dir, args.frames)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    """Serialize a TensorRT engine for this GPU into the engine cache (needs TensorRT and CUDA)."""
+    from fcn_perception.inference import tensorrt_backend as trtb
+
+    if not trtb.available():
+        raise ValueError(f"build-engine: {trtb.UNAVAILABLE_REASON}")
+    frames = None
+    if args.precision == "int8":
+        if not args.calib_dir:
+            raise ValueError("int8 needs --calib-dir with real frames")
+        frames = trtb.calibration_frames(args.onnx, args.calib_dir, args.calib_frames)
+    path = trtb.build_engine(args.onnx, args.precision, calib_frames=frames)
+    print(f"engine: {path}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """Segment image files and write colour overlays: the quickest look at what the model sees."""
+    import cv2
+
+    seg = _segmenter(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [p for src in args.images for p in (sorted(Path(src).iterdir()) if Path(src).is_dir() else [Path(src)])]
+    for path in files:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            print(f"skipped {path}: not an image", file=sys.stderr)
+            continue
+        result = seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        cv2.imwrite(str(out / f"{path.stem}_overlay.png"), seg.overlay(bgr, result.mask))
+        cv2.imwrite(str(out / f"{path.stem}_mask.png"), result.mask)
+        print(f"{path.name}: " + " ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+    return 0
+
+
+def cmd_dense_eval(args: argparse.Namespace) -> int:
+    """Val mIoU and time of the stride-32 path: bilinear vs shift-and-stitch (both routes) vs FCN-8s."""
+    import numpy as np
+    import torch
+
+    from fcn_perception.inference.model_store import resolve_model
+    from fcn_perception.model.fcn import load_model
+    from fcn_perception.studies.shift_stitch import coarse_scores, dense_predict, dilated, upsample_to
+    from fcn_perception.training.datasets import LabelReader, open_split, read_pair
+    from fcn_perception.training.metrics import confusion_matrix, scores
+    from fcn_perception.training.patches import normalize
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    model = load_model(resolve_model(args.model))
+    ds = open_split(args.data, args.split)
+    labels = LabelReader(ds, model.cfg.classes)
+    pairs = ds.pairs[: args.limit or None]
+    n = model.cfg.num_classes
+    dense_nets = {f: dilated(model, f) for f in (2, 4)}
+
+    methods = {
+        "stride-32 + bilinear (FCN-32s path)": lambda x: upsample_to(coarse_scores(model, x), x, 32),
+        "shift-and-stitch f=2 (dilated, stride 16) + bilinear": lambda x: upsample_to(coarse_scores(dense_nets[2], x), x, 16),
+        "shift-and-stitch f=4 (dilated, stride 8) + bilinear": lambda x: upsample_to(coarse_scores(dense_nets[4], x), x, 8),
+        "shift-and-stitch f=2 (f^2 shifted passes) + bilinear": lambda x: dense_predict(model, x, 2, "shift_stitch"),
+        f"{model.cfg.variant} learned upsampling + skips": model,
+    }
+    rows = []
+    for name, fn in methods.items():
+        conf = np.zeros((n, n), np.int64)
+        times = []
+        with torch.no_grad():
+            for frame, label in pairs:
+                rgb, lab = read_pair(frame, label, labels)
+                x = normalize(rgb, model.cfg.mean, model.cfg.std)[None]
+                t = time.perf_counter()
+                logits = fn(x)
+                times.append((time.perf_counter() - t) * 1e3)
+                conf += confusion_matrix(logits.argmax(1)[0].numpy(), lab, n)
+        res = scores(conf, model.cfg.classes)
+        rows.append({"method": name, "miou": res["miou"], "road_iou": res["per_class_iou"]["Road"], "ms_p50": float(np.median(times))})
+        print(f"{name:<58} mIoU {res['miou'] * 100:5.1f}  Road {res['per_class_iou']['Road'] * 100:5.1f}  {np.median(times):7.1f} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"frames": len(pairs), "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from fcn_perception.bags.replay import replay
+
+    overrides = {}
+    if args.model:
+        overrides["model"] = args.model
+    if args.backend:
+        overrides["backend"] = args.backend
+    summary = replay(args.in_bag, args.out, args.topics or None, args.params or None, overrides, storage=args.storage)
+    print(summary.report())
+    print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in sorted(summary.output_counts.items())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fcn-perception", description="FCN road-scene segmentation: training, evaluation and tools")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
+        sp.add_argument("--model", default="", help="checkpoint (.pt) or .onnx; default: the shipped model")
+        if backend:
+            sp.add_argument("--backend", default="auto", choices=BACKENDS)
+            sp.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: TensorRT fp16, ONNX Runtime the shipped INT8")
+        sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
+
+    sp = sub.add_parser("train", help="train an FCN from a YAML config")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("--out", default="", help="override the config's output folder")
+    sp.add_argument("--restart", action="store_true", help="ignore last.pt instead of resuming from it")
+    sp.add_argument("--init", default="", help="start from this checkpoint (fine-tuning; a different class list gets a new score head)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (dotted keys: augment.crop=[256,256])")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("eval", help="mIoU / per-class IoU / pixel accuracy on a labelled split (SegNet or generic layout)")
+    sp.add_argument("--data", required=True, help="dataset folder: class_dict.csv + SPLIT/images + SPLIT/labels, or CamVid's SPLIT + SPLITannot")
+    sp.add_argument("--split", default="val")
+    sp.add_argument("--class-map", default="", help="YAML: dataset class name -> model class name or void")
+    sp.add_argument("--json", default="")
+    sp.add_argument("--confusion", default="", help="confusion-matrix PNG (default: beside --json)")
+    sp.add_argument("--limit", type=int, default=0, help="only the first N frames")
+    model_args(sp)
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("export", help="export a checkpoint to ONNX")
+    sp.add_argument("--onnx", required=True)
+    sp.add_argument("--height", type=int, default=0)
+    sp.add_argument("--width", type=int, default=0)
+    sp.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width")
+    sp.add_argument("--model", default="")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("quantize", help="INT8 (QDQ) ONNX for ONNX Runtime CPU, calibrated on real frames")
+    sp.add_argument("--onnx", required=True, help="fp32 ONNX from `export`")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--calib-dir", required=True, help="folder of real frames (e.g. CamVid train/)")
+    sp.add_argument("--frames", type=int, default=100)
+    sp.set_defaults(func=cmd_quantize)
+
+    sp = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX export (GPU + TensorRT only)")
+    sp.add_argument("--onnx", required=True)
+    sp.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
+    sp.add_argument("--calib-dir", default="", help="folder of real frames for INT8 calibration")
+    sp.add_argument("--calib-frames", type=int, default=200)
+    sp.set_defaults(func=cmd_build_engine)
+
+    sp = sub.add_parser("segment", help="segment image files or folders, write overlays and masks")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("--out", default="segment_out")
+    model_args(sp)
+    sp.set_defaults(func=cmd_segment)
+
+    sp = sub.add_parser("replay", help="run the pipeline over a rosbag2 and write a bag with the outputs")
+    sp.add_argument("in_bag")
+    sp.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    sp.add_argument("--topics", nargs="*", default=[], help="image topics (default: every Image/CompressedImage topic)")
+    sp.add_argument("--params", default="", help="the node's parameter YAML, so replay and live runs match")
+    sp.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    sp.add_argument("--model", default="")
+    sp.add_argument("--backend", default="", choices=("", *BACKENDS))
+    sp.set_defaults(func=cmd_replay)
+
+    from fcn_perception.tools import bench, demo, load
+
+    sp = sub.add_parser("demo", help="node + sample drive over DDS, outputs recorded into --out")
+    demo.add_arguments(sp)
+    sp.set_defaults(func=demo.run_args)
+
+    sp = sub.add_parser("bench", help="per-stage latency, FPS, memory and hardware floor on the sample drive")
+    bench.add_arguments(sp)
+    sp.set_defaults(func=bench.run_args)
+    sp = sub.add_parser("load", help="the node process under N cameras at a fixed rate: soak, overload, multi-camera figures")
+    load.add_arguments(sp)
+    sp.set_defaults(func=load.run_args)
+
+    sp = sub.add_parser("dense-eval", help="shift-and-stitch vs learned upsampling on a labelled split")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--split", default="val")
+    sp.add_argument("--limit", type=int, default=0)
+    sp.add_argument("--json", default="")
+    model_args(sp, backend=False)
+    sp.set_defaults(func=cmd_dense_eval)
+    return p
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, a CI timeout) unwinds like Ctrl-C, so every ``finally`` and
+    context manager runs: a replay or export that is stopped leaves no partial file behind."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _interrupt_on_sigterm()
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"fcn-perception {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fcn-perception {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""``fcn-perception load``: the node as its own process under a steady camera load, over real DDS.
+
+N cameras publish the sample drive's JPEG frames (looped, fresh stamps) at a fixed rate into the
+node; this process records every mask, samples the node's resident memory and thread count from
+/proc, and reads the node's own counters from /diagnostics. It is the soak test (one camera,
+10,000 frames), the overload test (4 cameras at 30 Hz on a machine that serves fewer) and the
+multi-camera benchmark, with one set of figures:
+
+- accounting: every frame the node received is published, dropped (latest-frame policy) or bad;
+- latency per camera (stamp sent -> mask received here), p50/p95/p99, and output rate;
+- fairness: each camera's share of the published frames;
+- memory: resident set after warm-up vs at the end (growth %), peak; threads after warm-up vs end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from fcn_perception.bags.bag_io import COMPRESSED, read_messages
+from fcn_perception.ros.node_config import NODE_NAME
+from fcn_perception.tools.bench import percentiles
+from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
+
+
+def _proc_status(pid: int) -> tuple[int, int]:
+    """(resident set in KiB, thread count) of a live process, from /proc (Linux)."""
+    rss = threads = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+        elif line.startswith("Threads:"):
+            threads = int(line.split()[1])
+    return rss, threads
+
+
+def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: int = 100, ros=None, log: Path | None = None, progress: bool = False) -> dict:
+    """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring)."""
+    if ros is None:
+        ensure_domain_id()
+        with spinning_node("fcn_perception_load") as own:
+            return run_load(cameras, rate, frames, warmup, own, log, progress)
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    topics = [f"/load_cam{i}/image_raw/compressed" for i in range(cameras)]
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    lock = threading.Lock()
+    sent_at: dict[tuple[int, int, int], float] = {}  # (camera, sec, nanosec) -> send time
+    latencies: list[list[float]] = [[] for _ in topics]
+    masks = [0] * cameras
+    last_diag: dict[str, dict[str, str]] = {}
+
+    def on_mask(i: int, msg) -> None:
+        now = time.monotonic()
+        with lock:
+            t = sent_at.pop((i, msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+            masks[i] += 1
+            if t is not None:
+                latencies[i].append((now - t) * 1e3)
+
+    def on_diag(arr) -> None:
+        for s in arr.status:
+            if s.name.startswith(NODE_NAME):
+                level = s.level[0] if isinstance(s.level, bytes) else s.level
+                last_diag[s.name.split(": ", 1)[1]] = {kv.key: kv.value for kv in s.values} | {"level": str(level)}
+
+    subs = [ros.create_subscription(Image, f"/load_cam{i}/segmentation/mask", lambda m, i=i: on_mask(i, m), qos) for i in range(cameras)]
+    subs.append(ros.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50))
+    pubs = [ros.create_publisher(CompressedImage, t, qos) for t in topics]
+    node = NodeProcess(default_params_file(), topics, ["-p", "qos_reliability:=reliable"], log=log)
+    samples: list[tuple[int, int, int]] = []  # (frames sent per camera, rss KiB, threads)
+    sent = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            try:
+                samples.append((sent, *_proc_status(node.proc.pid)))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+
+    try:
+        deadline = time.monotonic() + 90
+        while any(p.get_subscription_count() == 0 for p in pubs) or any(ros.count_publishers(f"/load_cam{i}/segmentation/mask") == 0 for i in range(cameras)):
+            if time.monotonic() > deadline or node.proc.poll() is not None:
+                raise RuntimeError(f"the node did not come up:\n{node.output()[-2000:]}")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        threading.Thread(target=sample, daemon=True).start()
+        msgs = [CompressedImage(format="jpeg", data=j) for j in jpegs]
+        start = time.monotonic()
+        for k in range(frames):
+            target = start + k / rate
+            while (delay := target - time.monotonic()) > 0:
+                time.sleep(delay)
+            for i, pub in enumerate(pubs):
+                msg = msgs[(k + 7 * i) % len(msgs)]
+                now_ns = time.time_ns()
+                msg.header.stamp.sec, msg.header.stamp.nanosec = now_ns // 1_000_000_000, now_ns % 1_000_000_000
+                msg.header.frame_id = f"load_cam{i}_optical_frame"
+                with lock:
+                    sent_at[(i, msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
+                pub.publish(msg)
+            sent = k + 1
+            if progress and sent % 1000 == 0:
+                print(f"  {sent}/{frames} frames per camera sent", file=sys.stderr, flush=True)
+        send_s = time.monotonic() - start
+
+        def settled() -> bool:
+            d = [last_diag.get(t) for t in topics]
+            return all(
+                x and int(x["frames_received"]) == frames and int(x["frames_published"]) + int(x["frames_dropped"]) + int(x["frames_bad"]) == frames for x in d
+            )
+
+        deadline = time.monotonic() + 20
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.2)  # one more diagnostics period, and the last masks in flight
+        end_rss, end_threads = _proc_status(node.proc.pid)
+    finally:
+        stop.set()
+        code = node.stop()
+        for s in subs:
+            ros.destroy_subscription(s)
+        for p in pubs:
+            ros.destroy_publisher(p)
+    warm = next((s for s in samples if s[0] >= warmup), samples[-1] if samples else (0, end_rss, end_threads))
+    per_camera = {}
+    for i, t in enumerate(topics):
+        d = last_diag.get(t, {})
+        per_camera[t] = {
+            "sent": frames,
+            "received": int(d.get("frames_received", -1)),
+            "published": int(d.get("frames_published", -1)),
+            "dropped": int(d.get("frames_dropped", -1)),
+            "bad": int(d.get("frames_bad", -1)),
+            "masks_received_here": masks[i],
+            "latency_ms": percentiles(latencies[i]),
+            "output_fps": round(masks[i] / send_s, 2),
+        }
+    published = [c["published"] for c in per_camera.values()]
+    return {
+        "cameras": cameras,
+        "rate_hz": rate,
+        "frames_per_camera": frames,
+        "seconds": round(send_s, 1),
+        "per_camera": per_camera,
+        "accounted": all(c["received"] == frames == c["published"] + c["dropped"] + c["bad"] for c in per_camera.values()),
+        "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
+        "rss_mb": {
+            "after_warmup": round(warm[1] / 1024, 1),
+            "end": round(end_rss / 1024, 1),
+            "peak": round(max([s[1] for s in samples] + [end_rss]) / 1024, 1),
+        },
+        "rss_growth_pct": round(100.0 * (end_rss - warm[1]) / max(warm[1], 1), 2),
+        "threads": {"after_warmup": warm[2], "end": end_threads},
+        "node_exit_code": code,
+        "diagnostic_levels": {t: last_diag.get(t, {}).get("level") for t in topics},
+    }
+
+
+def report(res: dict) -> str:
+    lines = [
+        f"{res['cameras']} camera(s) x {res['frames_per_camera']} frames at {res['rate_hz']} Hz ({res['seconds']} s): "
+        f"accounted={res['accounted']}  fairness(min/max published)={res['fairness_min_over_max']}",
+        f"  node RSS after warm-up {res['rss_mb']['after_warmup']} MB, end {res['rss_mb']['end']} MB (growth {res['rss_growth_pct']} %), "
+        f"peak {res['rss_mb']['peak']} MB; threads {res['threads']['after_warmup']} -> {res['threads']['end']}; exit code {res['node_exit_code']}",
+    ]
+    for t, c in res["per_camera"].items():
+        lines.append(
+            f"  {t}: received {c['received']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
+            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--cameras", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=30.0, help="frames per second per camera")
+    ap.add_argument("--frames", type=int, default=300, help="frames per camera (the soak: --frames 10000)")
+    ap.add_argument("--warmup", type=int, default=100, help="frames per camera before the memory baseline is taken")
+    ap.add_argument("--json", default="")
+    ap.add_argument("--log", default="", help="write the node's output here")
+
+
+def run_args(args: argparse.Namespace) -> int:
+    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=Path(args.log) if args.log else None, progress=True)
+    print(report(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    ok = res["accounted"] and res["node_exit_code"] == 0
+    return 0 if ok else 1

@@ -1,0 +1,74 @@
+"""``fcn-perception eval``: mIoU, per-class IoU and pixel accuracy through the same pipeline the node runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fcn_perception.inference.segmenter import Segmenter
+from fcn_perception.training.datasets import LabelReader, load_class_map, open_split, read_pair
+from fcn_perception.training.metrics import confusion_matrix, scores
+
+
+def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str | Path = "", limit: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
+    """Scores at each label's own resolution: the segmenter sizes frames as the node does (model
+    height, the frame's aspect, unless a size is forced) and returns masks at the frame's size."""
+    ds = open_split(data, split)
+    labels = LabelReader(ds, segmenter.classes, load_class_map(class_map) if class_map else None)
+    pairs = ds.pairs[:limit] if limit else ds.pairs
+    n = len(segmenter.classes)
+    conf = np.zeros((n, n), np.int64)
+    for frame, label in tqdm(pairs, desc=f"eval {split}", disable=not progress):
+        rgb, lab = read_pair(frame, label, labels)
+        conf += confusion_matrix(segmenter.segment(rgb).mask, lab, n)
+    res = scores(conf, segmenter.classes)
+    res["frames"] = len(pairs)
+    res["layout"] = ds.layout
+    res["unknown_colour_pixels"] = labels.unknown_pixels
+    res["backend"] = segmenter.backend_name
+    res["model"] = str(segmenter.model_path)
+    return res, conf
+
+
+def plot_confusion(conf: np.ndarray, classes: list[str], path: str | Path) -> None:
+    """Row-normalised confusion matrix (recall per true class) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if norm[i, j] >= 0.01:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def format_report(res: dict) -> str:
+    lines = [
+        f"frames {res['frames']}  backend {res['backend']}  layout {res['layout']}",
+        f"mIoU {res['miou'] * 100:.2f}  pixel accuracy {res['pixel_accuracy'] * 100:.2f}",
+    ]
+    if res.get("unknown_colour_pixels"):
+        lines.append(f"label pixels in no class_dict.csv colour (counted as void): {res['unknown_colour_pixels']}")
+    for name, iou in res["per_class_iou"].items():
+        lines.append(f"  {name:<12} {'n/a' if iou is None else f'{iou * 100:.2f}'}")
+    return "\n".join(lines)
+
+
+def write_json(res: dict, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=2) + "\n")

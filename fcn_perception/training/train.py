@@ -1,0 +1,339 @@
+"""Patchwise FCN training: ``fcn-perception train --config FILE`` (CPU, one GPU, or torchrun DDP).
+
+Shaped like torchvision's segmentation reference: :func:`train` (main) sets up data, model and
+optimiser; :func:`train_one_epoch` runs steps; :func:`evaluate` scores the selection sets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from fcn_perception.model.classes import VOID_ID
+from fcn_perception.model.fcn import ModelConfig, build_model, init_from_checkpoint, save_checkpoint
+from fcn_perception.training.datasets import class_weights
+from fcn_perception.training.metrics import confusion_matrix, scores
+from fcn_perception.training.patches import AugmentConfig, DatasetSpec, MixSampler, SegmentationDataset, Source, mix_frequencies, seed_worker, train_transform
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/data/camvid"  # shorthand for one dataset when ``datasets`` is empty
+    train_split: str = "train"
+    val_split: str = "val"
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    out: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pretrained: bool = True  # ImageNet trunk
+    init: str = ""  # start from this checkpoint (fine-tuning); shared classes keep their scores
+    batch_size: int = 8  # patches per optimiser step (per process under DDP)
+    patches_per_image: int = 2  # patches sampled from each decoded frame
+    iterations: int = 4000
+    max_minutes: float = 0.0  # >0: stop by wall clock; the LR schedule follows whichever ends first
+    lr: float = 2e-3
+    backbone_lr_scale: float = 0.5
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    class_weighting: str = "median_freq"  # none | median_freq | enet
+    class_weight_power: float = 1.0  # 0.5 softens median-frequency weights towards large classes (road)
+    loss_sampling: float = 1.0  # fraction of 32x32 loss cells kept per patch (paper's loss sampling)
+    label_smoothing: float = 0.0
+    eval_every: int = 250
+    checkpoint_minutes: float = 5.0  # resumable last.pt at least this often by wall clock
+    workers: int = 1
+    seed: int = 0
+    amp: bool = True  # only on CUDA
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        raw = dict(raw)
+        raw["model"] = ModelConfig(**raw.get("model", {}))
+        aug = dict(raw.get("augment", {}))
+        for key in ("crop", "scale"):
+            if key in aug:
+                aug[key] = tuple(aug[key])
+        raw["augment"] = AugmentConfig(**aug)
+        specs = []
+        for d in raw.get("datasets", []):
+            bad = set(d) - {f.name for f in fields(DatasetSpec)}
+            if bad:
+                raise ValueError(f"unknown dataset options: {sorted(bad)}")
+            specs.append(DatasetSpec(**d))
+        raw["datasets"] = specs
+        return cls(**raw)
+
+    def dataset_specs(self) -> list[DatasetSpec]:
+        return self.datasets or [DatasetSpec(path=self.data, train_split=self.train_split, val_split=self.val_split)]
+
+
+def sample_loss_cells(target: torch.Tensor, keep: float, cell: int = 32, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mark whole ``cell x cell`` blocks as void with probability ``1 - keep``.
+
+    The paper's loss sampling: fewer, less correlated gradient samples per patch. Dropping cells
+    rather than single pixels matches its sampling of final-layer cells.
+    """
+    if keep >= 1.0:
+        return target
+    n, h, w = target.shape
+    gh, gw = math.ceil(h / cell), math.ceil(w / cell)
+    drop = torch.rand(n, 1, gh, gw, generator=generator, device=target.device) >= keep
+    drop = F.interpolate(drop.float(), scale_factor=cell, mode="nearest")[:, 0, :h, :w].bool()
+    return target.masked_fill(drop, VOID_ID)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, num_classes: int, device: torch.device) -> np.ndarray:
+    """Confusion matrix over one selection set, frames at their inference size (one per batch)."""
+    model.eval()
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    for x, y in loader:
+        pred = model(x.to(device)).argmax(1).cpu().numpy()
+        conf += confusion_matrix(pred, y.numpy(), num_classes)
+    return conf
+
+
+class Budget:
+    """Step and wall-clock budget, decided on rank 0 and broadcast, so every rank of a torchrun job
+    uses the same learning rate and stops at the same step."""
+
+    def __init__(self, cfg: TrainConfig, elapsed_before: float, world: int) -> None:
+        self.iterations, self.budget_s, self.world = cfg.iterations, cfg.max_minutes * 60.0, world
+        self.start = time.time() - elapsed_before
+
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    def progress(self, step: int) -> float:
+        """Fraction done by whichever ends first, steps or time: the same number on every rank."""
+        p = torch.tensor([max(step / self.iterations, self.elapsed() / self.budget_s if self.budget_s else 0.0)], dtype=torch.float64)
+        if self.world > 1:
+            dist.broadcast(p, 0)
+        return float(p)
+
+
+def lr_factor(step: int, progress: float, warmup: int) -> float:
+    """Linear warm-up then poly decay over the budget's progress."""
+    return min(1.0, (step + 1) / max(1, warmup)) * (1 - min(progress, 0.999)) ** 0.9
+
+
+@dataclass
+class State:
+    step: int = 0
+    best: float = -1.0
+    running: float | None = None
+    last_checkpoint: float = field(default_factory=time.time)
+
+
+def train_one_epoch(net, loader, opt, scaler, weights, cfg: TrainConfig, budget: Budget, state: State, device, gen, bar, on_step) -> bool:
+    """Steps over one pass of the sampler; returns True when the budget is spent."""
+    net.train()
+    use_amp = scaler.is_enabled()
+    base_lrs = [g["initial_lr"] for g in opt.param_groups]
+    for x, y in loader:
+        x = x.flatten(0, 1).to(device, non_blocking=True)
+        y = sample_loss_cells(y.flatten(0, 1), cfg.loss_sampling, generator=gen).to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        progress = budget.progress(state.step)
+        if progress >= 1.0:
+            return True
+        for g, base in zip(opt.param_groups, base_lrs, strict=True):
+            g["lr"] = base * lr_factor(state.step, progress, cfg.warmup)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=VOID_ID, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        state.step += 1
+        state.running = loss.item() if state.running is None else 0.95 * state.running + 0.05 * loss.item()
+        bar.n = round(min(1.0, budget.progress(state.step)) * 1000)  # ETA follows steps or time, whichever ends first
+        bar.set_postfix(step=state.step, loss=f"{state.running:.3f}", lr=f"{opt.param_groups[-1]['lr']:.1e}")
+        on_step()
+        net.train()
+    return False
+
+
+def _setup_distributed() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Train, keeping ``best.pt`` (by mean selection mIoU) and ``last.pt`` (resumable) under ``cfg.out``."""
+    rank, world = _setup_distributed()
+    if cfg.device == "auto":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    seed = cfg.seed + rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+    mc = cfg.model
+    height = mc.input_size[1]
+    specs = cfg.dataset_specs()
+    train_sources, val_sets = [], []
+    for spec in specs:
+        tr, val, labels = spec.open(mc.classes)
+        train_sources.append(Source(tr, labels, spec.aspect))
+        if val is not None:
+            val_sets.append((Path(spec.path).name + "/" + val.split, SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, height)))
+    shares = [s.share for s in specs]
+    train_ds = SegmentationDataset(train_sources, mc.mean, mc.std, height, train_transform(cfg.augment, seed), cfg.patches_per_image)
+    weights = None
+    if cfg.class_weighting != "none":
+        w = class_weights(*mix_frequencies(train_ds, shares, mc.num_classes), cfg.class_weighting)
+        weights = torch.tensor(w**cfg.class_weight_power, dtype=torch.float32, device=device)
+    images_per_step = max(1, cfg.batch_size // cfg.patches_per_image)
+    sampler = MixSampler(train_ds.offsets, shares, length=max(images_per_step, len(train_ds) // world), seed=cfg.seed, rank=rank)
+    loader = DataLoader(
+        train_ds,
+        batch_size=images_per_step,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=True,
+        persistent_workers=cfg.workers > 0,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    val_loaders = [(name, DataLoader(ds, batch_size=1, num_workers=cfg.workers)) for name, ds in val_sets]
+
+    model = build_model(mc, pretrained=cfg.pretrained and not cfg.init)
+    if cfg.init:
+        kept = init_from_checkpoint(model, cfg.init)
+        if rank == 0:
+            print(f"initialised from {cfg.init}: {kept}")
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    backbone_params = list(model.backbone.parameters())
+    ids = {id(p) for p in backbone_params}
+    head_params = [p for p in model.parameters() if id(p) not in ids]
+    opt = torch.optim.AdamW(
+        [{"params": backbone_params, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": head_params, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+
+    state, elapsed_before = State(), 0.0
+    last = out / "last.pt"
+    if resume and last.is_file():
+        saved = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(saved["state_dict"])
+        opt.load_state_dict(saved["optimizer"])
+        state.step, state.best, elapsed_before = saved["step"], saved["best_miou"], saved.get("elapsed_s", 0.0)
+        if rank == 0:
+            print(f"resumed from {last} at step {state.step} (best selection mIoU {state.best:.4f})")
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file() or not resume
+    columns = ["step", "elapsed_s", "lr", "loss", "val_miou", "val_road_iou", "val_pixel_acc"]
+    columns += [f"{name}:{k}" for name, _ in val_loaders for k in ("miou", "road")] if len(val_loaders) > 1 else []
+    budget = Budget(cfg, elapsed_before, world)
+
+    def checkpoint() -> None:
+        extra = {"optimizer": opt.state_dict(), "step": state.step, "best_miou": state.best, "elapsed_s": budget.elapsed()}
+        save_checkpoint(last, model, extra)
+        state.last_checkpoint = time.time()
+
+    def select(log) -> None:
+        results = [(name, scores(evaluate(model, vl, mc.num_classes, device), mc.classes)) for name, vl in val_loaders]
+        if not results:
+            return
+        miou = float(np.mean([r["miou"] for _, r in results]))
+        road = float(np.mean([r["per_class_iou"].get("Road") or 0.0 for _, r in results]))
+        acc = float(np.mean([r["pixel_accuracy"] for _, r in results]))
+        row = [
+            state.step,
+            f"{budget.elapsed():.0f}",
+            f"{opt.param_groups[-1]['lr']:.3e}",
+            f"{state.running or 0:.4f}",
+            f"{miou:.4f}",
+            f"{road:.4f}",
+            f"{acc:.4f}",
+        ]
+        if len(results) > 1:
+            row += [f"{v:.4f}" for _, r in results for v in (r["miou"], r["per_class_iou"].get("Road") or 0.0)]
+        log.writerow(row)
+        log_file.flush()
+        detail = "  ".join(f"{name} {r['miou']:.4f}" for name, r in results)
+        tqdm.write(f"step {state.step}: selection mIoU {miou:.4f} road {road:.4f}  ({detail})")
+        if miou > state.best:
+            state.best = miou
+            save_checkpoint(out / "best.pt", model, {"val": {name: r for name, r in results}, "step": state.step})
+
+    # rank 0 alone writes the log: a second writer would truncate it under the first
+    with open(log_path, "w" if new_log else "a", newline="") if rank == 0 else contextlib.nullcontext() as log_file:
+        log = csv.writer(log_file) if rank == 0 else None
+        if rank == 0 and new_log:
+            log.writerow(columns)
+
+        def on_step() -> None:
+            if rank != 0:
+                return
+            if state.step % cfg.eval_every == 0:
+                select(log)
+                checkpoint()
+            elif cfg.checkpoint_minutes and time.time() - state.last_checkpoint >= cfg.checkpoint_minutes * 60:
+                checkpoint()
+
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        bar = tqdm(total=1000, disable=rank != 0, desc="train", dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        done, epoch = budget.progress(state.step) >= 1.0, 0
+        while not done:
+            sampler.set_epoch(epoch)
+            epoch += 1
+            done = train_one_epoch(net, loader, opt, scaler, weights, cfg, budget, state, device, gen, bar, on_step)
+        bar.close()
+        if rank == 0 and state.step % cfg.eval_every != 0:
+            select(log)
+            checkpoint()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out / "best.pt"
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
