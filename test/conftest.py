@@ -74,7 +74,8 @@ def two_camera_bag(tmp_path_factory, sample_bag) -> Path:
     """The sample drive as a compressed front camera plus the same frames as a raw bgr8 rear camera."""
     import cv2
 
-    from fcn_perception.bags.bag_io import COMPRESSED, IMAGE, BagWriter, raw_image, read_messages, stamp_ns
+    from fcn_perception.bags.bag_io import BagWriter, raw_image, read_messages
+    from fcn_perception.ros.topics import COMPRESSED, IMAGE, stamp_ns
 
     out = tmp_path_factory.mktemp("bags") / "two_cameras"
     with BagWriter(out) as bag:

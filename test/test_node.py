@@ -79,7 +79,7 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
     assert summary["diagnostics_last"][f"{NODE_NAME}: /camera_front/image_raw/compressed"]["ground_outputs"].startswith("ok")
     assert summary["diagnostics_last"][f"{NODE_NAME}: /camera_rear/image_raw"]["ground_outputs"].startswith("disabled: no CameraInfo")
     grounds = list(read_messages(out, ["/camera_front/drivable_area/polygon_ground"]))
-    assert {m.msg.header.frame_id for m in grounds} == {"base_link"}
+    assert {m.msg.header.frame_id for m in grounds} == {"base_footprint"}
     assert {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in grounds} <= {(k[1], k[2]) for k in stamps if k[0] == "camera_front"}
 
 
@@ -243,3 +243,171 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
         done.set()
         thread.join()
         ros_node.destroy_publisher(pub)
+
+
+def _lifecycle(ros_node, transition: str) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = ros_node.create_client(ChangeState, f"/{NODE_NAME}/change_state")
+    try:
+        assert client.wait_for_service(10.0)
+        req = ChangeState.Request()
+        req.transition.id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+        future = client.call_async(req)
+        assert _wait(future.done, 60)
+        return future.result().success
+    finally:
+        ros_node.destroy_client(client)
+
+
+def _state(ros_node) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    client = ros_node.create_client(GetState, f"/{NODE_NAME}/get_state")
+    try:
+        assert client.wait_for_service(10.0)
+        future = client.call_async(GetState.Request())
+        assert _wait(future.done, 10)
+        return future.result().current_state.label
+    finally:
+        ros_node.destroy_client(client)
+
+
+def test_lifecycle_with_autostart_false_serves_only_while_active(ros_node, tmp_path):
+    """unconfigured: nothing; configure -> inactive: still nothing; activate -> masks; deactivate -> none;
+    activate again -> masks; SIGTERM -> exit 0. Labels and the PNG mask twin come with the configured model."""
+    import signal
+
+    import cv2
+    from rclpy.parameter_client import AsyncParameterClient
+    from sensor_msgs.msg import Image
+
+    topic = "/lifecam/image_raw"
+    rec = Recorder(
+        ros_node, {"/lifecam/segmentation/mask": "sensor_msgs/msg/Image", "/lifecam/segmentation/mask/compressed": "sensor_msgs/msg/CompressedImage"}
+    )
+    pub = ros_node.create_publisher(Image, topic, 10)
+    frame = cv2.imread(str(sorted((Path(__file__).resolve().parents[2] / "shared/data/camvid/val").iterdir())[0]))
+    sent = [0]
+
+    def publish(n=3):
+        for _ in range(n):
+            sent[0] += 1
+            msg = Image(encoding="bgr8", width=480, height=360, step=480 * 3, data=frame.tobytes())
+            msg.header.stamp.sec, msg.header.frame_id = sent[0], "lifecam_optical_frame"
+            pub.publish(msg)
+            time.sleep(0.3)
+
+    node = NodeProcess(PARAMS, [topic], ["-p", "autostart:=false", "-p", "qos_reliability:=reliable"], log=tmp_path / "node.log")
+    try:
+        assert _wait(lambda: _state_ready(ros_node), 30), node.output()
+        assert _state(ros_node) == "unconfigured"
+        publish()
+        assert ros_node.count_subscribers(topic) == 0 and rec.count("/lifecam/segmentation/mask") == 0
+        assert _lifecycle(ros_node, "configure") and _state(ros_node) == "inactive"
+        client = AsyncParameterClient(ros_node, NODE_NAME)
+        assert client.wait_for_services(10.0)
+        future = client.get_parameters(["classes", "class_colors"])
+        assert _wait(future.done, 10)
+        classes, colours = (list(v.string_array_value) for v in future.result().values)
+        assert classes[3] == "Road" and len(colours) == len(classes) and colours[3] == "#804080"
+        publish()
+        time.sleep(0.5)
+        assert rec.count("/lifecam/segmentation/mask") == 0  # inactive: not serving
+        assert _lifecycle(ros_node, "activate")
+        assert _wait(lambda: ros_node.count_publishers(topic) > 0 and any(i.node_name == NODE_NAME for i in ros_node.get_subscriptions_info_by_topic(topic)))
+        time.sleep(0.5)
+        publish()
+        assert _wait(lambda: rec.count("/lifecam/segmentation/mask") >= 2, 20), node.output()
+        assert _wait(lambda: rec.count("/lifecam/segmentation/mask/compressed") >= 2, 20)
+        raw, png = rec.messages("/lifecam/segmentation/mask")[-1], rec.messages("/lifecam/segmentation/mask/compressed")[-1]
+        decoded = cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert png.format == "png" and np.array_equal(decoded, np.frombuffer(bytes(raw.data), np.uint8).reshape(360, 480))
+        assert len(png.data) <= 0.15 * len(raw.data), (len(png.data), len(raw.data))
+        assert _lifecycle(ros_node, "deactivate") and _state(ros_node) == "inactive"
+        before = rec.count("/lifecam/segmentation/mask")
+        publish()
+        time.sleep(1.0)
+        assert rec.count("/lifecam/segmentation/mask") == before  # deactivated: masks stop
+        assert _lifecycle(ros_node, "activate")
+        time.sleep(0.5)
+        publish()
+        assert _wait(lambda: rec.count("/lifecam/segmentation/mask") > before, 20)
+        assert node.stop(signal.SIGTERM) == 0
+    finally:
+        node.stop()
+        ros_node.destroy_publisher(pub)
+        for sub in rec.subs:
+            ros_node.destroy_subscription(sub)
+    assert "Traceback" not in node.output()
+
+
+def _state_ready(ros_node) -> bool:
+    return any(name == NODE_NAME for name, _ in ros_node.get_node_names_and_namespaces()) and ros_node.count_publishers(f"/{NODE_NAME}/transition_event") > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-p", "overlay_alfa:=0.3"], "overlay_alfa (did you mean overlay_alpha?)"),
+        (["--params-file", "/nonexistent/params.yaml"], "/nonexistent/params.yaml"),
+        (["-p", "model:={tmp}/garbage.onnx"], "configure failed"),
+    ],
+)
+def test_start_up_mistakes_are_one_line_and_exit_code_2(tmp_path, extra, message):
+    (tmp_path / "garbage.onnx").write_bytes(b"not a model")
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
+    node = NodeProcess(PARAMS, ["/x/image_raw"], extra, log=tmp_path / "node.log")
+    code = node.proc.wait(60)
+    node.stop()
+    out = node.output()
+    assert code == 2, out
+    assert message in out and "Traceback" not in out
+
+
+def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_node, tmp_path):
+    """CameraInfo but neither TF nor camera_pose: masks flow, no ground message, diagnostics WARN with
+    the reason. A subscribed topic nobody publishes is named once at WARN."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    topic, ghost = "/posecam/image_raw", "/ghostcam/image_raw"
+    rec = Recorder(
+        ros_node,
+        {
+            "/posecam/segmentation/mask": "sensor_msgs/msg/Image",
+            "/posecam/drivable_area/polygon_ground": "geometry_msgs/msg/PolygonStamped",
+            "/posecam/drivable_area/grid": "nav_msgs/msg/OccupancyGrid",
+            "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+        },
+    )
+    pub = ros_node.create_publisher(Image, topic, 10)
+    info_pub = ros_node.create_publisher(CameraInfo, "/posecam/camera_info", 10)
+    node = _start(ros_node, [topic, ghost], tmp_path, ["-p", "qos_reliability:=reliable"])
+    try:
+        time.sleep(0.5)
+        frame = np.full((120, 160, 3), 90, np.uint8)
+        for i in range(6):
+            info = CameraInfo(width=160, height=120, k=[150.0, 0.0, 80.0, 0.0, 150.0, 60.0, 0.0, 0.0, 1.0], p=[0.0] * 12, distortion_model="plumb_bob")
+            info.header.frame_id = "posecam_optical_frame"
+            info_pub.publish(info)
+            msg = Image(encoding="bgr8", width=160, height=120, step=480, data=frame.tobytes())
+            msg.header.stamp.sec, msg.header.frame_id = 10 + i, "posecam_optical_frame"
+            pub.publish(msg)
+            time.sleep(0.3)
+        assert _wait(lambda: rec.count("/posecam/segmentation/mask") >= 4, 20)
+
+        def warned():
+            values, level = _diag_values(rec, topic)
+            return values is not None and "no camera pose" in values["ground_outputs"] and level == b"\x01"
+
+        assert _wait(warned, 10), _diag_values(rec, topic)
+        assert rec.count("/posecam/drivable_area/polygon_ground") == rec.count("/posecam/drivable_area/grid") == 0
+        assert _wait(lambda: f"no publisher on {ghost}" in node.output(), 15), node.output()
+        assert f"no publisher on {topic}" not in node.output()
+    finally:
+        assert node.stop() == 0
+        for p in (pub, info_pub):
+            ros_node.destroy_publisher(p)
+        for sub in rec.subs:
+            ros_node.destroy_subscription(sub)

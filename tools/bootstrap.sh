@@ -8,7 +8,7 @@ distro=${FCN_ROS_DISTRO:-jazzy}
 lock=requirements/${distro}.lock
 venv=${VENV:-.venv}
 [ -f "$lock" ] || { echo "bootstrap: no lock for ROS 2 '$distro' ($lock)" >&2; exit 2; }
-want=$(sha256sum "$lock" | cut -d' ' -f1)
+want=$( (sha256sum "$lock"; ls ../shared/wheels 2>/dev/null) | sha256sum | cut -d' ' -f1)
 stamp=$venv/.fcn_perception_lock
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
@@ -21,6 +21,11 @@ echo "bootstrap: installing $lock into $venv (python: $($python --version))"
 # on a CUDA machine, install the CUDA build of torch 2.13.0 before running this script.
 "$venv/bin/python" -m pip install -q "$(grep '^torch==' "$lock")"
 "$venv/bin/python" -m pip install -q -r "$lock"
+# launch and launch_ros (Jazzy) are not on PyPI: wheels beside the repository, for the launch-file tests
+wheels=../shared/wheels
+if compgen -G "$wheels/launch*.whl" > /dev/null; then
+  "$venv/bin/python" -m pip install -q --no-deps "$wheels"/launch*.whl
+fi
 touch "$venv/COLCON_IGNORE"  # colcon build in this folder must not walk into the venv
 echo "$want" > "$stamp"
 echo "bootstrap: done"

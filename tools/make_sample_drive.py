@@ -13,7 +13,8 @@ from pathlib import Path
 
 import cv2
 
-from fcn_perception.bags.bag_io import CAMERA_INFO, COMPRESSED, BagWriter, camera_info, compressed_image
+from fcn_perception.bags.bag_io import BagWriter, camera_info, compressed_image
+from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED
 
 # Approximate pinhole model of the CamVid camera at 480x360 (~55 deg horizontal field of view);
 # CamVid publishes no calibration, so ground projections from this bag are indicative only.

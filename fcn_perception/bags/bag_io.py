@@ -10,26 +10,12 @@ from pathlib import Path
 
 import numpy as np
 from rosbags.interfaces import Nodetype
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED, IMAGE
+
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED = "sensor_msgs/msg/CompressedImage"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-IMAGE_TYPES = (IMAGE, COMPRESSED)
-# image_transport base names, longest first so "image_raw/compressed" wins over "compressed"
-_IMAGE_SUFFIXES = ("image_raw/compressed", "image/compressed", "image_raw", "image")
-
-
-def camera_namespace(topic: str) -> str:
-    """``/cam_front/image/compressed`` -> ``/cam_front``: where a camera's outputs are published."""
-    t = topic.rstrip("/")
-    for suffix in _IMAGE_SUFFIXES:
-        if t == suffix or t.endswith("/" + suffix):
-            ns = t[: -len(suffix)].rstrip("/")
-            return ns or ""
-    return t
 
 
 _NUMPY = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "float32": np.float32, "float64": np.float64}
@@ -55,15 +41,6 @@ def rosbags_message(msgtype: str, **fields):
         if name not in fields:
             fields[name] = _default(node)
     return TYPESTORE.types[msgtype](**fields)
-
-
-def camera_info_topic(image_topic: str) -> str:
-    """``/cam_front/image_raw/compressed`` -> ``/cam_front/camera_info`` (image_transport's pairing)."""
-    return f"{camera_namespace(image_topic)}/camera_info"
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def header(stamp_ns_: int, frame_id: str):
@@ -99,10 +76,30 @@ def count_messages(path: str | Path) -> dict[str, int]:
         return {c.topic: c.msgcount for c in reader.connections}
 
 
+def type_hash(msgtype: str, msgdef: str) -> str:
+    """RIHS01 hash of a type known only by its recorded definition (with its ``MSG:`` dependencies)."""
+    import copy
+    import hashlib
+
+    from rosbags.typesys import get_types_from_msg
+
+    try:
+        store = copy.deepcopy(TYPESTORE)
+        sections = msgdef.split("\n" + "=" * 80 + "\n")
+        types = get_types_from_msg(sections[0], msgtype)
+        for section in sections[1:]:
+            head, _, body = section.partition("\n")
+            types.update(get_types_from_msg(body, head.removeprefix("MSG: ").strip()))
+        store.register(types)
+        return store.hash_rihs01(msgtype)
+    except Exception:  # an unparsable definition: a stable stand-in (the hash is metadata, not used to decode)
+        return "RIHS01_" + hashlib.sha256(f"{msgtype}\n{msgdef}".encode()).hexdigest()
+
+
 class BagWriter:
     """A rosbag2 writer that appears at ``path`` only when closed successfully (no half-written bags)."""
 
-    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+    def __init__(self, path: str | Path, storage: str = "mcap", compress: bool = False) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"output bag already exists: {self.path}")
@@ -112,6 +109,8 @@ class BagWriter:
         self._tmpdir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self._tmpdir / self.path.name, version=9, storage_plugin=plugin)
+        if compress and storage == "mcap":  # zstd chunks: every mcap reader decodes them; grids shrink ~50x
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._conns: dict[str, object] = {}
         self.counts: dict[str, int] = {}
 
@@ -122,11 +121,16 @@ class BagWriter:
     def write(self, topic: str, msgtype: str, timestamp: int, msg: object) -> None:
         self.write_raw(topic, msgtype, timestamp, TYPESTORE.serialize_cdr(msg, msgtype))
 
-    def write_raw(self, topic: str, msgtype: str, timestamp: int, cdr: bytes | memoryview) -> None:
-        """Already-serialized CDR bytes, as received by rclpy with ``raw=True`` or read from a bag."""
+    def write_raw(self, topic: str, msgtype: str, timestamp: int, cdr: bytes | memoryview, msgdef: str = "", rihs01: str = "") -> None:
+        """Already-serialized CDR bytes, as received by rclpy with ``raw=True`` or read from a bag. A type
+        the typestore does not know keeps the recording's own definition (``msgdef``, ``rihs01``)."""
         conn = self._conns.get(topic)
         if conn is None:
-            conn = self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            if msgtype in TYPESTORE.types:
+                conn = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            else:
+                conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01 or type_hash(msgtype, msgdef))
+            self._conns[topic] = conn
         self._writer.write(conn, timestamp, cdr)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 

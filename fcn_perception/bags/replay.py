@@ -1,58 +1,104 @@
 """``fcn-perception replay IN_BAG --out OUT_BAG``: run the pipeline over a recorded drive, offline.
 
-The output bag holds every input message plus the node's outputs (mask, overlay, polygons, grid,
-markers) under the same topic names the node uses and with the original timestamps, so ``ros2 bag
-play``, RViz and Foxglove open it like a live recording. Each camera's ``camera_info`` in the bag
-calibrates its ground outputs, with the pose from the ``camera_pose`` parameter (bags carry no TF
-lookup here).
+The output bag holds every input message unchanged (same topic, type, timestamp and serialized
+bytes, types no typestore knows included) plus the node's outputs under the topic names the node
+uses, with the original timestamps, so ``ros2 bag play``, RViz and Foxglove open it like a live
+recording. Masks are stored as lossless PNG (``mask/compressed``) and overlays as JPEG only when
+asked, so an output bag stays small. Camera poses come from the bag's ``/tf_static`` and ``/tf`` by
+the node's rules (else ``camera_pose``; never a guess). Topics under the node's own output names
+are not cameras; recorded outputs on the topics replay writes are replaced by the new ones.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from fcn_perception.bags.bag_io import (
-    CAMERA_INFO,
-    IMAGE_TYPES,
-    BagWriter,
-    bag_topics,
-    camera_info_topic,
-    camera_namespace,
-    count_messages,
-    read_messages,
-    rosbags_message,
-)
-from fcn_perception.ros.messages import OUTPUTS, frame_messages, output_topic
+from fcn_perception.bags.bag_io import TYPESTORE, BagWriter, rosbags_message
+from fcn_perception.bags.recording import open_recording
+from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
+from fcn_perception.ros.messages import OUTPUTS, frame_messages
 from fcn_perception.ros.node_config import NodeConfig, load_params_yaml
+from fcn_perception.ros.topics import CAMERA_INFO, IMAGE_TYPES, camera_info_topic, camera_namespace, is_output_topic, output_topic, stamp_ns
 from fcn_perception.scene.drivable import MaskSmoother
 from fcn_perception.scene.image_codec import BadFrame
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
+from fcn_perception.scene.video import VideoOut, recorded_fps
+
+
+@dataclass
+class CameraSummary:
+    frames: int = 0
+    masks: int = 0
+    bad_frames: int = 0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    ground_status: str = ""
+    pose_source: str = ""
+    stages_ms_p50: dict[str, float] = field(default_factory=dict)
+    video: str = ""
+    video_frames: int = 0
 
 
 @dataclass
 class ReplaySummary:
-    frames: int = 0
-    bad_frames: int = 0
-    bad_reasons: dict[str, int] = field(default_factory=dict)
+    input: str = ""
+    output: str = ""
+    cut_short: str = ""  # why the input recording was incomplete ("" = whole)
+    cameras: dict[str, CameraSummary] = field(default_factory=dict)
+    skipped_topics: dict[str, str] = field(default_factory=dict)  # image-typed topics not treated as cameras, and why
+    replaced_messages: int = 0  # recorded outputs on the topics replay writes
+    passed_through: int = 0
     seconds: float = 0.0
-    stages_ms_p50: dict[str, float] = field(default_factory=dict)
     output_counts: dict[str, int] = field(default_factory=dict)
-    ground_status: dict[str, str] = field(default_factory=dict)  # per image topic, at the end
+    input_bytes: int = 0
+    output_bytes: int = 0
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.cameras.values())
+
+    @property
+    def bad_frames(self) -> int:
+        return sum(c.bad_frames for c in self.cameras.values())
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def report(self) -> str:
-        stages = "  ".join(f"{k} {v:.1f}" for k, v in self.stages_ms_p50.items())
-        bad = f" ({', '.join(f'{k}={v}' for k, v in sorted(self.bad_reasons.items()))})" if self.bad_frames else ""
-        ground = "".join(f"\nground outputs of {t}: {v}" for t, v in sorted(self.ground_status.items()))
-        return f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.bad_frames} bad{bad}\nper-stage ms p50: {stages}{ground}"
+        lines = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.bad_frames} bad"]
+        if self.cut_short:
+            lines.append(f"input was cut short: {self.cut_short}")
+        for topic, c in self.cameras.items():
+            bad = f" ({', '.join(f'{k}={v}' for k, v in sorted(c.bad_reasons.items()))})" if c.bad_frames else ""
+            stages = "  ".join(f"{k} {v:.1f}" for k, v in c.stages_ms_p50.items())
+            lines.append(f"{topic}: {c.masks}/{c.frames} masks, {c.bad_frames} bad{bad}; ground outputs {c.ground_status}; ms p50: {stages}")
+            if c.video:
+                lines.append(f"  video {c.video} ({c.video_frames} frames)")
+        for topic, why in self.skipped_topics.items():
+            lines.append(f"skipped {topic}: {why}")
+        if self.replaced_messages:
+            lines.append(f"replaced {self.replaced_messages} recorded output messages with new ones")
+        if self.input_bytes:
+            lines.append(
+                f"output bag {self.output_bytes / 1e6:.1f} MB = {self.output_bytes / self.input_bytes:.2f}x the input's {self.input_bytes / 1e6:.1f} MB"
+            )
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.update(frames=self.frames, bad_frames=self.bad_frames, fps=round(self.fps, 2))
+        return out
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def replay(
@@ -63,11 +109,16 @@ def replay(
     overrides: dict | None = None,
     storage: str = "mcap",
     progress: bool = True,
+    overlay: bool = False,
+    video_dir: str | Path | None = None,
+    summary_json: str | Path | None = None,
 ) -> ReplaySummary:
     values = load_params_yaml(params) if params else {}
     values.update(overrides or {})
     cfg = NodeConfig.from_dict(values)
-    available = bag_topics(in_bag)
+    rec = open_recording(in_bag)
+    available = {t: c.msgtype for t, c in rec.connections.items()}
+    summary = ReplaySummary(input=str(in_bag), output=str(out_bag))
     if topics:
         missing = [t for t in topics if t not in available]
         if missing:
@@ -77,9 +128,16 @@ def replay(
             raise ValueError(f"not image topics: {wrong}")
         image_topics = list(topics)
     else:
-        image_topics = [t for t, m in available.items() if m in IMAGE_TYPES]
+        image_topics = []
+        for t, m in available.items():
+            if m not in IMAGE_TYPES:
+                continue
+            if is_output_topic(t):
+                summary.skipped_topics[t] = "an output of fcn_perception (name it with --topics to segment it anyway)"
+            else:
+                image_topics.append(t)
     if not image_topics:
-        raise ValueError(f"{in_bag} has no sensor_msgs/Image or CompressedImage topics")
+        raise ValueError(f"{in_bag} has no camera topics (sensor_msgs/Image or CompressedImage outside segmentation/ and drivable_area/)")
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
     ground_cfg = cfg.ground()
     order = {t: i for i, t in enumerate(dict.fromkeys(cfg.image_topics))}  # camera_pose is indexed like image_topics
@@ -90,48 +148,119 @@ def replay(
         t: CameraState(ground_status=f"disabled: no {camera_info_topic(t)} in the bag", smoother=MaskSmoother(cfg.temporal_smoothing)) for t in image_topics
     }
     by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
+    infos: dict[str, object] = {}
+    tf = TfGraph()
+    use_tf = cfg.use_tf and any(t in available for t in TF_TOPICS)
+    keys = ["mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
+    written = {output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in keys}
 
-    def calibrate(info_topic: str, info) -> None:
-        xyz, rpy = cfg.pose(order.get(by_info[info_topic], 0))
-        states[by_info[info_topic]].calibrate(info, ground_cfg, xyz, rpy)
+    early_cut = ""
+    # CameraInfo and /tf_static usually come with or after the first frames: take them up front so the
+    # first frames get ground outputs too; later ones update them in recorded order.
+    if by_info or use_tf:
+        for m in rec.messages():
+            if m.topic in by_info and m.topic not in infos:
+                infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+            elif m.topic == "/tf_static" and use_tf:
+                tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=True)
+        rec = open_recording(in_bag)  # the stream again, from its start
+        early_cut = rec.cut_short
 
-    # a driver publishes CameraInfo beside (often just after) each image: take each camera's first one
-    # up front so the first frames get ground outputs too; later ones update it in recorded order
-    pending = set(by_info)
-    for m in read_messages(in_bag, list(by_info)) if pending else ():
-        if m.topic in pending:
-            calibrate(m.topic, m.msg)
-            pending.discard(m.topic)
-        if not pending:
-            break
-    summary = ReplaySummary()
-    stage_times: dict[str, list[float]] = {s: [] for s in STAGES}
-    total = sum(n for t, n in count_messages(in_bag).items() if t in image_topics)
+    def calibrate(topic: str, header) -> None:
+        info = infos.get(camera_info_topic(topic))
+        if info is None:
+            return
+        state = states[topic]
+        m = tf.lookup(cfg.base_frame, header.frame_id, stamp_ns(header)) if use_tf and header.frame_id else None
+        if m is not None:
+            state.calibrate(info, ground_cfg, tuple(m[:3, 3]), (0.0, 0.0, 0.0), m[:3, :3], "tf in the bag")
+        elif (pose := cfg.pose(order.get(topic, 0))) is not None:
+            state.calibrate(info, ground_cfg, *pose, None, "camera_pose parameter")
+        else:
+            why = f"the bag's TF has no {cfg.base_frame} -> {header.frame_id or '(empty frame_id)'}" if use_tf else "no TF in the bag"
+            state.no_pose(f"no camera pose: {why}, and camera_pose is not set")
+
+    stage_times = {t: {s: [] for s in STAGES} for t in image_topics}
+    videos: dict[str, VideoOut] = {}
+    video_stamps: dict[str, list[int]] = {t: [] for t in image_topics}
+    summary.cameras = {t: CameraSummary() for t in image_topics}
+    total = sum(rec.counts.get(t, 0) for t in image_topics) or None
     start = time.perf_counter()
-    with BagWriter(out_bag, storage) as bag, tqdm(total=total, desc="replay", unit="frame", disable=not progress) as bar:
-        for m in read_messages(in_bag):
-            bag.write(m.topic, m.msgtype, m.timestamp, m.msg)  # inputs pass through unchanged
-            if m.topic in by_info:
-                calibrate(m.topic, m.msg)
+    frames_for_video: dict[str, list[np.ndarray]] = {t: [] for t in image_topics} if video_dir else {}
+    with BagWriter(out_bag, storage, compress=True) as bag, tqdm(total=total, desc="replay", unit="frame", disable=not progress) as bar:
+        for m in rec.messages():
+            if m.topic in written:
+                summary.replaced_messages += 1
                 continue
-            if m.topic not in image_topics:
+            conn = rec.connections[m.topic]
+            bag.write_raw(m.topic, m.msgtype, m.timestamp, m.data, msgdef=conn.msgdef, rihs01=conn.rihs01)  # inputs pass through unchanged
+            summary.passed_through += 1
+            if m.topic in by_info:
+                infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                continue
+            if m.topic in TF_TOPICS and use_tf:
+                with contextlib.suppress(Exception):  # a malformed TF message is skipped, as tf2 would
+                    tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=m.topic == "/tf_static")
+                continue
+            if m.topic not in states:
                 continue
             bar.update(1)
+            cam = summary.cameras[m.topic]
+            cam.frames += 1
             try:
-                result = pipeline.process(m.msg, states[m.topic])
+                msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
+                calibrate(m.topic, msg.header)
+                result = pipeline.process(msg, states[m.topic])
             except BadFrame as exc:
-                summary.bad_frames += 1
-                summary.bad_reasons[exc.reason] = summary.bad_reasons.get(exc.reason, 0) + 1
+                cam.bad_frames += 1
+                cam.bad_reasons[exc.reason] = cam.bad_reasons.get(exc.reason, 0) + 1
+                continue
+            except Exception as exc:  # a message that does not even deserialize: counted, never fatal
+                cam.bad_frames += 1
+                reason = f"unreadable_message ({exc.__class__.__name__})"
+                cam.bad_reasons[reason] = cam.bad_reasons.get(reason, 0) + 1
                 continue
             ns = camera_namespace(m.topic)
-            overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha) if cfg.publish_overlay else None
-            for key, out in frame_messages(rosbags_message, m.msg.header, result, cfg.base_frame, overlay).items():
+            picture = pipeline.overlay_bgr(result, cfg.overlay_alpha) if (overlay or video_dir) else None
+            outs = frame_messages(
+                rosbags_message, msg.header, result, cfg.base_frame, picture if overlay else None, raw_mask=False, mask_png=True, overlay_jpeg=True
+            )
+            for key, out in outs.items():
                 bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, out)
-            summary.frames += 1
+            cam.masks += 1
+            if video_dir:
+                frames_for_video[m.topic].append(_jpeg(picture))  # the rate is known only at the end
+                video_stamps[m.topic].append(stamp_ns(msg.header))
             for s in STAGES:
-                stage_times[s].append(result.timings_ms.get(s, 0.0))
+                stage_times[m.topic][s].append(result.timings_ms.get(s, 0.0))
+    summary.cut_short = rec.cut_short or early_cut
     summary.seconds = time.perf_counter() - start
-    summary.stages_ms_p50 = {s: float(np.median(v)) for s, v in stage_times.items() if v}
+    for t, cam in summary.cameras.items():
+        cam.stages_ms_p50 = {s: round(float(np.median(v)), 2) for s, v in stage_times[t].items() if v}
+        cam.ground_status = states[t].ground_status
+        cam.pose_source = cam.ground_status.split("pose from ", 1)[1].removesuffix(")") if "pose from " in cam.ground_status else ""
+    if video_dir:
+        for t, jpegs in frames_for_video.items():
+            if not jpegs:
+                continue
+            name = (camera_namespace(t).strip("/") or "camera").replace("/", "_")
+            video = videos[t] = VideoOut(Path(video_dir) / f"{name}_overlay.mp4", recorded_fps(video_stamps[t]))
+            import cv2
+
+            for data in jpegs:
+                video.write(cv2.imdecode(data, cv2.IMREAD_COLOR))
+            video.close()
+            summary.cameras[t].video, summary.cameras[t].video_frames = str(video.path), video.frames
     summary.output_counts = dict(bag.counts)
-    summary.ground_status = {t: s.ground_status for t, s in states.items()}
+    summary.input_bytes, summary.output_bytes = _size(Path(in_bag)), _size(Path(out_bag))
+    if summary_json:
+        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(summary_json).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
+
+
+def _jpeg(bgr: np.ndarray) -> np.ndarray:
+    """Frames for a video are held as JPEG until the camera's rate is known: a tenth of the memory."""
+    import cv2
+
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]

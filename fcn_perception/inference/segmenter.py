@@ -108,6 +108,11 @@ class Segmenter:
             self.backend.infer(np.zeros((1, 3, h, w), np.float32))
 
     @property
+    def palette_bgr(self) -> np.ndarray:
+        """(256, 3) BGR colour of each class id, as the overlay draws it."""
+        return self._lut
+
+    @property
     def backend_name(self) -> str:
         return self.backend.name
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 Factory = Callable[..., object]
 
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
 POLYGON_STAMPED = "geometry_msgs/msg/PolygonStamped"
 OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
@@ -31,10 +32,14 @@ class Output:
     topic: str  # relative to the camera namespace (image_transport / REP-144 style names)
     msgtype: str
     description: str
+    live: bool = True  # published by the node (False: replay's compact form only)
 
 
 OUTPUTS: dict[str, Output] = {
     "mask": Output("segmentation/mask", IMAGE, "mono8 class ids, the input's size, stamp and frame_id"),
+    "mask_compressed": Output(
+        "segmentation/mask/compressed", COMPRESSED, "the mask as lossless PNG (image_transport's compressed twin); only while subscribed"
+    ),
     "overlay": Output("segmentation/overlay", IMAGE, "bgr8 class colours over the frame with the ego polygon; only while subscribed"),
     "polygon": Output("drivable_area/polygon", POLYGON_STAMPED, "ego drivable region's outline, pixels (x right, y down), input frame_id; empty = none ahead"),
     "polygon_ground": Output(
@@ -42,6 +47,7 @@ OUTPUTS: dict[str, Output] = {
     ),
     "grid": Output("drivable_area/grid", OCCUPANCY_GRID, "bird's-eye grid in base_frame: 0 drivable, 100 seen and not drivable, -1 not seen"),
     "markers": Output("drivable_area/markers", MARKER_ARRAY, "every region and hole as line strips: ns image/* (optical frame, z = 1 m) and ground/*"),
+    "overlay_compressed": Output("segmentation/overlay/compressed", COMPRESSED, "the overlay as JPEG (replay --overlay)", live=False),
 }
 GROUND_OUTPUTS = ("polygon_ground", "grid")
 
@@ -82,6 +88,25 @@ def image_msg(new: Factory, header, array: np.ndarray, encoding: str):
         step=array.strides[0],
         data=array.reshape(-1).view(np.uint8),
     )
+
+
+def png_msg(new: Factory, header, mask: np.ndarray):
+    """A mono8 mask as a lossless PNG CompressedImage (format ``png``): a tenth of the raw bytes on road scenes."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError("PNG encoding of the mask failed")
+    return new(COMPRESSED, header=header, format="png", data=buf.reshape(-1))
+
+
+def jpeg_msg(new: Factory, header, bgr: np.ndarray, quality: int = 85):
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding of the overlay failed")
+    return new(COMPRESSED, header=header, format="jpeg", data=buf.reshape(-1))
 
 
 def polygon_msg(new: Factory, header, vertices: np.ndarray | None):
@@ -150,15 +175,29 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     return new(MARKER_ARRAY, markers=markers)
 
 
-def frame_messages(new: Factory, header, result: FrameResult, base_frame: str, overlay: np.ndarray | None = None, markers: bool = True) -> dict[str, object]:
+def frame_messages(
+    new: Factory,
+    header,
+    result: FrameResult,
+    base_frame: str,
+    overlay: np.ndarray | None = None,
+    markers: bool = True,
+    mask_png: bool = False,
+    raw_mask: bool = True,
+    overlay_jpeg: bool = False,
+) -> dict[str, object]:
     """Every output message of one frame, keyed like :data:`OUTPUTS`. Image outputs carry the input's
-    header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration."""
-    out = {
-        "mask": image_msg(new, header, result.mask, "mono8"),
-        "polygon": polygon_msg(new, header, result.ego.outer if result.ego is not None else None),
-    }
+    header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration.
+    The node sends the raw mask and, for a subscriber, its PNG twin; replay keeps only the PNG."""
+    out = {"polygon": polygon_msg(new, header, result.ego.outer if result.ego is not None else None)}
+    if raw_mask:
+        out["mask"] = image_msg(new, header, result.mask, "mono8")
+    if mask_png:
+        out["mask_compressed"] = png_msg(new, header, result.mask)
     if overlay is not None:
-        out["overlay"] = image_msg(new, header, overlay, "bgr8")
+        out["overlay_compressed" if overlay_jpeg else "overlay"] = (jpeg_msg if overlay_jpeg else image_msg)(
+            new, header, overlay, *(() if overlay_jpeg else ("bgr8",))
+        )
     ground_header = new("std_msgs/msg/Header", stamp=header.stamp, frame_id=base_frame)
     if result.ground is not None:
         ego = result.ground.ego

@@ -6,8 +6,9 @@ The node declares ROS parameters from :data:`PARAMS`; replay reads the same YAML
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 
 import yaml
@@ -30,6 +31,7 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    type: str = ""  # set where the default cannot say it (an empty list): "double[]"
 
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -75,9 +77,16 @@ PARAMS: tuple[ParamSpec, ...] = (
         max=600.0,
     ),
     ParamSpec("backend_failure_limit", 5, "Inference errors in a row that count as a failed backend.", read_only=False, min=1, max=10_000),
+    ParamSpec(
+        "precision",
+        "auto",
+        "Numeric precision: auto = TensorRT fp16, ONNX Runtime the shipped default (INT8); fp32; fp16 (GPU backends); int8 "
+        "(TensorRT builds a calibrated engine; ONNX Runtime uses the shipped INT8 model).",
+        choices=("auto", "fp32", "fp16", "int8"),
+    ),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
-    ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
-    ParamSpec("input_height", 0, "Height frames are resized to before inference; 0 = the model's training size.", min=0, max=8192),
+    ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's input height at the frame's own aspect.", min=0, max=8192),
+    ParamSpec("input_height", 0, "Height frames are resized to before inference; 0 = the model's input height (360).", min=0, max=8192),
     ParamSpec(
         "qos_reliability", "best_effort", "Reliability of the image subscriptions (best_effort = sensor-data profile).", choices=("best_effort", "reliable")
     ),
@@ -102,14 +111,21 @@ PARAMS: tuple[ParamSpec, ...] = (
         min=0.0,
         max=0.95,
     ),
-    ParamSpec("base_frame", "base_link", "Frame of the ground outputs (REP-105 base_link: x forward, y left, z up, on the ground)."),
+    ParamSpec(
+        "base_frame",
+        "base_footprint",
+        "Frame of the ground outputs; the ground is its z = 0 plane (REP-105 base_footprint: base_link projected on the ground; x forward, y left, z up).",
+    ),
     ParamSpec(
         "camera_pose",
-        [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
+        [],
         "Camera body pose in base_frame: x, y, z (m), roll, pitch, yaw (rad, pitch > 0 looks down); 6 values for all cameras "
-        "or 6 per image topic, in order. Used when TF has no transform for the image's frame_id.",
+        "or 6 per image topic, in order. Used when TF has no transform for the image's frame_id. Not set (default) and no "
+        "TF: no ground outputs (a guessed pose would put them metres off).",
+        type="double[]",
     ),
-    ParamSpec("use_tf", True, "Look the camera pose up in TF (base_frame -> image frame_id) where tf2_ros is installed; else camera_pose."),
+    ParamSpec("use_tf", True, "Look the camera pose up in TF (base_frame -> image frame_id, at the image's stamp) where tf2_ros is installed."),
+    ParamSpec("tf_timeout", 0.05, "Seconds to wait for TF to reach an image's stamp before serving it without ground outputs.", min=0.0, max=5.0),
     ParamSpec("ground_max_range", 50.0, "Ground points farther than this (m), and the sky, are clipped to this range along their ray.", min=1.0, max=1000.0),
     ParamSpec("grid_resolution", 0.2, "Bird's-eye grid cell size, metres.", min=0.01, max=10.0),
     ParamSpec("grid_x_min", 0.0, "Grid's near edge along x, metres (x from grid_x_min to grid_x_max).", min=-500.0, max=500.0),
@@ -117,53 +133,25 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("grid_half_width", 20.0, "Grid extent to each side of base_link, metres.", min=0.1, max=500.0),
     ParamSpec("max_pixels", DEFAULT_MAX_PIXELS, "Frames with more pixels are refused and counted as bad input.", min=1, max=100_000_000),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0),
+    ParamSpec(
+        "autostart",
+        True,
+        "Configure and activate at start (as a plain node). false: wait unconfigured for lifecycle transitions from a system manager.",
+    ),
 )
 SPECS = {p.name: p for p in PARAMS}
 
 
-@dataclass
-class NodeConfig:
-    image_topics: list[str]
-    model: str
-    backend: str
-    trusted_engine: str
-    cache_dir: str
-    on_backend_failure: str
-    stall_timeout: float
-    backend_failure_limit: int
-    threads: int
-    input_width: int
-    input_height: int
-    qos_reliability: str
-    qos_depth: int
-    publish_overlay: bool
-    overlay_alpha: float
-    drivable_classes: list[str]
-    polygon_epsilon_px: float
-    polygon_min_area_px: int
-    polygon_hole_fill_px: int
-    polygon_max_vertices: int
-    ego_point_x: float
-    ego_point_y: float
-    temporal_smoothing: float
-    base_frame: str
-    camera_pose: list[float]
-    use_tf: bool
-    ground_max_range: float
-    grid_resolution: float
-    grid_x_min: float
-    grid_x_max: float
-    grid_half_width: float
-    max_pixels: int
-    diagnostics_period: float
+class _NodeConfigMethods:
+    """Behaviour of :class:`NodeConfig`, whose fields are generated from :data:`PARAMS` (one place)."""
 
     @classmethod
-    def from_dict(cls, values: dict) -> NodeConfig:
+    def from_dict(cls, values: dict):
         """Defaults overlaid with ``values``; every value checked against its spec (ValueError names it)."""
-        unknown = set(values) - set(SPECS)
-        if unknown:
-            raise ValueError(f"unknown parameters: {sorted(unknown)}")
+        check_known(values)
         merged = {p.name: values.get(p.name, p.default) for p in PARAMS}
+        if merged["camera_pose"] is None:  # declared without a default: not set
+            merged["camera_pose"] = []
         for name, value in merged.items():
             check_value(name, value)
         cfg = cls(**merged)
@@ -173,15 +161,18 @@ class NodeConfig:
         if bool(cfg.input_width) != bool(cfg.input_height):
             raise ValueError("input_width and input_height must both be set or both be 0")
         n_cams = len(dict.fromkeys(cfg.image_topics))
-        if len(cfg.camera_pose) not in (6, 6 * n_cams):
+        if len(cfg.camera_pose) not in (0, 6, 6 * n_cams):
             raise ValueError(f"camera_pose: expected 6 values (all cameras) or 6 per camera ({6 * n_cams}), got {len(cfg.camera_pose)}")
         if not cfg.base_frame or cfg.base_frame.startswith("/"):
             raise ValueError(f"base_frame: {cfg.base_frame!r} is not a valid frame id (non-empty, no leading slash)")
         cfg.ground()  # cross-field checks of the grid
         return cfg
 
-    def pose(self, camera_index: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        """(xyz, rpy) of the camera_index-th image topic from the camera_pose parameter."""
+    def pose(self, camera_index: int) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+        """(xyz, rpy) of the camera_index-th image topic from the camera_pose parameter; None when the
+        user set none (ground outputs then need TF: a guessed pose would put polygons metres off)."""
+        if not self.camera_pose:
+            return None
         p = self.camera_pose[6 * camera_index : 6 * camera_index + 6] if len(self.camera_pose) > 6 else self.camera_pose
         return (p[0], p[1], p[2]), (p[3], p[4], p[5])
 
@@ -198,6 +189,7 @@ class NodeConfig:
             threads=self.threads,
             engine=self.trusted_engine,
             cache_dir=self.cache_dir,
+            precision=self.precision,
         )
 
     def drivable(self) -> DrivableConfig:
@@ -211,6 +203,17 @@ class NodeConfig:
         )
 
 
+def check_known(values: dict) -> None:
+    """Unknown names are refused, with the closest known one: a typo must not silently keep a default."""
+    unknown = sorted(set(values) - set(SPECS))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, SPECS, n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''}: {', '.join(hints)}")
+
+
 def check_value(name: str, value: object) -> None:
     spec = SPECS[name]
     default = spec.default
@@ -222,12 +225,14 @@ def check_value(name: str, value: object) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif isinstance(default, str):
         ok = isinstance(value, str)
-    elif default and isinstance(default[0], float):
+    elif spec.type == "double[]" or (default and isinstance(default[0], float)):
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     else:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
     if not ok:
-        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}")
+        raise ValueError(f"{name}: expected {spec.type or type(default).__name__}, got {value!r}")
+    if spec.type == "double[]" and value is None:
+        return
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
         raise ValueError(f"{name}: {value} outside [{spec.min}, {spec.max}]")
     if spec.choices and value not in spec.choices:
@@ -246,5 +251,5 @@ def load_params_yaml(path: str | Path, node_name: str = NODE_NAME) -> dict:
     return params
 
 
-FIELD_NAMES = tuple(f.name for f in fields(NodeConfig))
-assert tuple(SPECS) == FIELD_NAMES, "NodeConfig fields and PARAMS must list the same parameters in the same order"
+NodeConfig = make_dataclass("NodeConfig", [(p.name, object) for p in PARAMS], bases=(_NodeConfigMethods,))
+NodeConfig.__doc__ = "Every node parameter as a field, validated; built by :meth:`from_dict`."

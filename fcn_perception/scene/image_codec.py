@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
-from fcn_perception.bags.bag_io import stamp_ns
+from fcn_perception.ros.topics import stamp_ns
 
 try:  # ROS 2's cv_bridge, present on a real ROS install; PyPI's `cv-bridge` is ROS 1's and is not used
     from cv_bridge import CvBridge  # type: ignore[import-not-found]

@@ -31,8 +31,17 @@ class CameraState:
 
     @property
     def calibration_refused(self) -> bool:
-        """A CameraInfo arrived but was unusable (as opposed to none arriving)."""
+        """A CameraInfo arrived but gives no ground outputs (unusable, or no known camera pose), as
+        opposed to none arriving."""
         return self._calibration is not None and self.ground is None
+
+    def no_pose(self, reason: str) -> bool:
+        """No known camera pose: ground outputs stop (never a guessed pose); True when that is news."""
+        key = ("no pose", reason)
+        if key == self._calibration:
+            return False
+        self._calibration, self.ground, self.ground_status = key, None, f"disabled: {reason}"
+        return True
 
     def calibrate(self, info, cfg: GroundConfig, xyz, rpy=(0.0, 0.0, 0.0), optical_rotation=None, source: str = "camera_pose parameter") -> bool:
         """Take a CameraInfo and pose; True when the ground model changed (new or different calibration).

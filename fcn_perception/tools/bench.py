@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_perception.bags.bag_io import COMPRESSED, read_messages
+from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.ros.node_config import NodeConfig
+from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.tools.args import size_arg
-from fcn_perception.tools.demo import SAMPLE_BAG
+from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
 
 BENCH_ENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bench" / "bin" / "python"
 
@@ -198,11 +199,11 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
     (segmented once at ``size``, outside the timing), with the sample drive's CameraInfo scaled to ``size``."""
     import cv2
 
-    from fcn_perception.bags.bag_io import CAMERA_INFO
+    from fcn_perception.ros.topics import CAMERA_INFO
     from fcn_perception.scene.drivable import MaskSmoother
 
     cv2.setNumThreads(1)
-    cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing})
+    cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing, "camera_pose": list(SAMPLE_CAMERA_POSE)})
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
     info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
     sx, sy = size[0] / info.width, size[1] / info.height

@@ -172,9 +172,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         overrides["model"] = args.model
     if args.backend:
         overrides["backend"] = args.backend
-    summary = replay(args.in_bag, args.out, args.topics or None, args.params or None, overrides, storage=args.storage)
+    summary = replay(
+        args.in_bag,
+        args.out,
+        args.topics or None,
+        args.params or None,
+        overrides,
+        storage=args.storage,
+        overlay=args.overlay,
+        video_dir=args.video or None,
+        summary_json=args.summary or None,
+    )
     print(summary.report())
-    print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in sorted(summary.output_counts.items())))
+    print(f"wrote {args.out}" + (f", {args.summary}" if args.summary else ""))
     return 0
 
 
@@ -238,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("replay", help="run the pipeline over a rosbag2 and write a bag with the outputs")
     sp.add_argument("in_bag")
     sp.add_argument("--out", required=True, help="output bag folder (must not exist)")
-    sp.add_argument("--topics", nargs="*", default=[], help="image topics (default: every Image/CompressedImage topic)")
+    sp.add_argument("--topics", nargs="*", default=[], help="camera topics (default: every Image/CompressedImage topic that is not an fcn_perception output)")
+    sp.add_argument("--overlay", action="store_true", help="also store colour overlays (JPEG, <camera>/segmentation/overlay/compressed)")
+    sp.add_argument("--summary", default="", metavar="S.json", help="per-camera figures as JSON")
+    sp.add_argument("--video", default="", metavar="DIR", help="one overlay video per camera, at the recorded pace")
     sp.add_argument("--params", default="", help="the node's parameter YAML, so replay and live runs match")
     sp.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     sp.add_argument("--model", default="")
@@ -285,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"fcn-perception {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fcn-perception {args.command}: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fcn-perception {args.command}: interrupted; no partial output was kept", file=sys.stderr)

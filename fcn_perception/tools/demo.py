@@ -21,9 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.bags.bag_io import bag_topics, camera_namespace
-from fcn_perception.ros.messages import OUTPUTS, output_topic
+from fcn_perception.bags.bag_io import bag_topics
+from fcn_perception.ros.messages import OUTPUTS
 from fcn_perception.ros.node_config import NODE_NAME
+from fcn_perception.ros.topics import camera_namespace, output_topic
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SAMPLE_BAG = PACKAGE / "sample" / "camvid_0016E5"
@@ -96,8 +97,11 @@ def spinning_node(name: str = "fcn_perception_demo"):
         rclpy.try_shutdown()
 
 
+#: The sample drive's camera pose (CamVid publishes none, and its bag carries no TF): a level camera
+#: 1.5 m above base_footprint. Set explicitly, as a user sets theirs: the node never assumes one.
+SAMPLE_CAMERA_POSE = (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
 # Replay testing wants every frame: the demo subscribes reliably (live cameras keep best effort).
-DEMO_NODE_ARGS = ("-p", "qos_reliability:=reliable")
+DEMO_NODE_ARGS = ("-p", "qos_reliability:=reliable", "-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}")
 
 
 def run(

@@ -1,0 +1,42 @@
+"""Topic and message-type names of the ROS interface (image_transport / REP-144 conventions), with
+no ROS import: the node, replay and the tools all name topics through here."""
+
+from __future__ import annotations
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+# image_transport base names, longest first so "image_raw/compressed" wins over "compressed"
+_IMAGE_SUFFIXES = ("image_raw/compressed", "image/compressed", "image_raw", "image")
+#: First path segments of what the node publishes under a camera namespace: never camera inputs.
+OUTPUT_ROOTS = ("segmentation", "drivable_area")
+
+
+def camera_namespace(topic: str) -> str:
+    """``/cam_front/image/compressed`` -> ``/cam_front``: where a camera's outputs are published."""
+    t = topic.rstrip("/")
+    for suffix in _IMAGE_SUFFIXES:
+        if t == suffix or t.endswith("/" + suffix):
+            ns = t[: -len(suffix)].rstrip("/")
+            return ns or ""
+    return t
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """``/cam_front/image_raw/compressed`` -> ``/cam_front/camera_info`` (image_transport's pairing)."""
+    return f"{camera_namespace(image_topic)}/camera_info"
+
+
+def output_topic(namespace: str, name: str) -> str:
+    return f"{namespace.rstrip('/')}/{name}"
+
+
+def is_output_topic(topic: str) -> bool:
+    """A topic the node itself writes (``.../segmentation/...``, ``.../drivable_area/...``): an earlier
+    run's output, not a camera, however its type looks."""
+    return any(part in OUTPUT_ROOTS for part in topic.strip("/").split("/"))
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
