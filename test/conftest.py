@@ -86,3 +86,20 @@ def two_camera_bag(tmp_path_factory, sample_bag) -> Path:
                 rear = raw_image(stamp_ns(m.msg.header), "camera_rear_optical_frame", bgr, "bgr8")
                 bag.write("/camera_rear/image_raw", IMAGE, m.timestamp, rear)
     return out
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory) -> Path:
+    """The package built by colcon into an install tree, as on a ROS machine (``install/fcn_perception``)."""
+    import subprocess
+    import sys
+
+    colcon = Path(sys.executable).parent / "colcon"
+    if not colcon.exists():
+        pytest.fail("colcon is missing from the environment (requirements lock)")
+    ws = tmp_path_factory.mktemp("ws")
+    ignore = shutil.ignore_patterns(".venv*", ".git", "build", "install", "log", "runs", "demo_out", "__pycache__", ".*_cache")
+    shutil.copytree(REPO, ws / "src" / "fcn_perception", ignore=ignore)
+    res = subprocess.run([str(colcon), "--log-base", "log", "build", "--base-paths", "src"], cwd=ws, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return ws / "install" / "fcn_perception"
