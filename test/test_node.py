@@ -8,6 +8,7 @@ import pytest
 
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.bags.live_bag import Recorder
+from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.tools import demo
 from fcn_perception.tools.demo import NodeProcess
@@ -37,9 +38,9 @@ def _start(ros_node, topics, tmp_path, extra=None):
 
 def _diag_values(recorder, topic):
     for arr in reversed(recorder.messages("/diagnostics")):
-        for s in arr.status:
-            if s.name.endswith(topic):
-                return {kv.key: kv.value for kv in s.values}, s.level
+        for name, values in read_statuses(arr).items():
+            if name.endswith(topic):
+                return values, values["level"]
     return None, None
 
 
@@ -399,7 +400,7 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
 
         def warned():
             values, level = _diag_values(rec, topic)
-            return values is not None and "no camera pose" in values["ground_outputs"] and level == b"\x01"
+            return values is not None and "no camera pose" in values["ground_outputs"] and level == 1
 
         assert _wait(warned, 10), _diag_values(rec, topic)
         assert rec.count("/posecam/drivable_area/polygon_ground") == rec.count("/posecam/drivable_area/grid") == 0

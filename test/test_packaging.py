@@ -81,3 +81,60 @@ def test_node_config_rejects_bad_values():
         with pytest.raises(ValueError):
             NodeConfig.from_dict({**base, **bad})
     assert yaml.safe_load((REPO / "config" / "train_camvid.yaml").read_text())["model"]["variant"] == "fcn8s"
+
+
+#: Imported module -> rosdep key (None: not in rosdep, installed from requirements/ and named in package.xml's comment).
+ROSDEP = {
+    "rclpy": "rclpy",
+    "rcl_interfaces": "rcl_interfaces",
+    "lifecycle_msgs": "lifecycle_msgs",
+    "ament_index_python": "ament_index_python",
+    "sensor_msgs": "sensor_msgs",
+    "geometry_msgs": "geometry_msgs",
+    "diagnostic_msgs": "diagnostic_msgs",
+    "tf2_ros": "tf2_ros_py",
+    "launch": "launch",
+    "launch_ros": "launch_ros",
+    "cv_bridge": "cv_bridge",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "torch": "python3-torch",
+    "yaml": "python3-yaml",
+    "tqdm": "python3-tqdm",
+    "matplotlib": "python3-matplotlib",
+    "zstandard": "python3-zstandard",
+    "pytest": "python3-pytest",
+    "hypothesis": "python3-hypothesis",
+    **dict.fromkeys(("onnx", "onnxruntime", "albumentations", "rosbags", "mcap", "tensorrt", "torchvision"), None),
+}
+# messages looked up by type name (ros/messages.py, bags/live_bag.py): not visible as imports
+BY_NAME = ("std_msgs", "nav_msgs", "visualization_msgs", "tf2_msgs")
+
+
+def _imports(paths):
+    import ast
+
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"fcn_perception", "__future__"}
+
+
+def test_package_xml_lists_every_ros_package_the_code_imports():
+    root = ET.parse(REPO / "package.xml").getroot()
+    exec_deps = {e.text for e in root.findall("exec_depend")}
+    test_deps = {e.text for e in root.findall("test_depend")} | exec_deps
+    runtime = _imports([*(REPO / "fcn_perception").rglob("*.py"), *(REPO / "launch").glob("*.py")])
+    tests = _imports((REPO / "test").glob("*.py")) - runtime
+    unknown = sorted((runtime | tests) - set(ROSDEP))
+    assert not unknown, f"imports with no rosdep decision in this test: {unknown}"
+    missing = sorted(ROSDEP[m] for m in runtime if ROSDEP[m] and ROSDEP[m] not in exec_deps)
+    missing += sorted(ROSDEP[m] for m in tests if ROSDEP[m] and ROSDEP[m] not in test_deps)
+    missing += [m for m in BY_NAME if m not in exec_deps]
+    assert not missing, f"package.xml lacks {missing}"
+    comment = (REPO / "package.xml").read_text()
+    assert all(m in comment for m, key in ROSDEP.items() if key is None and m in runtime and m != "torchvision"), "list pip-only imports in package.xml"

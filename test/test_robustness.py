@@ -55,10 +55,11 @@ def totals(cam):
 
 
 def diag(node, topic):
-    for s in node.diagnostics().status:
-        if s.name.endswith(topic):
-            level = s.level[0] if isinstance(s.level, bytes) else s.level  # 0 OK, 1 WARN, 2 ERROR
-            return {kv.key: kv.value for kv in s.values}, level, s.message
+    from fcn_perception.ros.diagnostics import read_statuses
+
+    for name, values in read_statuses(node.diagnostics()).items():
+        if name.endswith(topic):
+            return values, values["level"], values["message"]  # level 0 OK, 1 WARN, 2 ERROR
     raise AssertionError(topic)
 
 

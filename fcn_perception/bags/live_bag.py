@@ -14,17 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
 from fcn_perception.bags.bag_io import BagWriter
-
-_MSG_CLASSES = {}
-
-
-def msg_class(msgtype: str):
-    """``sensor_msgs/msg/Image`` -> the rclpy message class (imported on first use)."""
-    if msgtype not in _MSG_CLASSES:
-        pkg, _, name = msgtype.split("/")
-        module = __import__(f"{pkg}.msg", fromlist=[name])
-        _MSG_CLASSES[msgtype] = getattr(module, name)
-    return _MSG_CLASSES[msgtype]
+from fcn_perception.ros.messages import msg_class
 
 
 class BagPlayer:

@@ -56,17 +56,25 @@ def output_topic(namespace: str, name: str) -> str:
     return f"{namespace.rstrip('/')}/{name}"
 
 
+_CLASSES: dict[str, type] = {}
+
+
+def msg_class(msgtype: str) -> type:
+    """``sensor_msgs/msg/Image`` -> the rclpy message class, imported on first use (one lookup for the
+    node, the bag player and the recorder)."""
+    cls = _CLASSES.get(msgtype)
+    if cls is None:
+        pkg, _, name = msgtype.split("/")
+        cls = _CLASSES[msgtype] = getattr(importlib.import_module(f"{pkg}.msg"), name)
+    return cls
+
+
 def rclpy_factory() -> Factory:
     """``new(msgtype, **fields)`` for rclpy message classes (imported on first use)."""
     import array
 
-    classes: dict[str, type] = {}
-
     def new(msgtype: str, **fields):
-        cls = classes.get(msgtype)
-        if cls is None:
-            pkg, _, name = msgtype.split("/")
-            cls = classes[msgtype] = getattr(importlib.import_module(f"{pkg}.msg"), name)
+        cls = msg_class(msgtype)
         for key, value in fields.items():
             if isinstance(value, np.ndarray):  # bytes for uint8[], array.array otherwise: both set without a per-element check
                 fields[key] = value.tobytes() if value.dtype == np.uint8 else array.array(value.dtype.char, value.tobytes())

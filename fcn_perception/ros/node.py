@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from fcn_perception.inference.backends import InferenceError
 from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.ros.diagnostics import BackendHealth, CameraCounters, camera_status
-from fcn_perception.ros.messages import OUTPUTS, frame_messages, rclpy_factory
+from fcn_perception.ros.messages import OUTPUTS, frame_messages, msg_class, rclpy_factory
 from fcn_perception.ros.node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_known, check_value
 from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
 from fcn_perception.scene.drivable import MaskSmoother
@@ -138,7 +138,7 @@ class FcnPerceptionNode(LifecycleNode):
             for key, out in OUTPUTS.items():
                 if not out.live:
                     continue
-                cls = self._new(out.msgtype).__class__
+                cls = msg_class(out.msgtype)
                 cam.pubs[key] = self.create_lifecycle_publisher(cls, output_topic(cam.namespace, out.topic), out_qos)
             self.cameras.append(cam)
         self.pub_diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)

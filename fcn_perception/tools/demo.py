@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from fcn_perception.bags.bag_io import bag_topics
+from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.messages import OUTPUTS
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import camera_namespace, output_topic
@@ -187,8 +188,7 @@ def _last_diagnostics(recorder) -> dict[str, dict[str, str]]:
 
     if not recorder.count("/diagnostics"):
         return {}
-    arr = deserialize_message(recorder.received["/diagnostics"][-1][1], DiagnosticArray)
-    return {s.name: {kv.key: kv.value for kv in s.values} for s in arr.status}
+    return read_statuses(deserialize_message(recorder.received["/diagnostics"][-1][1], DiagnosticArray))
 
 
 def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, play_s: float, out: Path) -> dict:

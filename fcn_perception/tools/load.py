@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from fcn_perception.bags.bag_io import read_messages
+from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.tools.bench import percentiles
@@ -67,10 +68,9 @@ def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: in
                 latencies[i].append((now - t) * 1e3)
 
     def on_diag(arr) -> None:
-        for s in arr.status:
-            if s.name.startswith(NODE_NAME):
-                level = s.level[0] if isinstance(s.level, bytes) else s.level
-                last_diag[s.name.split(": ", 1)[1]] = {kv.key: kv.value for kv in s.values} | {"level": str(level)}
+        for name, values in read_statuses(arr).items():
+            if name.startswith(NODE_NAME):
+                last_diag[name.split(": ", 1)[1]] = values | {"level": str(values["level"])}
 
     subs = [ros.create_subscription(Image, f"/load_cam{i}/segmentation/mask", lambda m, i=i: on_mask(i, m), qos) for i in range(cameras)]
     subs.append(ros.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50))
