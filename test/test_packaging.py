@@ -138,3 +138,36 @@ def test_package_xml_lists_every_ros_package_the_code_imports():
     assert not missing, f"package.xml lacks {missing}"
     comment = (REPO / "package.xml").read_text()
     assert all(m in comment for m, key in ROSDEP.items() if key is None and m in runtime and m != "torchvision"), "list pip-only imports in package.xml"
+
+
+def test_installed_node_on_onnx_runtime_never_loads_pytorch(colcon_install, ros_node, tmp_path, monkeypatch):
+    """The lean runtime, checked from outside the process: the colcon-installed node serves masks from
+    the shipped ONNX model with no libtorch mapped (start-up time and memory: BENCHMARKS.md, not here)."""
+    from fcn_perception.tools.load import run_startup
+
+    site = next((colcon_install / "lib").glob("python3*/site-packages"))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    res = run_startup(frames=5, ros=ros_node, log=tmp_path / "node.log", executable=str(colcon_install / "lib" / "fcn_perception" / "fcn_perception_node"))
+    assert res["node_exit_code"] == 0 and res["onnxruntime_loaded"]
+    assert not res["libtorch_loaded"], (tmp_path / "node.log").read_text()
+
+
+def test_core_layers_import_no_ros_and_the_runtime_no_training_code():
+    """Import rules of the layout (README, Architecture), checked in fresh interpreters."""
+    code = (
+        "import sys, importlib; importlib.import_module(sys.argv[1]); "
+        "bad = [m for m in sys.argv[2:] if m in sys.modules]; print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    rules = {
+        # the core: no ROS at all
+        **dict.fromkeys(
+            ("fcn_perception.scene.pipeline", "fcn_perception.inference.segmenter", "fcn_perception.training.train", "fcn_perception.model.fcn"),
+            ("rclpy",),
+        ),
+        # the node and the ONNX Runtime path: no torch, albumentations or training code
+        "fcn_perception.ros.node": ("torch", "albumentations", "fcn_perception.training.train", "fcn_perception.model.fcn"),
+        "fcn_perception.bags.replay": ("torch", "albumentations", "fcn_perception.training.train"),
+    }
+    for module, forbidden in rules.items():
+        res = subprocess.run([sys.executable, "-c", code, module, *forbidden], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert res.returncode == 0, f"{module} imports {res.stdout.strip() or res.stderr[-500:]}"

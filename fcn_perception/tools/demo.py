@@ -41,19 +41,23 @@ def default_params_file() -> Path:
     return Path(get_package_share_directory("fcn_perception")) / "config" / "fcn_perception.yaml"
 
 
-def node_command(params: Path, image_topics: list[str], extra: list[str] | None = None) -> list[str]:
+def node_command(params: Path, image_topics: list[str], extra: list[str] | None = None, executable: str = "") -> list[str]:
+    """``executable``: an installed ``fcn_perception_node`` (colcon's); default: this checkout's module."""
     topics = "[" + ",".join(f"'{t}'" for t in image_topics) + "]"
-    return [sys.executable, "-m", "fcn_perception.ros.node", "--ros-args", "--params-file", str(params), "-p", f"image_topics:={topics}", *(extra or [])]
+    exe = [executable] if executable else [sys.executable, "-m", "fcn_perception.ros.node"]
+    return [*exe, "--ros-args", "--params-file", str(params), "-p", f"image_topics:={topics}", *(extra or [])]
 
 
 class NodeProcess:
     """fcn_perception_node in its own process; stopped with SIGINT like ``ros2 launch`` does."""
 
-    def __init__(self, params: Path, image_topics: list[str], extra: list[str] | None = None, log: Path | None = None) -> None:
+    def __init__(self, params: Path, image_topics: list[str], extra: list[str] | None = None, log: Path | None = None, executable: str = "") -> None:
         self.log_path = log
         self._log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")])))
-        self.proc = subprocess.Popen(node_command(params, image_topics, extra), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        path = os.environ.get("PYTHONPATH") if executable else os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **({"PYTHONPATH": path} if path else {}))
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(node_command(params, image_topics, extra, executable), stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:

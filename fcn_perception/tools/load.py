@@ -167,6 +167,62 @@ def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: in
     }
 
 
+def loaded_libraries(pid: int) -> set[str]:
+    """File names of the shared libraries mapped into a live process (Linux /proc/PID/maps)."""
+    names = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and ".so" in parts[5]:
+            names.add(Path(parts[5]).name)
+    return names
+
+
+def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable: str = "", extra: tuple[str, ...] = ()) -> dict:
+    """The node as a car starts it, measured from outside: seconds from process start to the first
+    mask, resident memory after ``frames`` masks, and whether PyTorch (libtorch) was loaded at all."""
+    if ros is None:
+        ensure_domain_id()
+        with spinning_node("fcn_perception_startup") as own:
+            return run_startup(frames, own, log, executable, extra)
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    topic = "/startup_cam/image_raw/compressed"
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    got: list[float] = []
+    sub = ros.create_subscription(Image, "/startup_cam/segmentation/mask", lambda m: got.append(time.monotonic()), qos)
+    pub = ros.create_publisher(CompressedImage, topic, qos)
+    node = NodeProcess(default_params_file(), [topic], ["-p", "qos_reliability:=reliable", *extra], log=log, executable=executable)
+    try:
+        k = 0
+        deadline = time.monotonic() + 120
+        while len(got) < frames and time.monotonic() < deadline and node.proc.poll() is None:
+            msg = CompressedImage(format="jpeg", data=jpegs[k % len(jpegs)])
+            msg.header.stamp.sec, msg.header.frame_id = k + 1, "startup_cam_optical_frame"
+            pub.publish(msg)
+            k += 1
+            time.sleep(0.05 if got else 0.02)  # probe often until the first mask, then about 20 Hz
+        if len(got) < frames:
+            raise RuntimeError(f"{len(got)} of {frames} masks came back:\n{node.output()[-2000:]}")
+        rss, threads = _proc_status(node.proc.pid)
+        libs = loaded_libraries(node.proc.pid)
+    finally:
+        code = node.stop()
+        ros.destroy_subscription(sub)
+        ros.destroy_publisher(pub)
+    return {
+        "first_mask_s": round(got[0] - node.started, 2),
+        "frames": frames,
+        "rss_mb": round(rss / 1024, 1),
+        "threads": threads,
+        "libtorch_loaded": any(n.startswith("libtorch") for n in libs),
+        "onnxruntime_loaded": any("onnxruntime" in n for n in libs),
+        "executable": executable or f"{sys.executable} -m fcn_perception.ros.node",
+        "node_exit_code": code,
+    }
+
+
 def report(res: dict) -> str:
     lines = [
         f"{res['cameras']} camera(s) x {res['frames_per_camera']} frames at {res['rate_hz']} Hz ({res['seconds']} s): "
@@ -189,9 +245,20 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--warmup", type=int, default=100, help="frames per camera before the memory baseline is taken")
     ap.add_argument("--json", default="")
     ap.add_argument("--log", default="", help="write the node's output here")
+    ap.add_argument("--startup", action="store_true", help="measure start-up instead: first mask, RSS after --frames masks, libtorch loaded?")
+    ap.add_argument("--executable", default="", help="with --startup: an installed fcn_perception_node (default: this checkout)")
 
 
 def run_args(args: argparse.Namespace) -> int:
+    if args.startup:
+        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable)
+        print(
+            f"first mask {res['first_mask_s']} s after process start; RSS {res['rss_mb']} MB after {res['frames']} masks; "
+            f"libtorch loaded: {res['libtorch_loaded']}; onnxruntime loaded: {res['onnxruntime_loaded']} ({res['executable']})"
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0 if res["node_exit_code"] == 0 else 1
     res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=Path(args.log) if args.log else None, progress=True)
     print(report(res))
     if args.json:
