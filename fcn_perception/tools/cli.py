@@ -10,10 +10,14 @@ from pathlib import Path
 
 from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.inference.segmenter import PRECISIONS, Segmenter, SegmenterConfig
+from fcn_perception.tools.args import size_arg
 
 
 def _segmenter(args: argparse.Namespace) -> Segmenter:
-    return Segmenter(SegmenterConfig(model=args.model or "", backend=args.backend, threads=args.threads, precision=args.precision))
+    w, h = args.size or (0, 0)
+    return Segmenter(
+        SegmenterConfig(model=args.model or "", backend=args.backend, threads=args.threads, precision=args.precision, input_width=w, input_height=h)
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -97,24 +101,79 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
-    """Segment image files and write colour overlays: the quickest look at what the model sees."""
+    """Segment photos (overlay, id mask, colour mask) and videos (an overlay video at the source's rate),
+    plus a legend of class names and colours: the quickest look at what the model sees."""
     import cv2
 
+    from fcn_perception.inference.frames import IMAGE_SUFFIXES
+    from fcn_perception.scene.video import VideoOut
+
+    inputs: list[Path] = []
+    problems = []
+    for src in map(Path, args.images):
+        if src.is_dir():
+            inputs += sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        elif src.is_file():
+            inputs.append(src)
+        else:
+            problems.append(f"{src}: no such file or folder")
+    if not inputs and not problems:
+        problems.append(f"no images or videos in {', '.join(args.images)}")
+    if not inputs:  # nothing to do: say so before making an output folder
+        for line in problems:
+            print(f"fcn-perception segment: error: {line}", file=sys.stderr)
+        return 2
     seg = _segmenter(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = [p for src in args.images for p in (sorted(Path(src).iterdir()) if Path(src).is_dir() else [Path(src)])]
-    for path in files:
+    legend = out / "legend.png"
+    cv2.imwrite(str(legend), legend_image(seg.classes, seg.palette_bgr))
+    for path in inputs:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            cap = cv2.VideoCapture(str(path))
+            ok, bgr = cap.read()
+            if not ok:
+                problems.append(f"{path}: not a video OpenCV can read")
+                continue
+            video = VideoOut(out / f"{path.stem}_overlay.mp4", cap.get(cv2.CAP_PROP_FPS) or 25.0)
+            t0 = time.perf_counter()
+            while ok:
+                video.write(seg.overlay(bgr, seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).mask))
+                ok, bgr = cap.read()
+            video.close()
+            cap.release()
+            print(f"{path.name}: {video.frames} frames -> {video.path} ({(time.perf_counter() - t0) / max(video.frames, 1) * 1e3:.1f} ms per frame)")
+            continue
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            print(f"skipped {path}: not an image", file=sys.stderr)
+            problems.append(f"{path}: not an image OpenCV can read")
             continue
         result = seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         cv2.imwrite(str(out / f"{path.stem}_overlay.png"), seg.overlay(bgr, result.mask))
-        cv2.imwrite(str(out / f"{path.stem}_mask.png"), result.mask)
+        cv2.imwrite(str(out / f"{path.stem}_mask.png"), result.mask)  # class ids (legend.png names them)
+        cv2.imwrite(str(out / f"{path.stem}_mask_color.png"), cv2.LUT(cv2.merge([result.mask] * 3), seg.palette_bgr.reshape(256, 1, 3)))
         print(f"{path.name}: " + " ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
-    return 0
+    print(f"legend: {legend}")
+    for line in problems:
+        print(f"fcn-perception segment: error: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def legend_image(classes: list[str], palette_bgr, row: int = 28):
+    """Class id, colour swatch and name, one row per class."""
+    import cv2
+    import numpy as np
+
+    img = np.full((row * len(classes) + 8, 260, 3), 255, np.uint8)
+    for i, name in enumerate(classes):
+        y = 4 + i * row
+        cv2.rectangle(img, (8, y + 3), (48, y + row - 3), tuple(int(c) for c in palette_bgr[i]), -1)
+        cv2.putText(img, f"{i:>2} {name}", (58, y + row - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
 
 
 def cmd_dense_eval(args: argparse.Namespace) -> int:
@@ -197,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         if backend:
             sp.add_argument("--backend", default="auto", choices=BACKENDS)
             sp.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: TensorRT fp16, ONNX Runtime the shipped INT8")
+            sp.add_argument("--size", type=size_arg, default=None, help="force the network's input WxH (default: model height, each frame's aspect)")
         sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
 
     sp = sub.add_parser("train", help="train an FCN from a YAML config")
@@ -239,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--calib-frames", type=int, default=200)
     sp.set_defaults(func=cmd_build_engine)
 
-    sp = sub.add_parser("segment", help="segment image files or folders, write overlays and masks")
-    sp.add_argument("images", nargs="+")
+    sp = sub.add_parser("segment", help="segment images, videos or folders of them: overlays, id and colour masks, overlay videos, a legend")
+    sp.add_argument("images", nargs="+", help="image files (png, jpg), video files (mp4, avi, mkv, ...) or folders")
     sp.add_argument("--out", default="segment_out")
     model_args(sp)
     sp.set_defaults(func=cmd_segment)

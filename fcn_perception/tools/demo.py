@@ -127,6 +127,8 @@ def run(
 
     out = Path(out)
     if out.exists():
+        if not (out / "summary.json").is_file() and any(out.iterdir()):  # never delete what is not ours
+            raise FileExistsError(f"{out} exists and is not an earlier demo output (no summary.json): choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     topics = bag_topics(bag)

@@ -1,0 +1,67 @@
+"""The command-line tools as a user runs them: segment on photos and videos, one-line mistakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fcn_perception", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(res):
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    return res.returncode != 0 and len(lines) == 1 and "Traceback" not in res.stderr
+
+
+def test_segment_writes_overlays_colour_masks_a_legend_and_overlay_videos(camvid, tmp_path):
+    frames = sorted((camvid / "val").iterdir())[:3]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    for f in frames:
+        writer.write(cv2.imread(str(f)))
+    writer.release()
+    out = tmp_path / "out"
+    res = _cli("segment", frames[0], video, "--out", out)
+    assert res.returncode == 0, res.stderr
+    stem = frames[0].stem
+    ids = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+    colour = cv2.imread(str(out / f"{stem}_mask_color.png"))
+    assert ids.shape == (360, 480) and colour.shape == (360, 480, 3)
+    road = ids == 3
+    assert road.mean() > 0.2 and (colour[road] == (128, 64, 128)).all()  # Road in CamVid's purple (BGR = RGB here)
+    legend = cv2.imread(str(out / "legend.png"))
+    assert legend is not None and legend.shape[0] >= 11 * 20
+    cap = cv2.VideoCapture(str(next(out.glob("clip_overlay.*"))))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
+
+
+def test_segment_reports_missing_and_unreadable_inputs(camvid, tmp_path):
+    res = _cli("segment", tmp_path / "nope.jpg", "--out", tmp_path / "o1")
+    assert _one_line_error(res) and "nope.jpg" in res.stderr
+    assert not (tmp_path / "o1").exists()  # nothing made for nothing
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    good = sorted((camvid / "val").iterdir())[0]
+    res = _cli("segment", good, bad, "--out", tmp_path / "o2")
+    assert res.returncode != 0 and "bad.png: not an image" in res.stderr
+    assert (tmp_path / "o2" / f"{good.stem}_overlay.png").is_file()  # the good one is still done
+
+
+@pytest.mark.parametrize("size", ["480,360", "0x0", "x360", "480x-1"])
+def test_bad_size_is_one_line(size, tmp_path):
+    res = _cli("bench", "--size", size, "--frames", "1")
+    assert res.returncode == 2 and "WxH with both > 0" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_demo_never_deletes_a_folder_that_is_not_its_own(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    res = _cli("demo", "--out", precious, timeout=120)
+    assert _one_line_error(res) and "not an earlier demo output" in res.stderr
+    assert (precious / "thesis.tex").read_text() == "years of work"
