@@ -8,7 +8,7 @@ distro=${FCN_ROS_DISTRO:-jazzy}
 lock=requirements/${distro}.lock
 venv=${VENV:-.venv}
 [ -f "$lock" ] || { echo "bootstrap: no lock for ROS 2 '$distro' ($lock)" >&2; exit 2; }
-want=$( (sha256sum "$lock"; ls ../shared/wheels 2>/dev/null) | sha256sum | cut -d' ' -f1)
+want=$( (sha256sum "$lock" setup.py; ls ../shared/wheels 2>/dev/null) | sha256sum | cut -d' ' -f1)
 stamp=$venv/.fcn_perception_lock
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
@@ -26,6 +26,8 @@ wheels=../shared/wheels
 if compgen -G "$wheels/launch*.whl" > /dev/null; then
   "$venv/bin/python" -m pip install -q --no-deps "$wheels"/launch*.whl
 fi
+# the package itself, editable: .venv/bin/fcn-perception and .venv/bin/fcn_perception_node work from any folder
+"$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 touch "$venv/COLCON_IGNORE"  # colcon build in this folder must not walk into the venv
 echo "$want" > "$stamp"
 echo "bootstrap: done"
