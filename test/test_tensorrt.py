@@ -14,7 +14,7 @@ from fcn_perception.inference.model_store import default_model_path
 from fcn_perception.inference.torch_backend import TorchBackend
 from fcn_perception.model.fcn import load_model
 
-pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.UNAVAILABLE_REASON)
+pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.unavailable_reason() or "available")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,44 @@ def test_int8_calibrated_on_real_frames(frames, tmp_path):
     onnx = onnx_for(default_model_path(), 480, 360)
     calib = trtb.calibration_frames(onnx, tmp_path, limit=40)
     engine = trtb.build_engine(onnx, "int8", calib_frames=calib)
-    trt = trtb.TensorRTBackend(onnx, "int8")
+    trt = trtb.TensorRTBackend(onnx, "int8")  # no frames now: the INT8 engine built above is found
     ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
     assert engine.is_file()
     assert np.mean([np.mean(trt.infer(x) == ref.infer(x)) for x in frames]) >= 0.97
+
+
+def test_int8_without_frames_or_an_engine_is_a_clear_error(tmp_path):
+    onnx = onnx_for(default_model_path(), 320, 240)
+    with pytest.raises(ValueError, match="int8 needs calibration frames"):
+        trtb.build_engine(onnx, "int8", cache=tmp_path / "empty_cache")
+
+
+def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
+    """On-device preprocessing on the backend's stream, masks at the frame's size, per-size engines."""
+    import cv2
+
+    from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+    from fcn_perception.tools.bench import sample_frames
+
+    seg = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp16"))
+    host = Segmenter(SegmenterConfig(backend="torch", device="cuda", device_preprocess="off"))
+    assert seg.on_device and seg.backend_name == "tensorrt-fp16"
+    for bgr in sample_frames((480, 360), 40)[::10]:
+        for size in ((480, 360), (1280, 720)):
+            rgb = cv2.resize(bgr, size)[..., ::-1].copy()
+            a, b = seg.segment(rgb).mask, host.segment(rgb).mask
+            assert a.shape == (size[1], size[0]) and np.mean(a == b) >= 0.99
+
+
+def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path):
+    onnx = onnx_for(default_model_path(), 480, 360)
+    engine = trtb.build_engine(onnx, "fp16", cache=tmp_path / "cache")
+    elsewhere = tmp_path / "vendor.engine"
+    elsewhere.write_bytes(engine.read_bytes())
+    trusted = create_backend("tensorrt", default_model_path(), input_size=(480, 360), engine=elsewhere, cache=tmp_path / "other")
+    assert trusted.infer(np.zeros((1, 3, 360, 480), np.float32)).shape == (1, 360, 480)
+    data = bytearray(engine.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the cached engine
+    engine.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        trtb.TensorRTBackend(onnx, "fp16", cache=tmp_path / "cache")

@@ -111,13 +111,13 @@ def create_backend(
 
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "tensorrt" and not tensorrt_backend.available():
-        raise ValueError(f"backend tensorrt: {tensorrt_backend.UNAVAILABLE_REASON}")
+    if name == "tensorrt" and (reason := tensorrt_backend.unavailable_reason()):
+        raise ValueError(f"backend tensorrt: {reason}")
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     use_trt = name == "tensorrt" or (name == "auto" and device != "cpu" and gpu_present() and tensorrt_backend.available())
     if engine and not use_trt:
-        raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON} and backend tensorrt or auto)")
+        raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
 
     def trt(onnx: Path):
         return tensorrt_backend.TensorRTBackend(onnx, precision, engine=engine or None, cache=cache)

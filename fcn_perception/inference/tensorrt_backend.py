@@ -19,20 +19,47 @@ from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.model.config import read_onnx_config
 
 PRECISIONS = ("fp32", "fp16", "int8")
-UNAVAILABLE_REASON = "TensorRT and a CUDA GPU are required"
+#: The API this module is written against: BuilderFlag.FP16 and the INT8 calibrators are deprecated
+#: from 10.12 and removed in 11 (strongly typed networks instead), so another major is refused.
+TRT_MAJOR = 10
+UNAVAILABLE_REASON = f"TensorRT {TRT_MAJOR}.x and a CUDA GPU are required"
+INPUTS, OUTPUTS = ("image",), ("logits", "mask")
+_LOGGER = None
+
+
+def unavailable_reason() -> str:
+    """Why the TensorRT backend cannot run here ("" when it can)."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return UNAVAILABLE_REASON + " (tensorrt is not installed)"
+    major = int(trt.__version__.split(".")[0])
+    if major != TRT_MAJOR:
+        return f"TensorRT {trt.__version__} is installed; this backend is written for TensorRT {TRT_MAJOR}.x"
+    try:
+        import torch
+    except ImportError:
+        return UNAVAILABLE_REASON + " (torch with CUDA holds the buffers)"
+    return "" if torch.cuda.is_available() else UNAVAILABLE_REASON + " (no CUDA device)"
 
 
 def available() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+    return not unavailable_reason()
 
 
-def build_key(onnx_path: Path, precision: str, shapes: dict[str, tuple]) -> dict:
-    """Everything an engine depends on: a change in any of these means a rebuild, never a load."""
+def logger():
+    """One TensorRT logger for the process (builder, parser and runtime share it)."""
+    global _LOGGER
+    if _LOGGER is None:
+        import tensorrt as trt
+
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
+def build_key(onnx_path: Path, precision: str, shapes: dict[str, tuple], calibration: str = "") -> dict:
+    """Everything an engine depends on: a change in any of these means a rebuild, never a load.
+    ``calibration``: hash of the INT8 calibration frames (their scales are baked into the engine)."""
     import tensorrt as trt
     import torch
 
@@ -42,7 +69,28 @@ def build_key(onnx_path: Path, precision: str, shapes: dict[str, tuple]) -> dict
         "gpu": torch.cuda.get_device_name(0),
         "precision": precision,
         "shapes": {k: list(map(list, v)) for k, v in shapes.items()},
+        "calibration": calibration,
     }
+
+
+def frames_hash(frames: list[np.ndarray] | None) -> str:
+    if not frames:
+        return ""
+    h = hashlib.sha256()
+    for f in frames:
+        h.update(np.ascontiguousarray(f).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cached_int8(key: dict, cache: str | Path) -> Path | None:
+    """An INT8 engine built earlier for the same model, TensorRT, GPU and shapes, with whatever frames."""
+    folder = cache_dir(cache) / "engines"
+    want = {k: v for k, v in key.items() if k != "calibration"}
+    for manifest in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        found = json.loads(manifest.read_text()).get("key", {})
+        if {k: v for k, v in found.items() if k != "calibration"} == want and found.get("calibration") and manifest.with_suffix(".engine").is_file():
+            return manifest.with_suffix(".engine")
+    return None
 
 
 def engine_paths(key: dict, cache: str | Path = "") -> tuple[Path, Path]:
@@ -100,10 +148,9 @@ def build_engine(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_path = Path(onnx_path)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    builder = trt.Builder(logger())
     network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, logger())
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ValueError(f"TensorRT could not parse {onnx_path}: {errors}")
@@ -113,7 +160,12 @@ def build_engine(
         if any(d < 0 for d in fixed):
             raise ValueError(f"{onnx_path} has dynamic input {fixed}: pass shapes={{'{inp.name}': (min, opt, max)}}")
         shapes = {inp.name: (fixed, fixed, fixed)}
-    key = build_key(onnx_path, precision, shapes)
+    key = build_key(onnx_path, precision, shapes, frames_hash(calib_frames) if precision == "int8" else "")
+    if precision == "int8" and not calib_frames:
+        cached = _cached_int8(key, cache)
+        if cached is None:
+            raise ValueError("int8 needs calibration frames (--calib-dir) or an INT8 engine built earlier for this model, TensorRT and GPU")
+        return cached
     engine_file, manifest_file = engine_paths(key, cache)
     if engine_file.is_file() and manifest_file.is_file() and json.loads(manifest_file.read_text()).get("key") == key:
         return engine_file
@@ -129,8 +181,6 @@ def build_engine(
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
-        if not calib_frames:
-            raise ValueError("int8 needs calibration frames (--calib-dir)")
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = EntropyCalibrator(calib_frames, engine_file.with_suffix(".calib"))
     serialized = builder.build_serialized_network(network, config)
@@ -143,30 +193,51 @@ def build_engine(
 
 
 class TensorRTBackend:
-    """Loads only engines this package built (manifest with build key and SHA-256), else builds one."""
+    """Loads only engines this package built (manifest with build key and SHA-256), else builds one;
+    an engine from elsewhere only when named as ``trusted_engine``."""
+
+    dynamic = False  # one engine per input size (the Segmenter keeps one backend per size)
 
     def __init__(self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None, cache: str | Path = "") -> None:
         import tensorrt as trt
         import torch
 
+        if reason := unavailable_reason():
+            raise ValueError(f"backend tensorrt: {reason}")
         self.config = read_onnx_config(onnx_path)
         if engine and not Path(engine).is_file():
             raise FileNotFoundError(f"trusted_engine not found: {engine}")
         engine_file = Path(engine).resolve() if engine else build_engine(onnx_path, precision, cache=cache)
+        data = engine_file.read_bytes()  # read once: the bytes hashed are the bytes deserialized
         if not engine:
             manifest = json.loads(engine_file.with_suffix(".json").read_text())
-            if manifest["engine_sha256"] != file_sha256(engine_file):
+            if manifest["engine_sha256"] != hashlib.sha256(data).hexdigest():
                 raise ValueError(f"{engine_file}: does not match its manifest; delete it to rebuild")
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(engine_file.read_bytes())
+        self.engine = trt.Runtime(logger()).deserialize_cuda_engine(data)
         if self.engine is None:
             raise ValueError(f"{engine_file}: not a TensorRT engine for this TensorRT/GPU")
+        self._check_io(trt, engine_file)
         self.context = self.engine.create_execution_context()
         self.device = torch.device("cuda")
         self.stream = torch.cuda.Stream()
         self.torch = torch
-        self.input_name = self.engine.get_tensor_name(0)
         self.name = f"tensorrt-{precision}"
+
+    def _check_io(self, trt, engine_file: Path) -> None:
+        """The engine's I/O tensors by mode, names and dtypes: an engine of another graph is refused here,
+        not by a wrong answer or a crash in the first frame."""
+        modes = {self.engine.get_tensor_name(i): self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) for i in range(self.engine.num_io_tensors)}
+        inputs = tuple(n for n, m in modes.items() if m == trt.TensorIOMode.INPUT)
+        outputs = tuple(sorted(n for n, m in modes.items() if m == trt.TensorIOMode.OUTPUT))
+        if inputs != INPUTS or outputs != tuple(sorted(OUTPUTS)):
+            raise ValueError(f"{engine_file}: engine inputs {inputs} / outputs {outputs}, expected {INPUTS} / {OUTPUTS}")
+        want = {"image": trt.DataType.FLOAT, "logits": trt.DataType.FLOAT, "mask": trt.DataType.UINT8}
+        for name, dtype in want.items():
+            if self.engine.get_tensor_dtype(name) != dtype:
+                raise ValueError(f"{engine_file}: tensor {name} is {self.engine.get_tensor_dtype(name)}, expected {dtype}")
+        shape = tuple(self.engine.get_tensor_shape("image"))
+        if len(shape) != 4 or shape[1] not in (3, -1):
+            raise ValueError(f"{engine_file}: input shape {shape}, expected (N, 3, H, W)")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -177,14 +248,18 @@ class TensorRTBackend:
     def infer_device(self, x):
         """(N, 3, H, W) float32 CUDA tensor -> (N, H, W) uint8 CUDA tensor; stays on the GPU."""
         torch = self.torch
-        n, _, h, w = x.shape
         self.stream.wait_stream(torch.cuda.current_stream())  # x may come from work queued on another stream
-        self.context.set_input_shape(self.input_name, (n, 3, h, w))
-        logits = torch.empty((n, len(self.config.classes), h, w), device="cuda", dtype=torch.float32)
-        mask = torch.empty((n, h, w), device="cuda", dtype=torch.uint8)
-        self.context.set_tensor_address(self.input_name, int(x.data_ptr()))
-        self.context.set_tensor_address("logits", int(logits.data_ptr()))
-        self.context.set_tensor_address("mask", int(mask.data_ptr()))
+        x = x.contiguous()
+        if not self.context.set_input_shape("image", tuple(x.shape)):
+            raise RuntimeError(f"TensorRT refused input shape {tuple(x.shape)} (outside the engine's profile)")
+        shapes = {n: tuple(self.context.get_tensor_shape(n)) for n in OUTPUTS}  # allocated as the context says
+        if any(d < 0 for s in shapes.values() for d in s):
+            raise RuntimeError(f"TensorRT left output shapes unresolved: {shapes}")
+        logits = torch.empty(shapes["logits"], device="cuda", dtype=torch.float32)
+        mask = torch.empty(shapes["mask"], device="cuda", dtype=torch.uint8)
+        for name, tensor in (("image", x), ("logits", logits), ("mask", mask)):
+            if not self.context.set_tensor_address(name, int(tensor.data_ptr())):
+                raise RuntimeError(f"TensorRT refused the address of {name}")
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
         self.stream.synchronize()

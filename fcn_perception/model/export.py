@@ -26,7 +26,9 @@ class _WithArgmax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(x)
-        return logits, logits.argmax(1).to(torch.uint8)
+        # ArgMax gives INT64; TensorRT converts to UINT8 only from FLOAT/HALF, so route it through
+        # float32 (class ids are small integers, exact in float32)
+        return logits, logits.argmax(1).to(torch.float32).to(torch.uint8)
 
 
 def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480, dynamic: bool = False) -> Path:

@@ -89,8 +89,8 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     """Serialize a TensorRT engine for this GPU into the engine cache (needs TensorRT and CUDA)."""
     from fcn_perception.inference import tensorrt_backend as trtb
 
-    if not trtb.available():
-        raise ValueError(f"build-engine: {trtb.UNAVAILABLE_REASON}")
+    if reason := trtb.unavailable_reason():
+        raise ValueError(f"build-engine: {reason}")
     frames = None
     if args.precision == "int8":
         if not args.calib_dir:
