@@ -1,5 +1,6 @@
 """Projection onto the ground against a hand-computed camera; the grid against the polygon."""
 
+import importlib.util
 import math
 from types import SimpleNamespace
 
@@ -200,3 +201,33 @@ def test_an_unreadable_camera_info_disables_ground_outputs_without_raising():
     info = SimpleNamespace(k=["x"] * 9, d=[], width=640, height=480)
     assert state.calibrate(info, GroundConfig(), (0, 0, 1.5))
     assert state.ground is None and state.calibration_refused and "unreadable" in state.ground_status
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is None, reason="tf2_ros comes with a ROS install, not with the PyPI wheels")
+def test_the_node_takes_the_pose_from_a_real_tf2_buffer_at_the_image_stamp(ros_node):
+    """The node's TF path with tf2's own Buffer: the same pose as the equivalent camera_pose parameter."""
+    import tf2_ros
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    from fcn_perception.ros.node import FcnPerceptionNode
+
+    node = FcnPerceptionNode(parameter_overrides=[Parameter("image_topics", value=["/tfcam/image_raw"]), Parameter("backend", value="onnxruntime")])
+    try:
+        node.trigger_configure()
+        buffer = tf2_ros.Buffer()
+        t = TransformStamped()
+        t.header.frame_id, t.child_frame_id = "base_footprint", "tfcam_optical_frame"
+        t.transform.translation.x, t.transform.translation.z = 1.2, 1.5
+        t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z, t.transform.rotation.w = -0.5, 0.5, -0.5, 0.5
+        buffer.set_transform_static(t, "test")
+        node._tf_buffer = buffer
+        header = Header(frame_id="tfcam_optical_frame")
+        header.stamp.sec = 100
+        (xyz, _, optical), source = node._camera_pose(node.cameras[0], header)
+        assert source == "tf" and np.allclose(xyz, (1.2, 0.0, 1.5))
+        assert np.allclose(optical @ np.array([0.0, 0.0, 1.0]), (1.0, 0.0, 0.0))  # the optical axis looks forward
+    finally:
+        node.on_shutdown(None)
+        node.destroy_node()

@@ -1,5 +1,6 @@
 """Every encoding cameras send decodes to the reference pixels; every malformation is named."""
 
+import importlib.util
 import sys
 
 import cv2
@@ -136,3 +137,18 @@ def test_malformed_frames_raise_badframe_with_reason(rgb):
 
 def test_byte_order_assumption():
     assert sys.byteorder == "little"  # the big-endian case above swaps bytes on this machine
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None, reason="cv_bridge comes with a ROS install, not with the PyPI wheels")
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "mono8", "bgra8"])
+def test_the_cv_bridge_path_decodes_as_the_rosbags_image_path(encoding, monkeypatch):
+    from fcn_perception.scene import image_codec
+
+    rng = np.random.default_rng(3)
+    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4}[encoding]
+    array = rng.integers(0, 255, (24, 32, channels) if channels > 1 else (24, 32), dtype=np.uint8)
+    msg = raw_image(5, "cam", array, encoding)
+    assert image_codec._BRIDGE is not None
+    via_bridge = decode(msg)
+    monkeypatch.setattr(image_codec, "_BRIDGE", None)
+    assert np.array_equal(via_bridge, decode(msg))

@@ -48,6 +48,8 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
     """Compressed and raw cameras at once; every mask carries its frame's stamp, frame_id and size."""
     summary = demo.run(tmp_path / "out", two_camera_bag, rate=0.5, params=PARAMS, ros=ros_node)
     assert summary["node_exit_code"] == 0
+    dropped = sum(int(d.get("frames_dropped", 0)) for d in summary["diagnostics_last"].values())
+    assert summary["ok"] or dropped > 0, summary  # the demo fails only when the node itself counted drops
     front = summary["cameras"]["/camera_front/image_raw/compressed"]
     rear = summary["cameras"]["/camera_rear/image_raw"]
     for cam in (front, rear):
@@ -132,17 +134,22 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
         raw, _ = _diag_values(rec, raw_topic)
         for reason in ("bad_step", "bad_data_size", "unknown_encoding", "zero_size", "unsupported_encoding"):
             assert reason in raw["bad_reasons"]
-        assert "dropped bad frame" in node.output() or True  # the log line is throttled; counters are the contract
+        # throttled to one line per camera per 5 s, but the first bad frame of a camera is always logged
+        assert _wait(lambda: "/badcam/image_raw: dropped bad frame" in node.output(), 5), node.output()
     finally:
         assert node.stop() == 0
     assert "Traceback" not in node.output()
 
 
 def test_overload_four_cameras_latency_bounded_drops_fair_diagnostics_warn(ros_node, tmp_path):
-    """4 cameras at 30 Hz into a node that serves ~30 frames/s in all (2 cores): latest-frame policy per camera."""
+    """Overload made, not assumed: the node's service time is measured first, then 4 cameras offer
+    about 4x what it can serve, whatever the machine: latest-frame policy per camera."""
     from fcn_perception.tools.load import run_load
 
-    res = run_load(cameras=4, rate=30.0, frames=120, warmup=30, ros=ros_node, log=tmp_path / "node.log")
+    probe = run_load(cameras=1, rate=5.0, frames=15, warmup=5, ros=ros_node, log=tmp_path / "probe.log")
+    service_ms = max(1.0, next(iter(probe["per_camera"].values()))["latency_ms"]["p50"])  # >= the time one frame takes
+    rate = min(250.0, 1000.0 / service_ms)  # per camera: 4 cameras together offer ~4x what the node serves
+    res = run_load(cameras=4, rate=rate, frames=120, warmup=30, ros=ros_node, log=tmp_path / "node.log")
     assert res["node_exit_code"] == 0
     assert res["accounted"], res["per_camera"]  # received = published + dropped + bad, per camera
     for cam in res["per_camera"].values():

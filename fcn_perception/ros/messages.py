@@ -49,7 +49,6 @@ OUTPUTS: dict[str, Output] = {
     "markers": Output("drivable_area/markers", MARKER_ARRAY, "every region and hole as line strips: ns image/* (optical frame, z = 1 m) and ground/*"),
     "overlay_compressed": Output("segmentation/overlay/compressed", COMPRESSED, "the overlay as JPEG (replay --overlay)", live=False),
 }
-GROUND_OUTPUTS = ("polygon_ground", "grid")
 
 
 def output_topic(namespace: str, name: str) -> str:

@@ -45,9 +45,13 @@ def signed_area(ring: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def _orient(ring: np.ndarray, positive: bool) -> np.ndarray:
+def orient(ring: np.ndarray, positive: bool, start_lowest: bool = True) -> np.ndarray:
+    """The documented vertex order: outer rings with positive shoelace area, holes negative; image rings
+    start at their lowest, then leftmost vertex (``start_lowest``; ground rings keep their image's start)."""
     if (signed_area(ring) > 0) != positive:
-        ring = ring[::-1]
+        ring = ring[::-1].copy()
+    if not start_lowest:
+        return ring
     start = np.lexsort((ring[:, 0], -ring[:, 1]))[0]  # largest y, then smallest x
     return np.roll(ring, -start, axis=0)
 
@@ -121,13 +125,13 @@ def extract_regions(binary: np.ndarray, cfg: DrivableConfig) -> list[Region]:
             if area >= max(cfg.hole_fill_px, 1):
                 ring = _simplify(contours[child], cfg.epsilon_px, cfg.max_vertices)
                 if len(ring) >= 3:
-                    holes.append(_orient(ring, positive=False))
+                    holes.append(orient(ring, positive=False))
                     hole_area += area
             child = hierarchy[child][0]
         outer = _simplify(contour, cfg.epsilon_px, cfg.max_vertices)
         if len(outer) < 3:
             continue
-        regions.append(Region(_orient(outer, positive=True), holes, outer_area - hole_area))
+        regions.append(Region(orient(outer, positive=True), holes, outer_area - hole_area))
     regions.sort(key=lambda r: -r.area_px)
     return regions
 

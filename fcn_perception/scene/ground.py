@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fcn_perception.scene.drivable import signed_area
+from fcn_perception.scene.drivable import orient
 
 # optical (x right, y down, z forward) -> body (x forward, y left, z up)
 _OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -197,10 +197,6 @@ class GroundResult:
     rays: list[tuple[np.ndarray, list[np.ndarray]]]  # every ring on the optical z = 1 plane (markers)
 
 
-def _oriented(ring: np.ndarray, positive: bool) -> np.ndarray:
-    return ring if (signed_area(ring) > 0) == positive else ring[::-1].copy()
-
-
 class GroundProjector:
     """One camera's image regions and drivable mask onto base_link's ground plane, in metres.
 
@@ -232,9 +228,9 @@ class GroundProjector:
             i_hole = len(regions)
             for i, r in enumerate(regions):
                 n = len(r.holes)
-                holes = [_oriented(p, positive=False) for p in pts[i_hole : i_hole + n]]
+                holes = [orient(p, positive=False, start_lowest=False) for p in pts[i_hole : i_hole + n]]
                 n_clipped = int(clip[i].sum() + sum(c.sum() for c in clip[i_hole : i_hole + n]))
-                ground_regions.append(GroundRegion(_oriented(pts[i], positive=True), holes, n_clipped))
+                ground_regions.append(GroundRegion(orient(pts[i], positive=True, start_lowest=False), holes, n_clipped))
                 rays.append((nrm[i], nrm[i_hole : i_hole + n]))
                 i_hole += n
         ground_ego = next((g for g, r in zip(ground_regions, regions, strict=True) if r is ego), None)

@@ -22,7 +22,6 @@ try:  # ROS 2's cv_bridge, present on a real ROS install; PyPI's `cv-bridge` is 
 except Exception:
     _BRIDGE = None
 
-CONVERTER = "cv_bridge" if _BRIDGE is not None else "rosbags-image"
 DEFAULT_MAX_PIXELS = 3840 * 2160
 
 

@@ -76,7 +76,6 @@ class FrameResult:
     mask: np.ndarray  # HxW uint8 class ids, same size as the frame
     regions: list[Region]
     ego: Region | None  # None: no drivable area ahead (a valid answer)
-    drivable: np.ndarray | None = None  # HxW 0/1 after smoothing: what the regions and the grid were made from
     ground: GroundResult | None = None  # None: no usable CameraInfo (see ground_error)
     ground_error: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -137,7 +136,7 @@ class Pipeline:
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
                 error = str(exc)
         timings = {"drivable": (t1 - t0) * 1e3, "ground": (time.perf_counter() - t1) * 1e3}
-        return FrameResult(None, mask, regions, ego, binary, ground, error, timings)
+        return FrameResult(None, mask, regions, ego, ground, error, timings)
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""

@@ -109,8 +109,11 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
     # an .onnx model carries its architecture in its metadata: untrained weights count the same FLOPs
     net = load_model(seg.model_path) if seg.model_path.suffix == ".pt" else FCN(read_onnx_config(seg.model_path))
     flops = count_flops(net, size[1], size[0])
-    peak = measure_peak_gflops(threads)
-    floor_ms = flops / (peak * 1e9) * 1e3
+    # the floor is fp32 FLOPs over this CPU's measured fp32 matmul peak: it means something only for an
+    # fp32 model on the CPU (not on a GPU, not for INT8 kernels)
+    cpu_fp32 = seg.backend_name in ("onnxruntime-cpu", "torch-cpu") and ".int8." not in seg.model_path.name
+    peak = measure_peak_gflops(threads) if cpu_fp32 else None
+    floor_ms = flops / (peak * 1e9) * 1e3 if peak else None
     res = {
         "backend": seg.backend_name,
         "size": f"{size[0]}x{size[1]}",
@@ -120,9 +123,10 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
         "fps": round(frames / wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "gflops_per_frame": round(flops / 1e9, 3),
-        "peak_gflops": round(peak, 1),
-        "floor_ms": round(floor_ms, 3),
-        "measured_over_floor": round(float(np.median(per_stage["infer"])) / floor_ms, 2),
+        "peak_gflops": round(peak, 1) if peak else None,
+        "floor_ms": round(floor_ms, 3) if floor_ms else None,
+        "measured_over_floor": round(float(np.median(per_stage["infer"])) / floor_ms, 2) if floor_ms else None,
+        "model": seg.model_path.name,
         "peers": {},
     }
     if peers_python:
@@ -236,8 +240,12 @@ def report(res: dict) -> str:
         f"{res['backend']} {res['size']}, {res['frames']} frames: end to end p50 {res['end_to_end_ms']['p50']:.1f} ms "
         f"p95 {res['end_to_end_ms']['p95']:.1f} p99 {res['end_to_end_ms']['p99']:.1f}, {res['fps']:.1f} FPS, peak RSS {res['peak_rss_mb']} MB",
         "  " + "  ".join(f"{s} {v['p50']:.2f}" for s, v in res["stages_ms"].items()) + "  (ms p50)",
-        f"  model {res['gflops_per_frame']} GFLOP/frame, peak {res['peak_gflops']} GFLOP/s -> floor {res['floor_ms']:.1f} ms; "
-        f"infer/floor {res['measured_over_floor']}",
+        f"  model {res['model']}, {res['gflops_per_frame']} GFLOP/frame"
+        + (
+            f", peak {res['peak_gflops']} GFLOP/s -> floor {res['floor_ms']:.1f} ms; infer/floor {res['measured_over_floor']}"
+            if res["floor_ms"]
+            else " (no FLOP floor: it is defined for an fp32 model on the CPU)"
+        ),
     ]
     for name, peer in res["peers"].items():
         lines.append(
