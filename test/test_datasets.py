@@ -215,3 +215,12 @@ def test_fine_tune_onto_a_new_class(tmp_path, camvid):
     res = scores(confusion_matrix(pred.numpy(), y.numpy(), 12), model.cfg.classes)
     assert res["per_class_iou"][LANE] > 0.3, res["per_class_iou"]
     assert res["per_class_iou"]["Road"] > 0.6  # the shared class kept what it knew
+
+
+def test_the_documented_fine_tuning_recipe_is_a_valid_config():
+    from pathlib import Path
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "finetune_example.yaml").read_text())
+    cfg = TrainConfig.from_dict(raw)
+    assert cfg.model.classes[:11] == list(CAMVID_CLASSES) and cfg.model.classes[11] == LANE
+    assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # it starts from the shipped model

@@ -12,6 +12,7 @@ from pathlib import Path
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
+from tqdm import tqdm
 
 from fcn_perception.bags.bag_io import BagWriter
 from fcn_perception.ros.messages import msg_class
@@ -37,9 +38,9 @@ class BagPlayer:
             time.sleep(0.05)
         return False
 
-    def play(self, loops: int = 1) -> int:
+    def play(self, loops: int = 1, progress: bool = False) -> int:
         count = 0
-        with Reader(self.bag) as reader:
+        with Reader(self.bag) as reader, tqdm(total=loops * reader.message_count, desc="play", unit="msg", disable=not progress) as bar:
             conns = [c for c in reader.connections if c.topic in self.connections]
             for _ in range(loops):
                 start_wall, start_bag = time.monotonic(), None
@@ -54,6 +55,7 @@ class BagPlayer:
                     self.publishers[conn.topic].publish(bytes(raw))
                     self.sent[conn.topic].append(time.time_ns())
                     count += 1
+                    bar.update(1)
         return count
 
 

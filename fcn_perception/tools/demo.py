@@ -117,12 +117,13 @@ def run(
     timeout: float = 60.0,
     ros=None,
     node_args: tuple[str, ...] = DEMO_NODE_ARGS,
+    progress: bool = False,
 ) -> dict:
     """Node process + player + recorder; ``ros``: an already spinning rclpy node to use (tests)."""
     if ros is None:
         ensure_domain_id()
         with spinning_node() as own:
-            return run(out, bag, rate, params, timeout, own, node_args)
+            return run(out, bag, rate, params, timeout, own, node_args, progress)
     from fcn_perception.bags.live_bag import BagPlayer, Recorder
 
     out = Path(out)
@@ -150,7 +151,7 @@ def run(
             time.sleep(0.05)
         time.sleep(0.5)  # let DDS match the reliable outputs before the first frame
         t0 = time.monotonic()
-        frames = player.play()
+        frames = player.play(progress=progress)
         play_s = time.monotonic() - t0
         n_images = sum(len(player.sent[t]) for t in image_topics)
         polygons = [output_topic(camera_namespace(t), OUTPUTS["polygon"].topic) for t in image_topics]
@@ -256,7 +257,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_args(args: argparse.Namespace) -> int:
-    summary = run(Path(args.out), Path(args.bag), args.rate, Path(args.params) if args.params else None)
+    summary = run(Path(args.out), Path(args.bag), args.rate, Path(args.params) if args.params else None, progress=True)
     for topic, cam in summary["cameras"].items():
         print(
             f"{topic}: {cam['frames_in']} frames in, {cam['masks_out']} masks out, {cam['nonempty_polygons']} drivable polygons, "
