@@ -35,7 +35,7 @@ class DatasetSpec:
     path: str
     layout: str = "auto"  # auto | segnet | generic
     class_map: str = ""  # YAML of dataset class -> model class | void; "" = the dataset's names are the model's
-    share: float = 1.0  # relative share of the frames drawn for training
+    share: float = 1.0  # relative share of the frames drawn for training (0: used for selection only)
     aspect: float = 1.0  # width stretch that undoes a squashed copy (Cityscapes at 1:1 -> 2.0)
     train_split: str = "train"
     val_split: str = ""  # split used for model selection; "" = none (see holdout)
@@ -152,8 +152,8 @@ class MixSampler(Sampler[int]):
     """
 
     def __init__(self, offsets: np.ndarray, shares: list[float], length: int, seed: int = 0, rank: int = 0) -> None:
-        if any(s <= 0 for s in shares) or len(shares) != len(offsets) - 1:
-            raise ValueError(f"one positive share per dataset, got {shares}")
+        if any(s < 0 for s in shares) or not any(s > 0 for s in shares) or len(shares) != len(offsets) - 1:
+            raise ValueError(f"one share >= 0 per dataset, at least one > 0 (0: selection only), got {shares}")
         self.offsets, self.length, self.seed, self.rank, self.epoch = offsets, length, seed, rank, 0
         p = np.asarray(shares, np.float64)
         self.p = p / p.sum()
@@ -177,6 +177,8 @@ def mix_frequencies(dataset: SegmentationDataset, shares: list[float], num_class
     pixels = np.zeros(num_classes, np.float64)
     with_frames = np.zeros(num_classes, np.float64)
     for i, share in enumerate(shares):
+        if share == 0:
+            continue
         lo, hi = dataset.offsets[i], dataset.offsets[i + 1]
         p, f = class_frequencies((dataset.load(j)[1] for j in range(lo, hi)), num_classes)
         pixels += p * share / max(1, hi - lo)
