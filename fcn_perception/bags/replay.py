@@ -3,8 +3,9 @@
 The output bag holds every input message unchanged (same topic, type, timestamp and serialized
 bytes, types no typestore knows included) plus the node's outputs under the topic names the node
 uses, with the original timestamps, so ``ros2 bag play``, RViz and Foxglove open it like a live
-recording. Masks are stored as lossless PNG (``mask/compressed``) and overlays as JPEG only when
-asked, so an output bag stays small. Camera poses come from the bag's ``/tf_static`` and ``/tf`` by
+recording. Masks are stored as the node sends them (raw mono8 and its lossless PNG twin,
+``mask/compressed``), overlays as JPEG only when asked, in zstd-compressed chunks, so an output bag
+stays small. Camera poses come from the bag's ``/tf_static`` and ``/tf`` by
 the node's rules (else ``camera_pose``; never a guess). Topics under the node's own output names
 are not cameras; recorded outputs on the topics replay writes are replaced by the new ones.
 """
@@ -151,7 +152,7 @@ def replay(
     infos: dict[str, object] = {}
     tf = TfGraph()
     use_tf = cfg.use_tf and any(t in available for t in TF_TOPICS)
-    keys = ["mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
+    keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
     written = {output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in keys}
 
     early_cut = ""
@@ -223,7 +224,7 @@ def replay(
             ns = camera_namespace(m.topic)
             picture = pipeline.overlay_bgr(result, cfg.overlay_alpha) if (overlay or video_dir) else None
             outs = frame_messages(
-                rosbags_message, msg.header, result, cfg.base_frame, picture if overlay else None, raw_mask=False, mask_png=True, overlay_jpeg=True
+                rosbags_message, msg.header, result, cfg.base_frame, picture if overlay else None, raw_mask=True, mask_png=True, overlay_jpeg=True
             )
             for key, out in outs.items():
                 bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, out)

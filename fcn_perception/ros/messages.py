@@ -195,7 +195,7 @@ def frame_messages(
 ) -> dict[str, object]:
     """Every output message of one frame, keyed like :data:`OUTPUTS`. Image outputs carry the input's
     header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration.
-    The node sends the raw mask and, for a subscriber, its PNG twin; replay keeps only the PNG."""
+    The node sends the raw mask and, for a subscriber, its PNG twin; replay writes both."""
     out = {"polygon": polygon_msg(new, header, result.ego.outer if result.ego is not None else None)}
     if raw_mask:
         out["mask"] = image_msg(new, header, result.mask, "mono8")
