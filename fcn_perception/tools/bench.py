@@ -72,7 +72,9 @@ def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, 
     return json.loads(res.stdout)
 
 
-def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, threads: int = 0, model: str = "", peers_python: str = "") -> dict:
+def bench(
+    backend: str, size: tuple[int, int], frames: int, warmup: int = 10, threads: int = 0, model: str = "", peers_python: str = "", precision: str = "auto"
+) -> dict:
     from sensor_msgs.msg import Image
 
     from fcn_perception.model.config import read_onnx_config
@@ -80,7 +82,9 @@ def bench(backend: str, size: tuple[int, int], frames: int, warmup: int = 10, th
     from fcn_perception.ros.messages import image_msg, rclpy_factory
 
     new = rclpy_factory()
-    cfg = NodeConfig.from_dict({"backend": backend, "threads": threads, "model": model, "input_width": size[0], "input_height": size[1]})
+    cfg = NodeConfig.from_dict(
+        {"backend": backend, "threads": threads, "model": model, "input_width": size[0], "input_height": size[1], "precision": precision}
+    )
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
     msgs = []
     for i, bgr in enumerate(sample_frames(size, frames + warmup)):
@@ -262,6 +266,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--model", default="")
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | int8, or several separated by commas to compare them interleaved")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; each round times every precision (and the peers) once, interleaved")
     ap.add_argument("--json", default="")
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
     ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
@@ -295,11 +301,42 @@ def run_args(args: argparse.Namespace) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
-    res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model, args.peers_python)
-    print(report(res))
+    precisions = args.precision.split(",")
+    rounds = []
+    for i in range(max(1, args.repeat)):
+        for k, precision in enumerate(precisions):  # peers once per round, after the first precision
+            res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model, args.peers_python if k == 0 else "", precision)
+            res["precision"], res["round"] = precision, i
+            print(report(res), flush=True)
+            rounds.append(res)
+    out = rounds[0] if len(rounds) == 1 else {"rounds": rounds, "summary": summarise(rounds)}
+    if len(rounds) > 1:
+        print(summary_report(out["summary"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """Median and spread (min-max) over the rounds of each variant's p50s: the figures to quote."""
+    series: dict[str, dict[str, list[float]]] = {}
+    for r in rounds:
+        s = series.setdefault(f"{r['backend']} {r['model']} ({r['precision']})", {"end_to_end": [], "infer": []})
+        s["end_to_end"].append(r["end_to_end_ms"]["p50"])
+        s["infer"].append(r["stages_ms"]["infer"]["p50"])
+        for name, peer in r["peers"].items():
+            series.setdefault(f"peer {name} ({peer['backend']}, fp32)", {"end_to_end": [], "infer": []})["infer"].append(peer["end_to_end_ms"]["p50"])
+    return {
+        k: {m: {"median": round(float(np.median(v)), 2), "min": round(min(v), 2), "max": round(max(v), 2), "n": len(v)} for m, v in s.items() if v}
+        for k, s in series.items()
+    }
+
+
+def summary_report(summary: dict) -> str:
+    lines = ["median over rounds (min-max), ms p50:"]
+    for k, s in summary.items():
+        lines.append("  " + k + ": " + "  ".join(f"{m} {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}, n={v['n']})" for m, v in s.items()))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
