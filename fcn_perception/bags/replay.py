@@ -160,10 +160,11 @@ def replay(
     # first frames get ground outputs too; later ones update them in recorded order.
     if by_info or use_tf:
         for m in rec.messages():
-            if m.topic in by_info and m.topic not in infos:
-                infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
-            elif m.topic == "/tf_static" and use_tf:
-                tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=True)
+            with contextlib.suppress(Exception):  # a malformed message is skipped here and counted below
+                if m.topic in by_info and m.topic not in infos:
+                    infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                elif m.topic == "/tf_static" and use_tf:
+                    tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=True)
         rec = open_recording(in_bag)  # the stream again, from its start
         early_cut = rec.cut_short
 
@@ -197,7 +198,8 @@ def replay(
             bag.write_raw(m.topic, m.msgtype, m.timestamp, m.data, msgdef=conn.msgdef, rihs01=conn.rihs01)  # inputs pass through unchanged
             summary.passed_through += 1
             if m.topic in by_info:
-                infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                with contextlib.suppress(Exception):  # an unreadable CameraInfo keeps the previous one
+                    infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
                 continue
             if m.topic in TF_TOPICS and use_tf:
                 with contextlib.suppress(Exception):  # a malformed TF message is skipped, as tf2 would
