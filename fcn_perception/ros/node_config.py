@@ -129,8 +129,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("ground_max_range", 50.0, "Ground points farther than this (m), and the sky, are clipped to this range along their ray.", min=1.0, max=1000.0),
     ParamSpec("grid_resolution", 0.2, "Bird's-eye grid cell size, metres.", min=0.01, max=10.0),
     ParamSpec("grid_x_min", 0.0, "Grid's near edge along x, metres (x from grid_x_min to grid_x_max).", min=-500.0, max=500.0),
-    ParamSpec("grid_x_max", 40.0, "Grid's far edge ahead of base_link, metres.", min=-500.0, max=1000.0),
-    ParamSpec("grid_half_width", 20.0, "Grid extent to each side of base_link, metres.", min=0.1, max=500.0),
+    ParamSpec("grid_x_max", 40.0, "Grid's far edge ahead of base_frame's origin, metres.", min=-500.0, max=1000.0),
+    ParamSpec("grid_half_width", 20.0, "Grid extent to each side of base_frame's origin, metres.", min=0.1, max=500.0),
     ParamSpec("max_pixels", DEFAULT_MAX_PIXELS, "Frames with more pixels are refused and counted as bad input.", min=1, max=100_000_000),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0),
     ParamSpec(
