@@ -183,7 +183,10 @@ def cmd_dense_eval(args: argparse.Namespace) -> int:
 
     from fcn_perception.inference.model_store import resolve_model
     from fcn_perception.model.fcn import load_model
-    from fcn_perception.studies.shift_stitch import coarse_scores, dense_predict, dilated, upsample_to
+    try:
+        from fcn_perception.studies.shift_stitch import coarse_scores, dense_predict, dilated, upsample_to
+    except ImportError:
+        raise ValueError("dense-eval is a study, not part of the installed package: run it from a source checkout") from None
     from fcn_perception.training.datasets import LabelReader, open_split, read_pair
     from fcn_perception.training.metrics import confusion_matrix, scores
     from fcn_perception.training.patches import normalize
