@@ -173,3 +173,12 @@ def test_quantize_command_makes_an_int8_model_from_an_export(camvid, tmp_path):
     fp32 = onnx_for(default_model_path(), 160, 120, cache=tmp_path / "cache")
     int8 = OnnxRuntimeBackend(quantize_int8(fp32, tmp_path / "m.int8.onnx", camvid / "train", frames=4))
     assert int8.infer(np.zeros((1, 3, 120, 160), np.float32)).shape == (1, 120, 160)
+
+
+def test_a_checkpoint_on_onnx_runtime_gets_one_fixed_graph_per_frame_size():
+    """A .pt model on ONNX Runtime is exported at each inference size it meets (once, cached): a 2:1
+    camera runs at 704x360, not squashed into the 480x360 graph."""
+    seg = Segmenter(SegmenterConfig(model=str(default_model_path("pt")), backend="onnxruntime"))
+    assert not getattr(seg.backend, "dynamic", True)
+    assert seg.segment(np.zeros((256, 512, 3), np.uint8)).mask.shape == (256, 512)
+    assert set(seg._backends) == {(480, 360), (704, 360)}

@@ -183,6 +183,7 @@ def cmd_dense_eval(args: argparse.Namespace) -> int:
 
     from fcn_perception.inference.model_store import resolve_model
     from fcn_perception.model.fcn import load_model
+
     try:
         from fcn_perception.studies.shift_stitch import coarse_scores, dense_predict, dilated, upsample_to
     except ImportError:
