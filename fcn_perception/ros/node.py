@@ -61,6 +61,7 @@ class Camera:
     ground_error: str = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
     last_stamp_ns: int | None = None
     last_bad_log: float = 0.0
+    tf_ok: bool = True  # the last TF lookup succeeded: wait up to tf_timeout for the next (else do not wait)
     unpublished_since: float | None = None  # monotonic time the topic was first seen without a publisher
     warned_no_publisher: bool = False
 
@@ -344,11 +345,15 @@ class FcnPerceptionNode(LifecycleNode):
         if self._tf_buffer is not None and header.frame_id:
             try:
                 stamp = rclpy.time.Time.from_msg(header.stamp)
-                timeout = rclpy.duration.Duration(seconds=self.cfg.tf_timeout)
+                # wait for TF only while it has been answering: a frame that never appears in TF must
+                # not cost every image tf_timeout
+                timeout = rclpy.duration.Duration(seconds=self.cfg.tf_timeout if cam.tf_ok else 0.0)
                 tf = self._tf_buffer.lookup_transform(self.cfg.base_frame, header.frame_id, stamp, timeout=timeout)
                 t, q = tf.transform.translation, tf.transform.rotation
+                cam.tf_ok = True
                 return ((t.x, t.y, t.z), (0.0, 0.0, 0.0), quaternion_matrix(q.x, q.y, q.z, q.w)), "tf"
             except (tf2_ros.TransformException, ValueError) as exc:
+                cam.tf_ok = False
                 tf_error = f"TF has no {self.cfg.base_frame} -> {header.frame_id} at the image's stamp ({exc.__class__.__name__})"
         pose = self.cfg.pose(cam.index)
         if pose is not None:
