@@ -27,7 +27,6 @@ from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
 from fcn_perception.ros.messages import OUTPUTS, frame_messages
 from fcn_perception.ros.node_config import NodeConfig, load_params_yaml
 from fcn_perception.ros.topics import CAMERA_INFO, IMAGE_TYPES, camera_info_topic, camera_namespace, is_output_topic, output_topic, stamp_ns
-from fcn_perception.scene.drivable import MaskSmoother
 from fcn_perception.scene.image_codec import BadFrame
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.scene.video import VideoOut, recorded_fps
@@ -145,9 +144,7 @@ def replay(
     unposed = [t for t in image_topics if t not in order]
     if len(cfg.camera_pose) > 6 and unposed:
         raise ValueError(f"camera_pose gives one pose per image_topics entry, and {unposed} is not in image_topics {cfg.image_topics}")
-    states = {
-        t: CameraState(ground_status=f"disabled: no {camera_info_topic(t)} in the bag", smoother=MaskSmoother(cfg.temporal_smoothing)) for t in image_topics
-    }
+    states = {t: CameraState.for_camera(f"no {camera_info_topic(t)} in the bag", cfg.temporal_smoothing) for t in image_topics}
     by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
     infos: dict[str, object] = {}
     tf = TfGraph()

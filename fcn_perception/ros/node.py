@@ -134,7 +134,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.cameras = []
         for i, topic in enumerate(dict.fromkeys(cfg.image_topics)):
             info_topic = camera_info_topic(topic)
-            state = CameraState(ground_status=f"disabled: no CameraInfo on {info_topic} yet", smoother=MaskSmoother(cfg.temporal_smoothing))
+            state = CameraState.for_camera(f"no CameraInfo on {info_topic} yet", cfg.temporal_smoothing)
             cam = Camera(topic, camera_namespace(topic), topic.rstrip("/").endswith("/compressed"), i, info_topic, state)
             for key, out in OUTPUTS.items():
                 if not out.live:

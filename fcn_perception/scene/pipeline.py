@@ -29,6 +29,11 @@ class CameraState:
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(0.0))
     _calibration: tuple | None = None
 
+    @classmethod
+    def for_camera(cls, why_no_ground: str, smoothing: float = 0.0) -> CameraState:
+        """A camera before its first CameraInfo (the node and replay set cameras up alike)."""
+        return cls(ground_status=f"disabled: {why_no_ground}", smoother=MaskSmoother(smoothing))
+
     @property
     def calibration_refused(self) -> bool:
         """A CameraInfo arrived but gives no ground outputs (unusable, or no known camera pose), as
