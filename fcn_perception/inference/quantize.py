@@ -24,7 +24,7 @@ class _Frames:
         return None if x is None else {INPUT_NAME: x}
 
 
-def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path, frames: int = 100, per_channel: bool = True) -> Path:
+def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path, frames: int = 100, per_channel: bool = True, method: str = "minmax") -> Path:
     """QDQ INT8 with per-channel weights; the argmax/uint8 tail and the upsampling stay in float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -32,14 +32,14 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path,
     proto = onnx.load(str(onnx_path))
     meta = {p.key: p.value for p in proto.metadata_props}
     cfg = config_from_metadata(meta)
-    batch = calibration_batch(calib_dir, cfg.input_size, cfg.mean, cfg.std, frames)
-    upsampling = [n.name for n in proto.graph.node if n.op_type in ("ConvTranspose", "ArgMax", "Cast")]
+    batch = calibration_batch(calib_dir, cfg.input_size, cfg.mean, cfg.std, frames, keep_aspect=meta.get("dynamic") == "true")
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         # ONNX Runtime's symbolic shape inference gives up on free height/width (crop after the
         # transposed convolutions); ONNX's own shape inference is enough for a conv graph.
         dynamic = meta.get("dynamic") == "true"
         quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=dynamic)
+        float_head = class_score_path(onnx.load(str(pre)), len(cfg.classes))
         q = Path(tmp) / "q.onnx"
         quantize_static(
             str(pre),
@@ -49,8 +49,8 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=upsampling,
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method],
+            nodes_to_exclude=float_head,
         )
         qproto = onnx.load(str(q))
     del qproto.metadata_props[:]
@@ -58,3 +58,24 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path,
         qproto.metadata_props.add(key=key, value=value)
     atomic_write_bytes(out, qproto.SerializeToString())
     return Path(out)
+
+
+def class_score_path(proto, num_classes: int) -> list[str]:
+    """Names of the nodes from the 1x1 class-score convolutions to the mask: the scores, their learned
+    upsampling and skip fusion, the argmax. Kept in float: the trunk, where the FLOPs are, runs INT8,
+    while the few small tensors that decide between close class scores keep their precision."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    start = [n for n in proto.graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in inits and inits[n.input[1]].dims[0] == num_classes]
+    keep, todo = {}, list(start)
+    while todo:
+        node = todo.pop()
+        if node.name in keep:
+            continue
+        keep[node.name] = node
+        for out in node.output:
+            todo.extend(consumers.get(out, []))
+    return list(keep)
