@@ -31,8 +31,10 @@ demo: setup
 eval: setup
 	$(PY) -m fcn_perception eval --data $(CAMVID) --split val --json runs/eval_val.json
 
+# The shipped model in two stages: CamVid (config/train_camvid.yaml), then CamVid + Cityscapes.
 train: setup
 	$(PY) -m fcn_perception train --config config/train_camvid.yaml
+	$(PY) -m fcn_perception train --config config/train_camvid_cityscapes.yaml
 
 bench: setup
 	$(PY) -m fcn_perception bench --backend onnxruntime --size 480x360 --frames 200

@@ -2,7 +2,7 @@
 height/width, and an INT8 (QDQ) ONNX calibrated on real frames, each recorded in the manifest.
 
     .venv/bin/python tools/ship_model.py runs/camvid_cityscapes_lite0_fcn8s/best.pt \
-        --calib-dir ../shared/data/camvid/train --calib-dir ../shared/data/cityscapes/train/images
+        --calib-dir ../shared/data/camvid/train --calib-dir ../shared/data/cityscapes/train/images:2.0
 
 Only the config and the state dict are kept (optimizer state and logs stay in runs/); the
 manifest's SHA-256 is what `resolve_model` checks before loading a shipped file.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import cv2
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("--name", default=DEFAULT_MODEL, help="file stem in fcn_perception/models/")
-    ap.add_argument("--calib-dir", action="append", required=True, help="folder of real frames (repeat for several)")
+    ap.add_argument("--calib-dir", action="append", required=True, help="folder of real frames, DIR or DIR:ASPECT (width stretch of a squashed copy); repeat")
     ap.add_argument("--calib-frames", type=int, default=100, help="frames per calibration folder")
     args = ap.parse_args()
     payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -41,12 +41,16 @@ def main() -> None:
     w, h = model.cfg.input_size
     export_onnx(model, paths["onnx"], height=h, width=w, dynamic=True)
     with tempfile.TemporaryDirectory() as tmp:  # one calibration tree over every folder given
-        for i, folder in enumerate(args.calib_dir):
+        for i, spec in enumerate(args.calib_dir):
+            folder, _, aspect = spec.partition(":")
             files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
             step = max(1, len(files) // args.calib_frames)
             (Path(tmp) / str(i)).mkdir()
             for f in files[::step][: args.calib_frames]:
-                shutil.copy(f, Path(tmp) / str(i) / f.name)
+                img = cv2.imread(str(f))
+                if aspect:  # frames as the camera saw them, as they will be served
+                    img = cv2.resize(img, (round(img.shape[1] * float(aspect)), img.shape[0]), interpolation=cv2.INTER_LINEAR)
+                cv2.imwrite(str(Path(tmp) / str(i) / f"{f.stem}.png"), img)
         quantize_int8(paths["onnx"], paths["int8"], tmp, frames=args.calib_frames * len(args.calib_dir))
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {"models": {}}
     manifest["models"] = {k: v for k, v in manifest["models"].items() if not k.startswith(args.name + ".")}
