@@ -90,6 +90,7 @@ ROSDEP = {
     "lifecycle_msgs": "lifecycle_msgs",
     "ament_index_python": "ament_index_python",
     "sensor_msgs": "sensor_msgs",
+    "std_msgs": "std_msgs",
     "geometry_msgs": "geometry_msgs",
     "diagnostic_msgs": "diagnostic_msgs",
     "tf2_ros": "tf2_ros_py",
