@@ -171,7 +171,7 @@ def run(
                     return False
             return True
 
-        deadline = time.monotonic() + 15.0
+        deadline = time.monotonic() + 30.0  # a loaded machine settles late; a settled run exits at once
         while not settled() and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
