@@ -208,10 +208,11 @@ def test_fine_tune_onto_a_new_class(tmp_path, camvid):
     data = SegmentationDataset([Source(ds, LabelReader(ds, model.cfg.classes))], model.cfg.mean, model.cfg.std, 120)
     x = torch.stack([data[i][0] for i in range(len(data))])
     y = torch.stack([data[i][1] for i in range(len(data))])
+    lane = torch.where(y == 11, y, torch.full_like(y, VOID_ID))  # the loss on the new class's pixels
     with torch.no_grad():
-        before, after = (F.cross_entropy(m.eval()(x), y, ignore_index=VOID_ID).item() for m in (start, model))
+        before, after = (F.cross_entropy(m.eval()(x), lane, ignore_index=VOID_ID).item() for m in (start, model))
         pred = model(x).argmax(1)
-    assert after < 0.75 * before, (before, after)
+    assert after < 0.5 * before, (before, after)
     res = scores(confusion_matrix(pred.numpy(), y.numpy(), 12), model.cfg.classes)
     assert res["per_class_iou"][LANE] > 0.3, res["per_class_iou"]
     assert res["per_class_iou"]["Road"] > 0.6  # the shared class kept what it knew
