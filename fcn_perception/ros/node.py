@@ -127,7 +127,9 @@ class FcnPerceptionNode(LifecycleNode):
         self.health = BackendHealth(seg.backend_name, limit=cfg.backend_failure_limit, stall_timeout=cfg.stall_timeout)
         log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s")
         self._declare_labels(seg)
-        out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # readable by best-effort and reliable subscribers
+        # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
+        # falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it
+        out_qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
         if cfg.use_tf and tf2_ros is not None and self._tf_buffer is None:
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
