@@ -15,6 +15,6 @@ for d in runs/ablate_data_*/; do
 import csv, sys
 r = list(csv.DictReader(open(sys.argv[1] + "log.csv")))[-1]
 cols = [k for k in r if k.endswith(":miou")]
-print(f"{sys.argv[1]:<40} steps {r['step']:>4}  " + "  ".join(f"{k.split(':')[0]} {float(r[k]) * 100:5.1f}" for k in cols))
+print(f"{sys.argv[1]:<40} steps {r['step']:>4}  " + "  ".join(f"{k.rsplit(':', 1)[0]} {float(r[k]) * 100:5.1f}" for k in cols))
 PY
 done
