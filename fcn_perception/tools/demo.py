@@ -146,10 +146,13 @@ def run(
         if not player.wait_for_subscriber(image_topics, NODE_NAME, timeout, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"the node never subscribed to {image_topics}:\n{node.output()[-2000:]}")
         masks = [output_topic(camera_namespace(t), OUTPUTS["mask"].topic) for t in image_topics]
+        # every output the recorder keeps must be matched before the first frame: outputs are volatile,
+        # so a sample published before its reader matched is never delivered (seen: a first polygon)
+        outputs = [output_topic(camera_namespace(t), o.topic) for t in image_topics for o in OUTPUTS.values() if o.live]
         deadline = time.monotonic() + timeout
-        while any(ros.count_publishers(m) == 0 for m in masks) and time.monotonic() < deadline:
+        while any(ros.count_publishers(o) == 0 for o in outputs) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # let DDS match the reliable outputs before the first frame
+        time.sleep(1.0)  # both ends of each match: the node's writers see the recorder's readers too
         t0 = time.monotonic()
         frames = player.play(progress=progress)
         play_s = time.monotonic() - t0
