@@ -44,9 +44,15 @@ class Recording:
     cut_short: str = ""  # why the recording is incomplete ("" = it is whole)
     _iter: object = None
 
-    def messages(self) -> Iterator[RawMessage]:
-        """Messages in recorded order; stops at the first damaged record and notes it in ``cut_short``."""
-        yield from self._iter(self)
+    def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
+        """Messages in recorded order (of ``topics`` only, when given), from the start at every call;
+        stops at the first damaged record and notes it in ``cut_short``."""
+        yield from self._iter(self, topics)
+
+    def note_cut(self, why: str) -> None:
+        """Add a reason to ``cut_short`` once, however often the recording is read."""
+        if why not in self.cut_short:
+            self.cut_short = f"{self.cut_short}; {why}" if self.cut_short else why
 
 
 def storage_files(path: Path) -> list[Path]:
@@ -85,22 +91,21 @@ def open_recording(path: str | Path) -> Recording:
 def _rosbags(path: Path) -> Recording:
     from rosbags.rosbag2 import Reader
 
-    reader = Reader(path)
-    reader.open()
     rec = Recording(path)
-    for c in reader.connections:
-        msgdef = getattr(c.msgdef, "data", "") or ""
-        rec.connections.setdefault(c.topic, Connection(c.topic, c.msgtype, msgdef, getattr(c, "digest", "") or ""))
-        rec.counts[c.topic] = rec.counts.get(c.topic, 0) + c.msgcount
+    with Reader(path) as reader:
+        for c in reader.connections:
+            msgdef = getattr(c.msgdef, "data", "") or ""
+            rec.connections.setdefault(c.topic, Connection(c.topic, c.msgtype, msgdef, getattr(c, "digest", "") or ""))
+            rec.counts[c.topic] = rec.counts.get(c.topic, 0) + c.msgcount
 
-    def it(r: Recording) -> Iterator[RawMessage]:
-        try:
-            for conn, timestamp, data in reader.messages():
-                yield RawMessage(conn.topic, conn.msgtype, timestamp, data)
-        except Exception as exc:  # a torn chunk or page in the middle: what came before is kept
-            r.cut_short = f"storage damaged ({_first_line(exc)}); read up to the last intact message"
-        finally:
-            reader.close()
+    def it(r: Recording, topics: set[str] | None) -> Iterator[RawMessage]:
+        with Reader(path) as reader:
+            conns = [c for c in reader.connections if topics is None or c.topic in topics]  # the index skips the rest
+            try:
+                for conn, timestamp, data in reader.messages(connections=conns):
+                    yield RawMessage(conn.topic, conn.msgtype, timestamp, data)
+            except Exception as exc:  # a torn chunk or page in the middle: what came before is kept
+                r.note_cut(f"storage damaged ({_first_line(exc)}); read up to the last intact message")
 
     rec._iter = it
     return rec
@@ -116,9 +121,9 @@ def _direct(path: Path, files: list[Path]) -> Recording:
     if not rec.connections:
         raise RecordingError(f"{path}: no readable message in {', '.join(f.name for f in files)} (not a rosbag2 storage file, or empty)")
 
-    def it(r: Recording) -> Iterator[RawMessage]:
+    def it(r: Recording, topics: set[str] | None) -> Iterator[RawMessage]:
         for f in files:
-            yield from readers[f.suffix](f, r)
+            yield from (m for m in readers[f.suffix](f, r) if topics is None or m.topic in topics)
 
     rec._iter = it
     return rec
@@ -147,7 +152,7 @@ def _mcap_messages(path: Path, rec: Recording, headers_only: bool = False) -> It
                         yield RawMessage(ch.topic, rec.connections[ch.topic].msgtype, record.log_time, record.data)
         except Exception as exc:  # end of a cut file, a torn chunk: everything before it was yielded
             if not headers_only:
-                rec.cut_short = (rec.cut_short + "; " if rec.cut_short else "") + f"{path.name}: read up to a damaged record ({exc.__class__.__name__})"
+                rec.note_cut(f"{path.name}: read up to a damaged record ({exc.__class__.__name__})")
 
 
 def _sqlite_messages(path: Path, rec: Recording, headers_only: bool = False) -> Iterator[RawMessage]:
@@ -166,7 +171,7 @@ def _sqlite_messages(path: Path, rec: Recording, headers_only: bool = False) -> 
             name, msgtype = topics[topic_id]
             yield RawMessage(name, msgtype, timestamp, data)
     except sqlite3.DatabaseError as exc:
-        rec.cut_short = (rec.cut_short + "; " if rec.cut_short else "") + f"{path.name}: stopped at a damaged page ({exc})"
+        rec.note_cut(f"{path.name}: stopped at a damaged page ({exc})")
     finally:
         db.close()
 

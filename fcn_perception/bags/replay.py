@@ -152,18 +152,15 @@ def replay(
     keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
     written = {output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in keys}
 
-    early_cut = ""
     # CameraInfo and /tf_static usually come with or after the first frames: take them up front so the
     # first frames get ground outputs too; later ones update them in recorded order.
     if by_info or use_tf:
-        for m in rec.messages():
+        for m in rec.messages(set(by_info) | {"/tf_static"}):
             with contextlib.suppress(Exception):  # a malformed message is skipped here and counted below
                 if m.topic in by_info and m.topic not in infos:
                     infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
                 elif m.topic == "/tf_static" and use_tf:
                     tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=True)
-        rec = open_recording(in_bag)  # the stream again, from its start
-        early_cut = rec.cut_short
 
     def calibrate(topic: str, header) -> None:
         info = infos.get(camera_info_topic(topic))
@@ -233,7 +230,7 @@ def replay(
                 video_stamps[m.topic].append(stamp_ns(msg.header))
             for s in STAGES:
                 stage_times[m.topic][s].append(result.timings_ms.get(s, 0.0))
-    summary.cut_short = rec.cut_short or early_cut
+    summary.cut_short = rec.cut_short
     summary.seconds = time.perf_counter() - start
     for t, cam in summary.cameras.items():
         cam.stages_ms_p50 = {s: round(float(np.median(v)), 2) for s, v in stage_times[t].items() if v}
