@@ -29,11 +29,20 @@ def gpu_present() -> bool:
     return any(os.path.exists(p) for p in _GPU_DEVICE_FILES)
 
 
-def gpu_backend_available() -> bool:
-    """TensorRT or PyTorch-on-CUDA can run here; False without importing either where no GPU exists."""
-    from fcn_perception.inference import tensorrt_backend
+def concrete_backend(name: str, device: str = "auto") -> str:
+    """The backend ``name`` means here — the one decision of what ``auto`` picks, for the model file
+    (Segmenter) and the backend (create_backend) alike: TensorRT where it can run, else PyTorch on
+    CUDA, else ONNX Runtime; neither GPU runtime is imported where no GPU exists."""
+    if name != "auto":
+        return name
+    if device != "cpu" and gpu_present():
+        from fcn_perception.inference import tensorrt_backend
 
-    return gpu_present() and (tensorrt_backend.available() or torch_cuda_available())
+        if tensorrt_backend.available():
+            return "tensorrt"
+        if torch_cuda_available():
+            return "torch"
+    return "onnxruntime"
 
 
 def torch_cuda_available() -> bool:
@@ -115,7 +124,8 @@ def create_backend(
         raise ValueError(f"backend tensorrt: {reason}")
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
-    use_trt = name == "tensorrt" or (name == "auto" and device != "cpu" and gpu_present() and tensorrt_backend.available())
+    chosen = concrete_backend(name, device)
+    use_trt = chosen == "tensorrt"
     if engine and not use_trt:
         raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
 
@@ -126,7 +136,7 @@ def create_backend(
         if name == "torch":
             raise ValueError("the torch backend needs a .pt checkpoint, not an .onnx file")
         return trt(model_path) if use_trt else OnnxRuntimeBackend(model_path, threads)
-    if name == "torch" or (name == "auto" and not use_trt and device != "cpu" and torch_cuda_available()):
+    if chosen == "torch":
         from fcn_perception.inference.torch_backend import TorchBackend
         from fcn_perception.model.fcn import load_model
 

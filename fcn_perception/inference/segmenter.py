@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.inference.backends import InferenceError, create_backend, gpu_backend_available
+from fcn_perception.inference.backends import InferenceError, concrete_backend, create_backend
 from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, resolve_model
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
 from fcn_perception.model.classes import palette_bgr
@@ -35,7 +35,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 def default_kind(backend: str, device: str, precision: str) -> str:
     """Which shipped file serves a backend: ONNX Runtime reads an .onnx (no PyTorch needed), the
     GPU backends start from the checkpoint (TensorRT builds its engine per input size from it)."""
-    if backend == "torch" or backend == "tensorrt" or (backend == "auto" and device != "cpu" and gpu_backend_available()):
+    if concrete_backend(backend, device) in ("torch", "tensorrt"):
         return "pt"
     if precision == "fp16":
         raise ValueError("precision fp16 needs a GPU backend; ONNX Runtime on the CPU runs fp32 or int8")
