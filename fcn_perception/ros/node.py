@@ -125,6 +125,7 @@ class FcnPerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         seg = self.pipeline.segmenter
         self.health = BackendHealth(seg.backend_name, limit=cfg.backend_failure_limit, stall_timeout=cfg.stall_timeout)
+        self._ground_cfg = cfg.ground()  # read-only parameters: built once, not per frame
         log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s")
         self._declare_labels(seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
@@ -367,7 +368,7 @@ class FcnPerceptionNode(LifecycleNode):
             return
         pose, source = self._camera_pose(cam, header)
         with self._cond:
-            changed = cam.state.calibrate(cam.info, self.cfg.ground(), *pose, source) if pose is not None else cam.state.no_pose(source)
+            changed = cam.state.calibrate(cam.info, self._ground_cfg, *pose, source) if pose is not None else cam.state.no_pose(source)
         if changed and cam.state.ground is not None:  # once per change of calibration, not per frame
             self.get_logger().info(f"{cam.info_topic}: ground outputs {cam.state.ground_status}")
         elif changed:  # (rclpy refuses two severities from one call site)
