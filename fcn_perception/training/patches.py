@@ -126,11 +126,21 @@ class SegmentationDataset(Dataset):
         source, frame, label = self.items[idx]
         img, lab = read_pair(frame, label, source.labels)
         h, w = lab.shape
-        size = inference_size(round(w * source.aspect), h, self.height, multiple=1)
+        size = self._size(source, w, h)
         if size != (w, h):
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if size[1] < h else cv2.INTER_LINEAR)
             lab = cv2.resize(lab, size, interpolation=cv2.INTER_NEAREST)
         return img, lab
+
+    def load_label(self, idx: int) -> np.ndarray:
+        """The label alone, sized as :meth:`load` sizes it: class counts need no frame decoded."""
+        source, _, label = self.items[idx]
+        lab = source.labels(label)
+        size = self._size(source, lab.shape[1], lab.shape[0])
+        return lab if size == lab.shape[::-1] else cv2.resize(lab, size, interpolation=cv2.INTER_NEAREST)
+
+    def _size(self, source: Source, w: int, h: int) -> tuple[int, int]:
+        return inference_size(round(w * source.aspect), h, self.height, multiple=1)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         img, lab = self.load(idx)
@@ -180,7 +190,7 @@ def mix_frequencies(dataset: SegmentationDataset, shares: list[float], num_class
         if share == 0:
             continue
         lo, hi = dataset.offsets[i], dataset.offsets[i + 1]
-        p, f = class_frequencies((dataset.load(j)[1] for j in range(lo, hi)), num_classes)
+        p, f = class_frequencies((dataset.load_label(j) for j in range(lo, hi)), num_classes)
         pixels += p * share / max(1, hi - lo)
         with_frames += f * share / max(1, hi - lo)
     return pixels, with_frames
