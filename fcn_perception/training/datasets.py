@@ -8,8 +8,9 @@ Layouts (detected, or named):
   ``ROOT/<split>/labels/``; labels are colour PNGs in the csv's colours, or single-channel PNGs of
   ids in csv order — what Cityscapes/Mapillary-style exports and most labelling tools write.
 
-A class map (dataset class name → model class name or ``void``) turns dataset ids into model ids;
-without one, the dataset's class names must be the model's.
+A class map (dataset class name → model class name, a list of them, or ``void``) turns dataset ids
+into model ids; a list is a partial label ("one of these", :mod:`label_space`). Without a map, the
+dataset's class names must be the model's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from fcn_perception.inference.frames import FrameReadError, image_files, read_rgb
 from fcn_perception.model.classes import CAMVID_CLASSES, VOID_ID
+from fcn_perception.training.label_space import LabelSpace
 
 LAYOUTS = ("auto", "segnet", "generic")
 #: Dataset class names that mean "no class" in every label set we have met; they need no map entry.
@@ -108,8 +110,11 @@ def open_split(root: str | Path, split: str, layout: str = "auto") -> LabelledSp
     return LabelledSplit(root, split, layout, classes, colours, pairs)
 
 
-def load_class_map(path: str | Path) -> dict[str, str]:
-    """A YAML mapping ``dataset class: model class | void``."""
+ClassMap = dict[str, "str | list[str]"]
+
+
+def load_class_map(path: str | Path) -> ClassMap:
+    """A YAML mapping ``dataset class: model class | [model class, ...] | void``."""
     import yaml
 
     path = Path(path)
@@ -119,17 +124,22 @@ def load_class_map(path: str | Path) -> dict[str, str]:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise DatasetError(f"{path}: expected a mapping of dataset class name to model class name or void")
+    def target_ok(v: object) -> bool:
+        return isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(t, str) and t != "void" for t in v))
+
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and target_ok(v) for k, v in raw.items()):
+        raise DatasetError(f"{path}: expected a mapping of dataset class name to a model class name, a list of them, or void")
     return raw
 
 
-def id_lut(dataset_classes: list[str], model_classes: list[str] | tuple[str, ...], class_map: dict[str, str] | None) -> np.ndarray:
-    """(256,) uint8: dataset label id -> model id (``VOID_ID`` for void and for ids past the list).
+def id_lut(dataset_classes: list[str], model_classes: list[str] | tuple[str, ...], class_map: ClassMap | None, space: LabelSpace | None = None) -> np.ndarray:
+    """(256,) uint8: dataset label id -> model id, or the set id of a listed target in ``space``
+    (``VOID_ID`` for void and for ids past the list).
 
     Every dataset class must be accounted for: a silent void would quietly teach the model that a
     class is background, so a missing or unknown name is an error that lists the valid names.
     """
+    space = space or LabelSpace(model_classes)
     model = {name: i for i, name in enumerate(model_classes)}
     lut = np.full(256, VOID_ID, np.uint8)
     if class_map is None:
@@ -146,21 +156,24 @@ def id_lut(dataset_classes: list[str], model_classes: list[str] | tuple[str, ...
         stray = sorted(set(class_map) - set(dataset_classes))
         if stray:
             raise DatasetError(f"class map names {stray}, which the dataset does not have (its classes: {dataset_classes})")
-        bad = sorted({t for t in class_map.values() if t != "void" and t not in model})
+        bad = sorted({t for v in class_map.values() for t in ([v] if isinstance(v, str) else v) if t != "void" and t not in model})
         if bad:
             raise DatasetError(f"class map targets {bad} are not model classes; use one of {list(model_classes)} or void")
     for i, name in enumerate(dataset_classes[:255]):
         target = class_map.get(name, "void")
         if target != "void":
-            lut[i] = model[target]
+            lut[i] = space.target_id([target] if isinstance(target, str) else target)
     return lut
 
 
 class LabelReader:
     """Reads one split's label files as model class ids, counting pixels whose colour is in no class."""
 
-    def __init__(self, ds: LabelledSplit, model_classes: list[str] | tuple[str, ...], class_map: dict[str, str] | None = None) -> None:
-        self.lut = id_lut(ds.classes, model_classes, class_map)
+    def __init__(self, ds: LabelledSplit, model_classes: list[str] | tuple[str, ...], class_map: ClassMap | None = None, space: LabelSpace | None = None) -> None:
+        self.space = space or LabelSpace(model_classes)
+        self.lut = id_lut(ds.classes, model_classes, class_map, self.space)
+        #: model classes this dataset can label: metrics score these only
+        self.scored = self.space.scored_classes(self.lut)
         self.colours = ds.colours
         if ds.colours is not None:
             packed = _pack(ds.colours)

@@ -23,8 +23,8 @@ def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str 
     conf = np.zeros((n, n), np.int64)
     for frame, label in tqdm(pairs, desc=f"eval {split}", disable=not progress):
         rgb, lab = read_pair(frame, label, labels)
-        conf += confusion_matrix(segmenter.segment(rgb).mask, lab, n)
-    res = scores(conf, segmenter.classes)
+        conf += confusion_matrix(*labels.space.resolve(segmenter.segment(rgb).mask, lab), n)
+    res = scores(conf, segmenter.classes, labels.scored)
     res["frames"] = len(pairs)
     res["layout"] = ds.layout
     res["unknown_colour_pixels"] = labels.unknown_pixels

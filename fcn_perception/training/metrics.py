@@ -16,16 +16,24 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> 
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def scores(conf: np.ndarray, class_names: list[str] | tuple[str, ...]) -> dict:
-    """mIoU over classes present in the ground truth or the predictions, per-class IoU, pixel accuracy."""
+def scores(conf: np.ndarray, class_names: list[str] | tuple[str, ...], scored: list[int] | None = None) -> dict:
+    """mIoU over classes present in the ground truth or the predictions, per-class IoU, pixel accuracy.
+
+    ``scored``: the classes the labels can express (None: all). A class the data never labels (a
+    model's LaneMarking on data whose paint is Road) has an IoU of stray predictions only: it is
+    reported as None and left out of the mean; those predictions still count as errors of the true
+    class.
+    """
     conf = conf.astype(np.float64)
     tp = np.diag(conf)
     union = conf.sum(0) + conf.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / union, np.nan)
+    if scored is not None:
+        iou[np.setdiff1d(np.arange(len(iou)), scored)] = np.nan
     total = conf.sum()
     return {
-        "miou": float(np.nanmean(iou)) if np.any(union > 0) else 0.0,
+        "miou": float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else 0.0,
         "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou, strict=True)},
         "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
     }

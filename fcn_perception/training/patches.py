@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, Sampler
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
 from fcn_perception.model.classes import VOID_ID
 from fcn_perception.training.datasets import LabelledSplit, LabelReader, class_frequencies, load_class_map, open_split, read_pair
+from fcn_perception.training.label_space import LabelSpace
 
 
 @dataclass
@@ -34,18 +35,19 @@ class DatasetSpec:
 
     path: str
     layout: str = "auto"  # auto | segnet | generic
-    class_map: str = ""  # YAML of dataset class -> model class | void; "" = the dataset's names are the model's
+    class_map: str = ""  # YAML of dataset class -> model class | [classes] | void; "" = the dataset's names are the model's
     share: float = 1.0  # relative share of the frames drawn for training (0: used for selection only)
     aspect: float = 1.0  # width stretch that undoes a squashed copy (Cityscapes at 1:1 -> 2.0)
     train_split: str = "train"
     val_split: str = ""  # split used for model selection; "" = none (see holdout)
     holdout: int = 0  # frames set aside from the end of train_split for selection, never trained on
 
-    def open(self, model_classes: list[str]) -> tuple[LabelledSplit, LabelledSplit | None, LabelReader]:
-        """Train split (less the holdout), the selection split if any, and the label reader of both."""
+    def open(self, model_classes: list[str], space: LabelSpace | None = None) -> tuple[LabelledSplit, LabelledSplit | None, LabelReader]:
+        """Train split (less the holdout), the selection split if any, and the label reader of both
+        (its set ids registered in ``space``, shared by the run's datasets)."""
         train = open_split(self.path, self.train_split, self.layout)
         cmap = load_class_map(self.class_map) if self.class_map else None
-        labels = LabelReader(train, model_classes, cmap)
+        labels = LabelReader(train, model_classes, cmap, space)
         val = None
         if self.val_split:
             val = open_split(self.path, self.val_split, self.layout)
@@ -190,7 +192,8 @@ def mix_frequencies(dataset: SegmentationDataset, shares: list[float], num_class
         if share == 0:
             continue
         lo, hi = dataset.offsets[i], dataset.offsets[i + 1]
-        p, f = class_frequencies((dataset.load_label(j) for j in range(lo, hi)), num_classes)
+        scored = dataset.items[lo][0].labels.space.scored_lut() if hi > lo else None  # a set counts as its first class
+        p, f = class_frequencies((scored[dataset.load_label(j)] for j in range(lo, hi)), num_classes)
         pixels += p * share / max(1, hi - lo)
         with_frames += f * share / max(1, hi - lo)
     return pixels, with_frames

@@ -23,9 +23,10 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fcn_perception.model.classes import VOID_ID
+from fcn_perception.model.classes import CAMVID_CLASSES, VOID_ID
 from fcn_perception.model.fcn import ModelConfig, build_model, init_from_checkpoint, save_checkpoint
-from fcn_perception.training.datasets import class_weights
+from fcn_perception.training.datasets import LabelReader, class_weights
+from fcn_perception.training.label_space import LabelSpace
 from fcn_perception.training.metrics import confusion_matrix, scores
 from fcn_perception.training.patches import AugmentConfig, DatasetSpec, MixSampler, SegmentationDataset, Source, mix_frequencies, seed_worker, train_transform
 
@@ -101,15 +102,42 @@ def sample_loss_cells(target: torch.Tensor, keep: float, cell: int = 32, generat
     return target.masked_fill(drop, VOID_ID)
 
 
+def partial_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, members: torch.Tensor | None, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy where a label id may stand for a set of classes (:mod:`label_space`).
+
+    A set pixel's loss is ``-log(sum of its members' probabilities)``: it teaches "one of these", not
+    which. ``members`` is the (targets, classes) bool table of :meth:`LabelSpace.membership`; with no
+    set ids in it this is exactly ``F.cross_entropy`` (weighted mean over non-void pixels). A set
+    pixel is weighted as its first member; label smoothing spreads over all classes as usual.
+    """
+    n_cls = logits.shape[1]
+    if members is None or members.shape[0] == n_cls:
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=VOID_ID, label_smoothing=label_smoothing)
+    logp = F.log_softmax(logits.float(), 1)
+    valid = target != VOID_ID
+    t = torch.where(valid, target, torch.zeros_like(target)).clamp(max=members.shape[0] - 1)
+    allowed = members[t].permute(0, 3, 1, 2)  # (N, C, H, W)
+    nll = -torch.logsumexp(logp.masked_fill(~allowed, float("-inf")), 1)
+    if label_smoothing:
+        nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(1)
+    first = members.float().argmax(1)[t]  # first member of each target's set (a class: itself)
+    w = valid.float() if weight is None else weight[first] * valid
+    return (nll * w).sum() / w.sum().clamp(min=1e-12)
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader, num_classes: int, device: torch.device) -> np.ndarray:
-    """Confusion matrix over one selection set, frames at their inference size (one per batch)."""
+def evaluate(model: torch.nn.Module, loader: DataLoader, labels: LabelReader, device: torch.device) -> dict:
+    """Scores of one selection set, frames at their inference size (one per batch); set labels
+    scored as :meth:`LabelSpace.resolve` says, only the classes this set can label."""
     model.eval()
-    conf = np.zeros((num_classes, num_classes), np.int64)
+    n = labels.space.num_classes
+    conf = np.zeros((n, n), np.int64)
     for x, y in loader:
         pred = model(x.to(device)).argmax(1).cpu().numpy()
-        conf += confusion_matrix(pred, y.numpy(), num_classes)
-    return conf
+        conf += confusion_matrix(*labels.space.resolve(pred, y.numpy()), n)
+    return scores(conf, labels.space.classes, labels.scored)
 
 
 class Budget:
@@ -144,7 +172,7 @@ class State:
     last_checkpoint: float = field(default_factory=time.time)
 
 
-def train_one_epoch(net, loader, opt, scaler, weights, cfg: TrainConfig, budget: Budget, state: State, device, gen, bar, on_step) -> bool:
+def train_one_epoch(net, loader, opt, scaler, weights, members, cfg: TrainConfig, budget: Budget, state: State, device, gen, bar, on_step) -> bool:
     """Steps over one pass of the sampler; returns True when the budget is spent."""
     net.train()
     use_amp = scaler.is_enabled()
@@ -161,7 +189,7 @@ def train_one_epoch(net, loader, opt, scaler, weights, cfg: TrainConfig, budget:
             g["lr"] = base * lr_factor(state.step, progress, cfg.warmup)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=VOID_ID, label_smoothing=cfg.label_smoothing)
+            loss = partial_cross_entropy(logits.float(), y, members, weights, cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -204,12 +232,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     mc = cfg.model
     height = mc.input_size[1]
     specs = cfg.dataset_specs()
+    space = LabelSpace(mc.classes)  # one for the run: a set id means the same classes in every dataset
     train_sources, val_sets = [], []
     for spec in specs:
-        tr, val, labels = spec.open(mc.classes)
+        tr, val, labels = spec.open(mc.classes, space)
         train_sources.append(Source(tr, labels, spec.aspect))
         if val is not None:
-            val_sets.append((Path(spec.path).name + "/" + val.split, SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, height)))
+            val_ds = SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, height)
+            val_sets.append((Path(spec.path).name + "/" + val.split, val_ds, labels))
+    members = torch.from_numpy(space.membership()).to(device)
+    if rank == 0 and space.sets:
+        print("partial labels: " + ", ".join("[" + ", ".join(mc.classes[c] for c in s) + "]" for s in space.sets))
     shares = [s.share for s in specs]
     train_ds = SegmentationDataset(train_sources, mc.mean, mc.std, height, train_transform(cfg.augment, seed), cfg.patches_per_image)
     weights = None
@@ -228,7 +261,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
     )
-    val_loaders = [(name, DataLoader(ds, batch_size=1, num_workers=cfg.workers)) for name, ds in val_sets]
+    val_loaders = [(name, DataLoader(ds, batch_size=1, num_workers=cfg.workers), labels) for name, ds, labels in val_sets]
 
     model = build_model(mc, pretrained=cfg.pretrained and not cfg.init)
     if cfg.init:
@@ -265,7 +298,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     log_path = out / "log.csv"
     new_log = not log_path.is_file() or not resume
     columns = ["step", "elapsed_s", "lr", "loss", "val_miou", "val_road_iou", "val_pixel_acc"]
-    columns += [f"{name}:{k}" for name, _ in val_loaders for k in ("miou", "road")] if len(val_loaders) > 1 else []
+    columns += [f"{name}:{k}" for name, _, _ in val_loaders for k in ("miou", "road")] if len(val_loaders) > 1 else []
+    columns += [f"{name}:{mc.classes[c]}" for name, _, lab in val_loaders for c in _extra_classes(lab, mc.classes)]
     budget = Budget(cfg, elapsed_before, world)
 
     def checkpoint() -> None:
@@ -274,7 +308,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         state.last_checkpoint = time.time()
 
     def select(log) -> None:
-        results = [(name, scores(evaluate(model, vl, mc.num_classes, device), mc.classes)) for name, vl in val_loaders]
+        results = [(name, evaluate(model, vl, lab, device)) for name, vl, lab in val_loaders]
         if not results:
             return
         miou = float(np.mean([r["miou"] for _, r in results]))
@@ -291,9 +325,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         ]
         if len(results) > 1:
             row += [f"{v:.4f}" for _, r in results for v in (r["miou"], r["per_class_iou"].get("Road") or 0.0)]
+        row += [f"{r['per_class_iou'][mc.classes[c]] or 0.0:.4f}" for (_, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
         log.writerow(row)
         log_file.flush()
         detail = "  ".join(f"{name} {r['miou']:.4f}" for name, r in results)
+        extra = [f"{name}:{mc.classes[c]} {r['per_class_iou'][mc.classes[c]] or 0.0:.4f}" for (name, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
+        detail += ("  " + "  ".join(extra)) if extra else ""
         tqdm.write(f"step {state.step}: selection mIoU {miou:.4f} road {road:.4f}  ({detail})")
         if miou > state.best:
             state.best = miou
@@ -320,7 +357,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         while not done:
             sampler.set_epoch(epoch)
             epoch += 1
-            done = train_one_epoch(net, loader, opt, scaler, weights, cfg, budget, state, device, gen, bar, on_step)
+            done = train_one_epoch(net, loader, opt, scaler, weights, members, cfg, budget, state, device, gen, bar, on_step)
         bar.close()
         if rank == 0 and state.step % cfg.eval_every != 0:
             select(log)
@@ -329,6 +366,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out / "best.pt"
+
+
+def _extra_classes(labels: LabelReader, classes: list[str]) -> list[int]:
+    """Classes past CamVid's 11 that a selection set labels (a LaneMarking): logged on their own, as
+    a thin class barely moves a mean."""
+    return [c for c in labels.scored if c >= len(CAMVID_CLASSES) and c < len(classes)]
 
 
 def _plain(obj):
