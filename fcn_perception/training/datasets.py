@@ -124,6 +124,7 @@ def load_class_map(path: str | Path) -> ClassMap:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
     def target_ok(v: object) -> bool:
         return isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(t, str) and t != "void" for t in v))
 
@@ -169,7 +170,9 @@ def id_lut(dataset_classes: list[str], model_classes: list[str] | tuple[str, ...
 class LabelReader:
     """Reads one split's label files as model class ids, counting pixels whose colour is in no class."""
 
-    def __init__(self, ds: LabelledSplit, model_classes: list[str] | tuple[str, ...], class_map: ClassMap | None = None, space: LabelSpace | None = None) -> None:
+    def __init__(
+        self, ds: LabelledSplit, model_classes: list[str] | tuple[str, ...], class_map: ClassMap | None = None, space: LabelSpace | None = None
+    ) -> None:
         self.space = space or LabelSpace(model_classes)
         self.lut = id_lut(ds.classes, model_classes, class_map, self.space)
         #: model classes this dataset can label: metrics score these only

@@ -325,12 +325,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         ]
         if len(results) > 1:
             row += [f"{v:.4f}" for _, r in results for v in (r["miou"], r["per_class_iou"].get("Road") or 0.0)]
-        row += [f"{r['per_class_iou'][mc.classes[c]] or 0.0:.4f}" for (_, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
+        extra = [(name, mc.classes[c], r) for (name, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
+        row += [f"{r['per_class_iou'][c] or 0.0:.4f}" for _, c, r in extra]
         log.writerow(row)
         log_file.flush()
         detail = "  ".join(f"{name} {r['miou']:.4f}" for name, r in results)
-        extra = [f"{name}:{mc.classes[c]} {r['per_class_iou'][mc.classes[c]] or 0.0:.4f}" for (name, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
-        detail += ("  " + "  ".join(extra)) if extra else ""
+        detail += "".join(f"  {name}:{c} {r['per_class_iou'][c] or 0.0:.4f}" for name, c, r in extra)
         tqdm.write(f"step {state.step}: selection mIoU {miou:.4f} road {road:.4f}  ({detail})")
         if miou > state.best:
             state.best = miou
