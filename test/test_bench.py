@@ -1,4 +1,6 @@
-"""The benchmark commands run and write the documented JSON keys (figures themselves: BENCHMARKS.md)."""
+"""Smoke tests of the benchmark commands: they run and write the documented JSON keys. They assert
+no speed (a timed unit test on a shared machine measures the machine); the figures are in
+BENCHMARKS.md, from the commands there."""
 
 import json
 import os
@@ -16,7 +18,7 @@ def _bench(tmp_path, *args):
     return json.loads(out.read_text())
 
 
-def test_pipeline_bench_json_has_the_documented_keys(tmp_path):
+def test_smoke_pipeline_bench_writes_the_documented_keys(tmp_path):
     res = _bench(tmp_path, "--backend", "onnxruntime", "--size", "160x120", "--frames", "3", "--warmup", "1", "--peers-python", "")
     assert {"end_to_end_ms", "stages_ms", "fps", "floor_ms", "backend", "size", "peers"} <= set(res)
     assert set(res["end_to_end_ms"]) == {"p50", "p95", "p99"} and res["size"] == "160x120"
@@ -24,9 +26,9 @@ def test_pipeline_bench_json_has_the_documented_keys(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["--ros-overhead", "--drivable"])
-def test_ros_overhead_and_drivable_benches_run(tmp_path, mode):
+def test_smoke_ros_overhead_and_drivable_benches(tmp_path, mode):
     res = _bench(tmp_path, mode, "--size", "320x240", "--frames", "5")
     if mode == "--drivable":
-        assert res["max_vertices_per_ring"] <= res["vertex_budget"] and res["ms"]["p50"] > 0
+        assert 3 <= res["max_vertices_per_ring"] <= res["vertex_budget"] and set(res["ms"]) == {"p50", "p95", "p99"}
     else:
-        assert res["received"] > 0
+        assert res["received"] == res["sent"] == 15  # every frame (5 + 10 warm-up) came back through DDS

@@ -225,9 +225,9 @@ def test_the_node_takes_the_pose_from_a_real_tf2_buffer_at_the_image_stamp(ros_n
         node._tf_buffer = buffer
         header = Header(frame_id="tfcam_optical_frame")
         header.stamp.sec = 100
-        (xyz, _, optical), source = node._camera_pose(node.cameras[0], header)
-        assert source == "tf" and np.allclose(xyz, (1.2, 0.0, 1.5))
-        assert np.allclose(optical @ np.array([0.0, 0.0, 1.0]), (1.0, 0.0, 0.0))  # the optical axis looks forward
+        m, source = node._tf_pose(node.io[0], header)
+        assert source == "tf" and np.allclose(m[:3, 3], (1.2, 0.0, 1.5))
+        assert np.allclose(m[:3, :3] @ np.array([0.0, 0.0, 1.0]), (1.0, 0.0, 0.0))  # the optical axis looks forward
     finally:
         node.on_shutdown(None)
         node.destroy_node()

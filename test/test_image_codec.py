@@ -141,14 +141,13 @@ def test_byte_order_assumption():
 
 @pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None, reason="cv_bridge comes with a ROS install, not with the PyPI wheels")
 @pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "mono8", "bgra8"])
-def test_the_cv_bridge_path_decodes_as_the_rosbags_image_path(encoding, monkeypatch):
-    from fcn_perception.scene import image_codec
+def test_the_cv_bridge_path_decodes_as_the_rosbags_image_path(encoding):
+    from fcn_perception.ros.image_bridge import cv_bridge_converter
 
     rng = np.random.default_rng(3)
     channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4}[encoding]
     array = rng.integers(0, 255, (24, 32, channels) if channels > 1 else (24, 32), dtype=np.uint8)
     msg = raw_image(5, "cam", array, encoding)
-    assert image_codec._BRIDGE is not None
-    via_bridge = decode(msg)
-    monkeypatch.setattr(image_codec, "_BRIDGE", None)
-    assert np.array_equal(via_bridge, decode(msg))
+    bridge = cv_bridge_converter()
+    assert bridge is not None
+    assert np.array_equal(decode(msg, convert_raw=bridge), decode(msg))

@@ -8,6 +8,7 @@ PyPI; the launch process gets a stand-in module defining ``LoadNode`` with neste
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -17,7 +18,11 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("launch", reason="launch/launch_ros wheels are installed by tools/bootstrap.sh from ../shared/wheels")
+# as loud as missing data: CI has the wheels (tools/bootstrap.sh installs them from ../shared/wheels);
+# launch_ros is only looked up here, as it imports composition_interfaces (a stand-in at launch time)
+_MISSING = [m for m in ("launch", "launch_ros") if importlib.util.find_spec(m) is None]
+if _MISSING:
+    pytest.fail(f"{', '.join(_MISSING)} not installed: tools/bootstrap.sh installs them from ../shared/wheels", pytrace=False)
 
 RUNNER = """
 import sys

@@ -172,3 +172,19 @@ def test_core_layers_import_no_ros_and_the_runtime_no_training_code():
     for module, forbidden in rules.items():
         res = subprocess.run([sys.executable, "-c", code, module, *forbidden], capture_output=True, text=True, timeout=120, cwd=REPO)
         assert res.returncode == 0, f"{module} imports {res.stdout.strip() or res.stderr[-500:]}"
+
+
+def test_node_config_fields_are_the_parameter_table():
+    """NodeConfig is written out with types (a type checker sees them); PARAMS stays the one table."""
+    from dataclasses import MISSING, fields
+
+    from fcn_perception.ros.node_config import python_type
+
+    got = {f.name: f for f in fields(NodeConfig)}
+    assert list(got) == [p.name for p in PARAMS]
+    for spec in PARAMS:
+        f = got[spec.name]
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        assert (str(f.type), default) == (python_type(spec), spec.default), spec.name
+    cfg = NodeConfig.from_dict({"camera_pose": (0, 0, 1.5, 0, 0, 0)})
+    assert cfg.camera_pose == [0, 0, 1.5, 0, 0, 0] and isinstance(cfg.threads, int)

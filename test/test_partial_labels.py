@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,9 +92,8 @@ def test_class_map_lists_and_their_errors(tmp_path, camvid):
 
 
 def test_shipped_lane_class_maps_cover_their_data():
-    from conftest import REPO
-
-    data = REPO.parent / "shared" / "data"
+    repo = Path(__file__).resolve().parents[1]
+    data = repo.parent / "shared" / "data"
     for folder, name in (("camvid", "camvid_to_lanes"), ("cityscapes", "cityscapes_to_lanes"), ("camvid_lanes", "camvid32_to_lanes")):
-        reader = LabelReader(open_split(data / folder, "train"), LANES, load_class_map(REPO / "config" / "class_maps" / f"{name}.yaml"))
+        reader = LabelReader(open_split(data / folder, "train"), LANES, load_class_map(repo / "config" / "class_maps" / f"{name}.yaml"))
         assert reader.scored == (list(range(12)) if folder == "camvid_lanes" else list(range(11)))

@@ -2,7 +2,8 @@
 
 The node's worker thread is stopped and the test serves each frame itself (``_on_image`` then
 ``_serve``: exactly what the executor callback and the worker do), so every frame's fate is known:
-published, or counted as bad with a reason. DDS transport is covered by test_node.py.
+published, or counted as bad with a reason. DDS transport is covered by test_node.py. Each test gets
+a fresh node: one that falls back to the CPU or changes parameters leaves nothing to the next.
 """
 
 import time
@@ -19,7 +20,7 @@ FRAME = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
 MAX_PIXELS = 320 * 240
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def node(ros_node):
 
     params = {"image_topics": [RAW, JPG], "max_pixels": MAX_PIXELS, "backend": "onnxruntime", "diagnostics_period": 60.0}
@@ -38,15 +39,13 @@ def _configured(params):
     n = FcnPerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
     n.trigger_activate()
-    n._stop_worker()  # the test is the worker from here on
+    n.worker.stop()  # the test is the worker from here on
     return n
 
 
 def serve(node, cam, msg):
-    node._on_image(cam, msg)
-    with node._cond:
-        index, item, received = node._frames.take()
-    node._serve(node.cameras[index], item, received)
+    node._on_image(cam.index, msg)
+    node.worker.serve_one(*node.worker.take())
 
 
 def totals(cam):
@@ -148,7 +147,7 @@ def test_degenerate_or_mismatched_camera_info_disables_ground_outputs_only(ros_n
     node = _configured({"image_topics": [RAW], "backend": "onnxruntime", "diagnostics_period": 60.0, "camera_pose": [0.0, 0.0, 1.5, 0.0, 0.0, 0.0]})
     cam = node.cameras[0]
     info = SimpleNamespace(k=[0.0] * 9, d=[0.0] * 5, width=64, height=48, header=SimpleNamespace(frame_id="fuzz_optical_frame"))
-    node._on_camera_info(cam, info)
+    cam.info = info
     serve(node, cam, image(sec=39))  # calibration happens with each frame's pose
     assert cam.state.ground is None and "focal length" in cam.state.ground_status
     node.diagnostics()  # a fresh window
@@ -160,14 +159,14 @@ def test_degenerate_or_mismatched_camera_info_disables_ground_outputs_only(ros_n
 
     info.k = [50.0, 0, 32, 0, 50, 24, 0, 0, 1]
     info.width, info.height = 640, 480  # calibration of another resolution than the frames
-    node._on_camera_info(cam, info)
+    cam.info = info
     serve(node, cam, image(sec=41))
     assert cam.state.ground is not None
     values, level, message = diag(node, RAW)
     assert level == 1 and "does not match" in values["ground_outputs"]
 
     info.width, info.height = 64, 48
-    node._on_camera_info(cam, info)
+    cam.info = info
     serve(node, cam, image(sec=42))
     values, level, _ = diag(node, RAW)
     assert values["ground_outputs"].startswith("ok") and level == 0
@@ -289,23 +288,23 @@ def test_backend_faults_are_counted_go_error_then_retry_or_fall_back(node):
 
     cam = node.cameras[0]
     assert node.set_parameters([Parameter("on_backend_failure", value="retry"), Parameter("backend_failure_limit", value=3)])[0].successful
-    faults = node.health.faults
+    faults = node.guard.health.faults
     _break_backend(node, 4)
     published = cam.counters.published
     for i in range(4):
         serve(node, cam, image(sec=100 + i))
-    assert cam.counters.published == published and node.health.faults == faults + 4 and node.health.consecutive == 4
+    assert cam.counters.published == published and node.guard.health.faults == faults + 4 and node.guard.health.consecutive == 4
     values, level, message = diag(node, RAW)
     assert level == 2 and "backend failing" in message and "inference_error" in values["bad_reasons"]  # ERROR
     serve(node, cam, image(sec=110))  # the backend recovers: the next frame is served
-    assert cam.counters.published == published + 1 and node.health.consecutive == 0
+    assert cam.counters.published == published + 1 and node.guard.health.consecutive == 0
     assert diag(node, RAW)[1] != 2
 
     node.set_parameters([Parameter("on_backend_failure", value="fallback_cpu")])
     broken = _break_backend(node, 10**9)  # broken for good
     for i in range(3):
         serve(node, cam, image(sec=120 + i))
-    assert node.health.fell_back and node.pipeline.segmenter.backend is not broken
+    assert node.guard.health.fell_back and node.pipeline.segmenter.backend is not broken
     serve(node, cam, image(sec=130))
     assert cam.counters.published == published + 2
     values, level, message = diag(node, RAW)
@@ -352,9 +351,9 @@ def test_stopping_mid_stream_joins_the_worker(ros_node):
     try:
         assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
         n.trigger_activate()
-        worker = n._worker
+        worker = n.worker._thread
         for i in range(5):
-            n._on_image(n.cameras[0], image(sec=i + 1))
+            n._on_image(0, image(sec=i + 1))
             time.sleep(0.01)
         start = time.monotonic()
         n.on_shutdown(None)

@@ -77,6 +77,8 @@ def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
     from fcn_perception.tools.bench import sample_frames
 
     seg = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp16"))
+    dynamic = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp32", model=str(default_model_path("onnx"))))
+    assert dynamic.forced_size is None  # the shipped free-size .onnx gets an engine per frame size
     host = Segmenter(SegmenterConfig(backend="torch", device="cuda", device_preprocess="off"))
     assert seg.on_device and seg.backend_name == "tensorrt-fp16"
     for bgr in sample_frames((480, 360), 40)[::10]:
@@ -93,6 +95,8 @@ def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path
     elsewhere.write_bytes(engine.read_bytes())
     trusted = create_backend("tensorrt", default_model_path(), input_size=(480, 360), engine=elsewhere, cache=tmp_path / "other")
     assert trusted.infer(np.zeros((1, 3, 360, 480), np.float32)).shape == (1, 360, 480)
+    with pytest.raises(ValueError, match="serves 480x360 to 480x360, not 640x360 frames"):  # only the shape it was built for
+        create_backend("tensorrt", default_model_path(), input_size=(640, 360), engine=elsewhere, cache=tmp_path / "other")
     data = bytearray(engine.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the cached engine
     engine.write_bytes(bytes(data))

@@ -27,22 +27,9 @@ from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
 from fcn_perception.ros.messages import OUTPUTS, frame_messages
 from fcn_perception.ros.node_config import NodeConfig, load_params_yaml
 from fcn_perception.ros.topics import CAMERA_INFO, IMAGE_TYPES, camera_info_topic, camera_namespace, is_output_topic, output_topic, stamp_ns
-from fcn_perception.scene.image_codec import BadFrame
-from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
+from fcn_perception.scene.camera import CameraSummary, CameraWorkflow
+from fcn_perception.scene.pipeline import Pipeline
 from fcn_perception.scene.video import VideoOut, recorded_fps
-
-
-@dataclass
-class CameraSummary:
-    frames: int = 0
-    masks: int = 0
-    bad_frames: int = 0
-    bad_reasons: dict[str, int] = field(default_factory=dict)
-    ground_status: str = ""
-    pose_source: str = ""
-    stages_ms_p50: dict[str, float] = field(default_factory=dict)
-    video: str = ""
-    video_frames: int = 0
 
 
 @dataclass
@@ -139,14 +126,16 @@ def replay(
     if not image_topics:
         raise ValueError(f"{in_bag} has no camera topics (sensor_msgs/Image or CompressedImage outside segmentation/ and drivable_area/)")
     pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
-    ground_cfg = cfg.ground()
     order = {t: i for i, t in enumerate(dict.fromkeys(cfg.image_topics))}  # camera_pose is indexed like image_topics
     unposed = [t for t in image_topics if t not in order]
     if len(cfg.camera_pose) > 6 and unposed:
         raise ValueError(f"camera_pose gives one pose per image_topics entry, and {unposed} is not in image_topics {cfg.image_topics}")
-    states = {t: CameraState.for_camera(f"no {camera_info_topic(t)} in the bag", cfg.temporal_smoothing) for t in image_topics}
+    ground = cfg.ground()
+    cams = {
+        t: CameraWorkflow(t, order.get(t, 0), cfg.pose(order.get(t, 0)), ground, cfg.temporal_smoothing, f"no {camera_info_topic(t)} in the bag", keep=None)
+        for t in image_topics
+    }
     by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
-    infos: dict[str, object] = {}
     tf = TfGraph()
     use_tf = cfg.use_tf and any(t in available for t in TF_TOPICS)
     keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
@@ -157,29 +146,20 @@ def replay(
     if by_info or use_tf:
         for m in rec.messages(set(by_info) | {"/tf_static"}):
             with contextlib.suppress(Exception):  # a malformed message is skipped here and counted below
-                if m.topic in by_info and m.topic not in infos:
-                    infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                if m.topic in by_info and cams[by_info[m.topic]].info is None:
+                    cams[by_info[m.topic]].info = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
                 elif m.topic == "/tf_static" and use_tf:
                     tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=True)
 
-    def calibrate(topic: str, header) -> None:
-        info = infos.get(camera_info_topic(topic))
-        if info is None:
-            return
-        state = states[topic]
-        m = tf.lookup(cfg.base_frame, header.frame_id, stamp_ns(header)) if use_tf and header.frame_id else None
-        if m is not None:
-            state.calibrate(info, ground_cfg, tuple(m[:3, 3]), (0.0, 0.0, 0.0), m[:3, :3], "tf in the bag")
-        elif (pose := cfg.pose(order.get(topic, 0))) is not None:
-            state.calibrate(info, ground_cfg, *pose, None, "camera_pose parameter")
-        else:
-            why = f"the bag's TF has no {cfg.base_frame} -> {header.frame_id or '(empty frame_id)'}" if use_tf else "no TF in the bag"
-            state.no_pose(f"no camera pose: {why}, and camera_pose is not set")
+    def bag_pose(header) -> tuple[np.ndarray | None, str]:
+        """The bag's TF at the image's stamp, by the node's rules (the camera then falls back to camera_pose)."""
+        if not use_tf:
+            return None, "no TF in the bag"
+        m = tf.lookup(cfg.base_frame, header.frame_id, stamp_ns(header)) if header.frame_id else None
+        return (m, "tf in the bag") if m is not None else (None, f"the bag's TF has no {cfg.base_frame} -> {header.frame_id or '(empty frame_id)'}")
 
-    stage_times = {t: {s: [] for s in STAGES} for t in image_topics}
     videos: dict[str, VideoOut] = {}
     video_stamps: dict[str, list[int]] = {t: [] for t in image_topics}
-    summary.cameras = {t: CameraSummary() for t in image_topics}
     total = sum(rec.counts.get(t, 0) for t in image_topics) or None
     start = time.perf_counter()
     frames_for_video: dict[str, list[np.ndarray]] = {t: [] for t in image_topics} if video_dir else {}
@@ -193,49 +173,43 @@ def replay(
             summary.passed_through += 1
             if m.topic in by_info:
                 with contextlib.suppress(Exception):  # an unreadable CameraInfo keeps the previous one
-                    infos[m.topic] = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                    cams[by_info[m.topic]].info = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
                 continue
             if m.topic in TF_TOPICS and use_tf:
                 with contextlib.suppress(Exception):  # a malformed TF message is skipped, as tf2 would
                     tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=m.topic == "/tf_static")
                 continue
-            if m.topic not in states:
+            cam = cams.get(m.topic)
+            if cam is None:
                 continue
             bar.update(1)
-            cam = summary.cameras[m.topic]
-            cam.frames += 1
             try:
                 msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
-                calibrate(m.topic, msg.header)
-                result = pipeline.process(msg, states[m.topic])
-            except BadFrame as exc:
-                cam.bad_frames += 1
-                cam.bad_reasons[exc.reason] = cam.bad_reasons.get(exc.reason, 0) + 1
-                continue
+                cam.received(msg.header)
             except Exception as exc:  # a message that does not even deserialize: counted, never fatal
-                cam.bad_frames += 1
-                reason = f"unreadable_message ({exc.__class__.__name__})"
-                cam.bad_reasons[reason] = cam.bad_reasons.get(reason, 0) + 1
+                cam.counters.count("received")
+                cam.bad(f"unreadable_message ({exc.__class__.__name__})", str(exc))
                 continue
-            ns = camera_namespace(m.topic)
-            picture = pipeline.overlay_bgr(result, cfg.overlay_alpha) if (overlay or video_dir) else None
+            cam.calibrate(*bag_pose(msg.header))
+            out = cam.process(pipeline, msg)
+            if out.result is None:
+                continue
+            t = time.perf_counter()
+            picture = pipeline.overlay_bgr(out.result, cfg.overlay_alpha) if (overlay or video_dir) else None
             outs = frame_messages(
-                rosbags_message, msg.header, result, cfg.base_frame, picture if overlay else None, raw_mask=True, mask_png=True, overlay_jpeg=True
+                rosbags_message, msg.header, out.result, cfg.base_frame, picture if overlay else None, raw_mask=True, mask_png=True, overlay_jpeg=True
             )
-            for key, out in outs.items():
-                bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, out)
-            cam.masks += 1
+            ns = camera_namespace(m.topic)
+            for key, o in outs.items():
+                bag.write(output_topic(ns, OUTPUTS[key].topic), OUTPUTS[key].msgtype, m.timestamp, o)
             if video_dir:
                 frames_for_video[m.topic].append(_jpeg(picture))  # the rate is known only at the end
                 video_stamps[m.topic].append(stamp_ns(msg.header))
-            for s in STAGES:
-                stage_times[m.topic][s].append(result.timings_ms.get(s, 0.0))
+            out.result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
+            cam.served(0.0, out.result.timings_ms)
     summary.cut_short = rec.cut_short
     summary.seconds = time.perf_counter() - start
-    for t, cam in summary.cameras.items():
-        cam.stages_ms_p50 = {s: round(float(np.median(v)), 2) for s, v in stage_times[t].items() if v}
-        cam.ground_status = states[t].ground_status
-        cam.pose_source = cam.ground_status.split("pose from ", 1)[1].removesuffix(")") if "pose from " in cam.ground_status else ""
+    summary.cameras = {t: cam.summary() for t, cam in cams.items()}
     if video_dir:
         for t, jpegs in frames_for_video.items():
             if not jpegs:

@@ -88,16 +88,16 @@ class OnnxRuntimeBackend:
         return self.session.run(["mask"], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
 
 
-def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", model=None) -> Path:
+def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", model=None, half: bool = False) -> Path:
     """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash
-    (``model``: the checkpoint already loaded, to avoid loading it twice)."""
+    (``model``: the checkpoint already loaded, to avoid loading it twice; ``half``: float16 compute)."""
     key = file_sha256(model_path)[:16]
-    out = cache_file(cache_dir(cache), "onnx", f"{model_path.stem}-{key}-{width}x{height}.onnx")
+    out = cache_file(cache_dir(cache), "onnx", f"{model_path.stem}-{key}-{width}x{height}{'-fp16' if half else ''}.onnx")
     if not out.is_file():
         from fcn_perception.model.export import export_onnx
         from fcn_perception.model.fcn import load_model
 
-        export_onnx(model or load_model(model_path), out, height=height, width=width)
+        export_onnx(model or load_model(model_path), out, height=height, width=width, half=half)
     return out
 
 
@@ -130,7 +130,7 @@ def create_backend(
         raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
 
     def trt(onnx: Path):
-        return tensorrt_backend.TensorRTBackend(onnx, precision, engine=engine or None, cache=cache)
+        return tensorrt_backend.TensorRTBackend(onnx, precision, engine=engine or None, cache=cache, size=input_size)
 
     if model_path.suffix == ".onnx":
         if name == "torch":
@@ -147,5 +147,7 @@ def create_backend(
 
         model = load_model(model_path)
         input_size = tuple(model.cfg.input_size)
-    onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model)
+    # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
+    half = use_trt and precision == "fp16" and tensorrt_backend.strongly_typed()
+    onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)
     return trt(onnx_path) if use_trt else OnnxRuntimeBackend(onnx_path, threads)

@@ -10,7 +10,7 @@ import onnx
 
 from fcn_perception.files import atomic_write_bytes
 from fcn_perception.inference.frames import calibration_batch
-from fcn_perception.model.config import INPUT_NAME, config_from_metadata
+from fcn_perception.model.config import INPUT_NAME, config_from_metadata, route_mask_through_float
 
 
 class _Frames:
@@ -24,8 +24,12 @@ class _Frames:
         return None if x is None else {INPUT_NAME: x}
 
 
-def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path, frames: int = 100, per_channel: bool = True, method: str = "minmax") -> Path:
-    """QDQ INT8 with per-channel weights; the argmax/uint8 tail and the upsampling stay in float."""
+def quantize_int8(
+    onnx_path: str | Path, out: str | Path, calib_dir: str | Path, frames: int = 100, per_channel: bool = True, method: str = "minmax", symmetric: bool = False
+) -> Path:
+    """QDQ INT8 with per-channel weights; the argmax/uint8 tail and the upsampling stay in float.
+    ``symmetric``: signed INT8 activations with zero points 0 (TensorRT's INT8), else ONNX Runtime's
+    faster asymmetric uint8 activations."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -47,12 +51,14 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calib_dir: str | Path,
             _Frames(batch),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method],
             nodes_to_exclude=float_head,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {},
         )
         qproto = onnx.load(str(q))
+    route_mask_through_float(qproto)  # the pre-processing folded the float32 step of the mask cast
     del qproto.metadata_props[:]
     for key, value in {**meta, "precision": "int8"}.items():
         qproto.metadata_props.add(key=key, value=value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ class SegmenterConfig:
     engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
     precision: str = "auto"  # auto | fp32 | fp16 | int8: auto = TensorRT fp16, ONNX Runtime the shipped default
     device_preprocess: str = "auto"  # on | off | auto (= on when the backend runs on a GPU): resize/normalise/argmax there
+    #: build the backend for a new frame size in a background thread, dropping that size's frames
+    #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
+    background_builds: bool = False
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -40,6 +44,11 @@ def default_kind(backend: str, device: str, precision: str) -> str:
     if precision == "fp16":
         raise ValueError("precision fp16 needs a GPU backend; ONNX Runtime on the CPU runs fp32 or int8")
     return {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "int8": "int8"}[precision]
+
+
+class EngineBuilding(RuntimeError):
+    """The backend for this frame's size is being built in the background: the frame is dropped
+    (counted as such), not failed."""
 
 
 @dataclass
@@ -71,6 +80,9 @@ class Segmenter:
         # a fixed-size graph we cannot re-export (an .onnx file) runs every frame at its own size
         self.forced_size = forced or (None if self._resizable() else self.input_size)
         self._backends = {self.input_size: self.backend}
+        self._failed: dict[tuple[int, int], str] = {}  # sizes whose build failed: not retried until a new Segmenter
+        self._building: dict[tuple[int, int], threading.Thread] = {}
+        self._build_lock = threading.Lock()
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(len(self.classes))
         device = getattr(self.backend, "device", None)
@@ -86,20 +98,55 @@ class Segmenter:
         return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=precision, cache=c.cache_dir, engine=c.engine)
 
     def _resizable(self) -> bool:
-        return getattr(self.backend, "dynamic", False) or self.model_path.suffix != ".onnx"
+        """Frames can run at their own size: one graph takes any (dynamic), a graph per size can be
+        made (a checkpoint to export from, or an ONNX with a free height/width for TensorRT)."""
+        return getattr(self.backend, "dynamic", False) or getattr(self.backend, "resizable", False) or self.model_path.suffix != ".onnx"
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """(w, h) the network runs a ``width x height`` frame at."""
         return self.forced_size or inference_size(width, height, self.input_size[1])
 
     def backend_for(self, size: tuple[int, int]):
-        """The backend for one inference size: the dynamic one, or a fixed graph made once per size."""
+        """The backend for one inference size: the dynamic one, or a fixed graph made once per size.
+
+        Making one is a backend operation: its failure is an :class:`InferenceError` (a backend fault,
+        which the node counts toward its fallback), remembered for that size so it is not retried on
+        every frame. With ``background_builds`` it runs off the caller's thread; frames of that size
+        raise :class:`EngineBuilding` until it is done.
+        """
         if getattr(self.backend, "dynamic", False):
             return self.backend
-        backend = self._backends.get(size)
-        if backend is None:
-            backend = self._backends[size] = self._create(size)
-        return backend
+        with self._build_lock:
+            backend = self._backends.get(size)
+            if backend is not None:
+                return backend
+            if size in self._failed:
+                raise InferenceError(f"no backend for {size[0]}x{size[1]}: its build failed ({self._failed[size]}); not retried until reconfigure")
+            if self.cfg.background_builds:
+                if size not in self._building:
+                    self._building[size] = threading.Thread(target=self._build, args=(size,), name=f"build_{size[0]}x{size[1]}", daemon=True)
+                    self._building[size].start()
+                raise EngineBuilding(f"the {self.backend_name} backend for {size[0]}x{size[1]} is being built")
+        self._build(size)
+        return self.backend_for(size)
+
+    def _build(self, size: tuple[int, int]) -> None:
+        try:
+            backend = self._create(size)
+        except Exception as exc:  # out of memory, a parse error, INT8 without an engine, ...
+            with self._build_lock:
+                self._failed[size] = f"{exc.__class__.__name__}: {exc}"
+                self._building.pop(size, None)
+            return
+        with self._build_lock:
+            self._backends[size] = backend
+            self._building.pop(size, None)
+
+    @property
+    def building(self) -> list[tuple[int, int]]:
+        """Sizes whose backend is being built now (diagnostics say so, at WARN)."""
+        with self._build_lock:
+            return list(self._building)
 
     def warmup(self, runs: int = 2) -> None:
         """Run the backend before the first real frame: lazy allocations and kernel selection happen here."""

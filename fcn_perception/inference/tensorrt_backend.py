@@ -1,30 +1,53 @@
 """TensorRT backend: engines built from the ONNX export, cached on disk by build key, run on a CUDA stream.
 
-Written against the TensorRT 10 Python API (``tensorrt``). Buffers are torch CUDA tensors, so
-preprocessing (resize, normalise) and the argmax stay on the GPU and only the uint8 mask crosses
-to the host. Nothing here runs on machines without TensorRT and a CUDA GPU; ``available()``
-says whether it can.
+Written against NVIDIA's documented Python API of TensorRT 10 and 11. The difference that matters
+here is typing: TensorRT 10 builds "weakly typed" networks, where builder flags (FP16, INT8 with a
+calibrator on real frames) let it choose lower precision; TensorRT 11 removed those flags and builds
+every network strongly typed, so the precision is the graph's own — fp32 from the fp32 export, fp16
+from an fp16 export (made from the checkpoint), int8 from a Q/DQ graph with symmetric INT8 scales
+(``fcn-perception quantize --symmetric``), no calibrator. :func:`build_plan` decides this without
+TensorRT, so the logic is tested on machines without a GPU.
+
+Buffers are torch CUDA tensors, so preprocessing (resize, normalise) and the argmax stay on the GPU
+and only the uint8 mask crosses to the host. Nothing here runs on machines without TensorRT and a
+CUDA GPU; ``available()`` says whether it can.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fcn_perception.files import atomic_write_bytes, file_sha256
 from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.model.config import read_onnx_config
+from fcn_perception.model.config import INPUT_NAME, LOGITS_NAME, MASK_NAME, read_onnx_config
 
 PRECISIONS = ("fp32", "fp16", "int8")
-#: The API this module is written against: BuilderFlag.FP16 and the INT8 calibrators are deprecated
-#: from 10.12 and removed in 11 (strongly typed networks instead), so another major is refused.
-TRT_MAJOR = 10
-UNAVAILABLE_REASON = f"TensorRT {TRT_MAJOR}.x and a CUDA GPU are required"
-INPUTS, OUTPUTS = ("image",), ("logits", "mask")
+#: The majors this module is written against: 10 (weak typing with builder flags and calibrators) and
+#: 11 (always strongly typed: BuilderFlag.FP16/INT8 and IInt8Calibrator removed).
+TRT_MAJORS = (10, 11)
+UNAVAILABLE_REASON = "TensorRT 10.x or 11.x and a CUDA GPU are required"
+INPUTS, OUTPUTS = (INPUT_NAME,), (LOGITS_NAME, MASK_NAME)
 _LOGGER = None
+
+
+def trt_major() -> int | None:
+    """The installed TensorRT's major version, None where it is not installed."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return None
+    return int(trt.__version__.split(".")[0])
+
+
+def strongly_typed(major: int | None = None) -> bool:
+    """Whether networks are strongly typed (TensorRT 11 and later): the graph fixes the precision."""
+    major = trt_major() if major is None else major
+    return major is not None and major >= 11
 
 
 def unavailable_reason() -> str:
@@ -34,8 +57,8 @@ def unavailable_reason() -> str:
     except ImportError:
         return UNAVAILABLE_REASON + " (tensorrt is not installed)"
     major = int(trt.__version__.split(".")[0])
-    if major != TRT_MAJOR:
-        return f"TensorRT {trt.__version__} is installed; this backend is written for TensorRT {TRT_MAJOR}.x"
+    if major not in TRT_MAJORS:
+        return f"TensorRT {trt.__version__} is installed; this backend is written for TensorRT {' and '.join(f'{m}.x' for m in TRT_MAJORS)}"
     try:
         import torch
     except ImportError:
@@ -57,16 +80,86 @@ def logger():
     return _LOGGER
 
 
+def onnx_graph_info(onnx_path: str | Path) -> tuple[list[int], str]:
+    """(input dims with -1 for a free one, graph precision: ``fp32``, ``fp16``, ``qdq-int8`` (symmetric
+    INT8 Q/DQ, what TensorRT takes) or ``qdq-other`` (ONNX Runtime's asymmetric uint8 Q/DQ)), read
+    from the file without TensorRT."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    inp = next(i for i in proto.graph.input if i.name == INPUT_NAME)
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+    quant = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    if quant:
+        inits = {i.name: i for i in proto.graph.initializer}
+        points = [inits[n.input[2]] for n in quant if len(n.input) > 2 and n.input[2] in inits]
+        symmetric = all(z.data_type == onnx.TensorProto.INT8 and not numpy_helper.to_array(z).any() for z in points)
+        return dims, "qdq-int8" if symmetric else "qdq-other"
+    half = any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer)
+    return dims, "fp16" if half else "fp32"
+
+
+@dataclass
+class BuildPlan:
+    """How one engine is built, decided before TensorRT is touched (so a cache hit parses nothing)."""
+
+    shapes: dict[str, tuple]  # input -> (min, opt, max) shapes of the optimisation profile
+    flags: list[str] = field(default_factory=list)  # TensorRT 10 BuilderFlag names (FP16, INT8)
+    calibrate: bool = False  # TensorRT 10 INT8 from an fp32 graph: calibration frames or an earlier engine
+    strongly_typed: bool = False
+
+
+def build_plan(onnx_path: str | Path, precision: str, size: tuple[int, int] | None, major: int) -> BuildPlan:
+    """The profile (a fixed graph's own shape; a free height/width set to the frame ``size``) and
+    the precision route for this TensorRT major; a clear ValueError where the graph cannot give the
+    precision asked for."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dims, kind = onnx_graph_info(onnx_path)
+    if len(dims) != 4:
+        raise ValueError(f"{onnx_path}: input {INPUT_NAME} has {len(dims)} dims, expected (N, 3, H, W)")
+    if any(d < 0 for d in dims[2:]):
+        if size is None:
+            raise ValueError(f"{onnx_path} has a free height/width: the engine needs the frame size it is built for")
+        dims = [dims[0], dims[1], size[1], size[0]]
+    elif size is not None and tuple(dims[2:][::-1]) != tuple(size):
+        raise ValueError(f"{onnx_path} is fixed to {dims[3]}x{dims[2]}, not {size[0]}x{size[1]}")
+    shape = (1 if dims[0] < 0 else dims[0], 3, dims[2], dims[3])
+    plan = BuildPlan({INPUT_NAME: (shape, shape, shape)})
+    if kind == "qdq-other":
+        raise ValueError(f"{onnx_path}: its Q/DQ scales are asymmetric uint8 (ONNX Runtime's); TensorRT takes symmetric INT8 (quantize --symmetric)")
+    if strongly_typed(major):  # TensorRT 11: the graph is the precision
+        plan.strongly_typed = True
+        want = {"fp32": "fp32", "fp16": "fp16", "int8": "qdq-int8"}[precision]
+        if kind != want:
+            how = {"fp16": "an fp16 export (the node makes one from a .pt checkpoint)", "qdq-int8": "a symmetric INT8 Q/DQ ONNX (quantize --symmetric)"}
+            needs = how.get(want, "an fp32 graph")
+            raise ValueError(f"TensorRT {major} builds strongly typed networks: precision {precision} needs {needs}, and {onnx_path} is {kind}")
+        return plan
+    if kind == "qdq-int8":  # explicit quantization: the scales are in the graph
+        plan.flags = ["FP16", "INT8"]
+    elif precision in ("fp16", "int8"):
+        plan.flags = ["FP16", "INT8"] if precision == "int8" else ["FP16"]
+        plan.calibrate = precision == "int8"
+    return plan
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
 def build_key(onnx_path: Path, precision: str, shapes: dict[str, tuple], calibration: str = "") -> dict:
     """Everything an engine depends on: a change in any of these means a rebuild, never a load.
     ``calibration``: hash of the INT8 calibration frames (their scales are baked into the engine)."""
     import tensorrt as trt
-    import torch
 
     return {
         "onnx_sha256": file_sha256(onnx_path),
         "tensorrt": trt.__version__,
-        "gpu": torch.cuda.get_device_name(0),
+        "gpu": _gpu_name(),
         "precision": precision,
         "shapes": {k: list(map(list, v)) for k, v in shapes.items()},
         "calibration": calibration,
@@ -140,28 +233,21 @@ class EntropyCalibrator:
 
 
 def build_engine(
-    onnx_path: str | Path, precision: str = "fp16", shapes: dict[str, tuple] | None = None, calib_frames: list[np.ndarray] | None = None, cache: str | Path = ""
+    onnx_path: str | Path,
+    precision: str = "fp16",
+    size: tuple[int, int] | None = None,
+    calib_frames: list[np.ndarray] | None = None,
+    cache: str | Path = "",
 ) -> Path:
-    """Build (or find in the cache) a serialized engine; returns its path. ``shapes``: input -> (min, opt, max)."""
+    """Build (or find in the cache) a serialized engine for frames of ``size`` (w, h; a fixed graph's
+    own size when None); returns its path. The cache is asked before any Builder or parser exists."""
     import tensorrt as trt
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_path = Path(onnx_path)
-    builder = trt.Builder(logger())
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger())
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ValueError(f"TensorRT could not parse {onnx_path}: {errors}")
-    inp = network.get_input(0)
-    if shapes is None:
-        fixed = tuple(inp.shape)
-        if any(d < 0 for d in fixed):
-            raise ValueError(f"{onnx_path} has dynamic input {fixed}: pass shapes={{'{inp.name}': (min, opt, max)}}")
-        shapes = {inp.name: (fixed, fixed, fixed)}
-    key = build_key(onnx_path, precision, shapes, frames_hash(calib_frames) if precision == "int8" else "")
-    if precision == "int8" and not calib_frames:
+    major = int(trt.__version__.split(".")[0])
+    plan = build_plan(onnx_path, precision, size, major)
+    key = build_key(onnx_path, precision, plan.shapes, frames_hash(calib_frames) if plan.calibrate else "")
+    if plan.calibrate and not calib_frames:
         cached = _cached_int8(key, cache)
         if cached is None:
             raise ValueError("int8 needs calibration frames (--calib-dir) or an INT8 engine built earlier for this model, TensorRT and GPU")
@@ -169,19 +255,25 @@ def build_engine(
     engine_file, manifest_file = engine_paths(key, cache)
     if engine_file.is_file() and manifest_file.is_file() and json.loads(manifest_file.read_text()).get("key") == key:
         return engine_file
+    builder = trt.Builder(logger())
+    # TensorRT 11: strong typing is always on (its flag is ignored); 10: weak typing with builder flags
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger())
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ValueError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 2 << 30)
     profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in shapes.items():
+    for name, (lo, opt, hi) in plan.shapes.items():
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
     timing_file = cache_file(cache_dir(cache), "engines", f"timing-{key['gpu'].replace(' ', '_').replace('/', '_')}-{key['tensorrt']}.cache")
     timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if plan.calibrate:
         config.int8_calibrator = EntropyCalibrator(calib_frames, engine_file.with_suffix(".calib"))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -198,16 +290,21 @@ class TensorRTBackend:
 
     dynamic = False  # one engine per input size (the Segmenter keeps one backend per size)
 
-    def __init__(self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None, cache: str | Path = "") -> None:
+    def __init__(
+        self, onnx_path: str | Path, precision: str = "fp16", engine: str | Path | None = None, cache: str | Path = "", size: tuple[int, int] | None = None
+    ) -> None:
         import tensorrt as trt
         import torch
 
         if reason := unavailable_reason():
             raise ValueError(f"backend tensorrt: {reason}")
         self.config = read_onnx_config(onnx_path)
+        dims, _ = onnx_graph_info(onnx_path)
+        #: a graph with a free height/width gets an engine per frame size from the same file
+        self.resizable = any(d < 0 for d in dims[2:])
         if engine and not Path(engine).is_file():
             raise FileNotFoundError(f"trusted_engine not found: {engine}")
-        engine_file = Path(engine).resolve() if engine else build_engine(onnx_path, precision, cache=cache)
+        engine_file = Path(engine).resolve() if engine else build_engine(onnx_path, precision, size, cache=cache)
         data = engine_file.read_bytes()  # read once: the bytes hashed are the bytes deserialized
         if not engine:
             manifest = json.loads(engine_file.with_suffix(".json").read_text())
@@ -217,11 +314,17 @@ class TensorRTBackend:
         if self.engine is None:
             raise ValueError(f"{engine_file}: not a TensorRT engine for this TensorRT/GPU")
         self._check_io(trt, engine_file)
+        if engine:  # an engine from elsewhere serves the shapes it was built for, and no other
+            lo, _, hi = (tuple(d) for d in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
+            want = size or tuple(self.config.input_size)
+            if not (lo[2] <= want[1] <= hi[2] and lo[3] <= want[0] <= hi[3]):
+                raise ValueError(f"trusted_engine {engine} serves {lo[3]}x{lo[2]} to {hi[3]}x{hi[2]}, not {want[0]}x{want[1]} frames")
         self.context = self.engine.create_execution_context()
         self.device = torch.device("cuda")
         self.stream = torch.cuda.Stream()
         self.torch = torch
         self.name = f"tensorrt-{precision}"
+        self.size = size
 
     def _check_io(self, trt, engine_file: Path) -> None:
         """The engine's I/O tensors by mode, names and dtypes: an engine of another graph is refused here,
@@ -231,11 +334,11 @@ class TensorRTBackend:
         outputs = tuple(sorted(n for n, m in modes.items() if m == trt.TensorIOMode.OUTPUT))
         if inputs != INPUTS or outputs != tuple(sorted(OUTPUTS)):
             raise ValueError(f"{engine_file}: engine inputs {inputs} / outputs {outputs}, expected {INPUTS} / {OUTPUTS}")
-        want = {"image": trt.DataType.FLOAT, "logits": trt.DataType.FLOAT, "mask": trt.DataType.UINT8}
+        want = {INPUT_NAME: trt.DataType.FLOAT, LOGITS_NAME: trt.DataType.FLOAT, MASK_NAME: trt.DataType.UINT8}
         for name, dtype in want.items():
             if self.engine.get_tensor_dtype(name) != dtype:
                 raise ValueError(f"{engine_file}: tensor {name} is {self.engine.get_tensor_dtype(name)}, expected {dtype}")
-        shape = tuple(self.engine.get_tensor_shape("image"))
+        shape = tuple(self.engine.get_tensor_shape(INPUT_NAME))
         if len(shape) != 4 or shape[1] not in (3, -1):
             raise ValueError(f"{engine_file}: input shape {shape}, expected (N, 3, H, W)")
 
@@ -250,14 +353,14 @@ class TensorRTBackend:
         torch = self.torch
         self.stream.wait_stream(torch.cuda.current_stream())  # x may come from work queued on another stream
         x = x.contiguous()
-        if not self.context.set_input_shape("image", tuple(x.shape)):
+        if not self.context.set_input_shape(INPUT_NAME, tuple(x.shape)):
             raise RuntimeError(f"TensorRT refused input shape {tuple(x.shape)} (outside the engine's profile)")
         shapes = {n: tuple(self.context.get_tensor_shape(n)) for n in OUTPUTS}  # allocated as the context says
         if any(d < 0 for s in shapes.values() for d in s):
             raise RuntimeError(f"TensorRT left output shapes unresolved: {shapes}")
-        logits = torch.empty(shapes["logits"], device="cuda", dtype=torch.float32)
-        mask = torch.empty(shapes["mask"], device="cuda", dtype=torch.uint8)
-        for name, tensor in (("image", x), ("logits", logits), ("mask", mask)):
+        logits = torch.empty(shapes[LOGITS_NAME], device="cuda", dtype=torch.float32)
+        mask = torch.empty(shapes[MASK_NAME], device="cuda", dtype=torch.uint8)
+        for name, tensor in ((INPUT_NAME, x), (LOGITS_NAME, logits), (MASK_NAME, mask)):
             if not self.context.set_tensor_address(name, int(tensor.data_ptr())):
                 raise RuntimeError(f"TensorRT refused the address of {name}")
         if not self.context.execute_async_v3(self.stream.cuda_stream):

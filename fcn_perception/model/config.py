@@ -73,3 +73,26 @@ def read_onnx_config(path: str | Path) -> ModelConfig:
 
     proto = onnx.load(str(path), load_external_data=False)
     return config_from_metadata({p.key: p.value for p in proto.metadata_props})
+
+
+def route_mask_through_float(proto) -> int:
+    """Make the graph's ArgMax -> uint8 mask go through float32, as the export writes it.
+
+    ONNX tools that fold cast chains (ONNX Runtime's quantisation pre-processing) turn
+    ArgMax -> Cast(FLOAT) -> Cast(UINT8) into one INT64 -> UINT8 Cast, which TensorRT refuses
+    (it casts to UINT8 only from FLOAT/HALF). Returns how many casts were split (0: already fine).
+    """
+    import onnx
+
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    fixed = 0
+    for node in list(proto.graph.node):
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        src = producers.get(node.input[0]) if node.input else None
+        if node.op_type == "Cast" and to == onnx.TensorProto.UINT8 and src is not None and src.op_type == "ArgMax":
+            mid = f"{node.input[0]}_as_float"
+            cast = onnx.helper.make_node("Cast", [node.input[0]], [mid], name=f"{node.name or 'mask'}_to_float", to=onnx.TensorProto.FLOAT)
+            node.input[0] = mid
+            proto.graph.node.insert(list(proto.graph.node).index(node), cast)
+            fixed += 1
+    return fixed

@@ -18,26 +18,32 @@ OPSET = 17
 
 
 class _WithArgmax(nn.Module):
-    """Adds the per-pixel argmax to the graph so runtimes return a compact uint8 mask."""
+    """Adds the per-pixel argmax to the graph so runtimes return a compact uint8 mask. ``half``: the
+    network computes in float16 between float32 input and logits (a strongly typed fp16 graph, what
+    TensorRT 11 builds fp16 engines from)."""
 
-    def __init__(self, model: FCN) -> None:
+    def __init__(self, model: FCN, half: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model = model.half() if half else model
+        self.half = half
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(x)
+        logits = self.model(x.half()).float() if self.half else self.model(x)
         # ArgMax gives INT64; TensorRT converts to UINT8 only from FLOAT/HALF, so route it through
         # float32 (class ids are small integers, exact in float32)
         return logits, logits.argmax(1).to(torch.float32).to(torch.uint8)
 
 
-def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480, dynamic: bool = False) -> Path:
-    """Export with fixed ``height x width`` (fastest in ONNX Runtime/TensorRT) or dynamic H/W/batch.
+def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480, dynamic: bool = False, half: bool = False) -> Path:
+    """Export with fixed ``height x width`` (fastest in ONNX Runtime/TensorRT) or dynamic H/W/batch;
+    ``half``: float16 weights and compute, float32 input and outputs.
 
     The class list, normalisation and input size go into the model metadata so a runtime needs
     nothing but the .onnx file.
     """
-    model = model.eval().cpu()
+    import copy
+
+    model = (copy.deepcopy(model) if half else model).eval().cpu()
     dummy = torch.zeros(1, 3, height, width)
     axes = {
         INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
@@ -50,7 +56,7 @@ def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480
         warnings.simplefilter("ignore", DeprecationWarning)
         tmp_path = Path(tmp) / "model.onnx"
         torch.onnx.export(
-            _WithArgmax(model).eval(),
+            _WithArgmax(model, half).eval(),
             (dummy,),
             str(tmp_path),
             input_names=[INPUT_NAME],
@@ -61,7 +67,7 @@ def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480
             do_constant_folding=True,
         )
         proto = onnx.load(str(tmp_path))
-    meta = metadata_for(model.cfg, None if dynamic else (width, height))
+    meta = {**metadata_for(model.cfg, None if dynamic else (width, height)), **({"precision": "fp16"} if half else {})}
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

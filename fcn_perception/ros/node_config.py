@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.inference.segmenter import SegmenterConfig
-from fcn_perception.scene.drivable import DrivableConfig
+from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig
 from fcn_perception.scene.ground import GridSpec, GroundConfig
 from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS
 
@@ -93,11 +93,24 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_depth", 5, "History depth of the image subscriptions.", min=1, max=100),
     ParamSpec("publish_overlay", True, "Publish the colour overlay (only computed while someone subscribes).", read_only=False),
     ParamSpec("overlay_alpha", 0.5, "Opacity of class colours in the overlay.", read_only=False, min=0.0, max=1.0),
-    ParamSpec("drivable_classes", ["Road"], "Classes that count as drivable area.", read_only=False),
+    ParamSpec(
+        "drivable_classes",
+        list(DEFAULT_DRIVABLE),
+        "Classes that count as drivable area (LaneMarking: painted lines never cut the polygon; skipped for a model without it).",
+        read_only=False,
+    ),
     ParamSpec("polygon_epsilon_px", 2.0, "Douglas-Peucker tolerance of drivable polygons, pixels.", read_only=False, min=0.0, max=100.0),
     ParamSpec("polygon_min_area_px", 400, "Drivable regions smaller than this (pixels) are ignored.", read_only=False, min=0, max=10_000_000),
     ParamSpec("polygon_hole_fill_px", 100, "Holes smaller than this (pixels) are filled.", read_only=False, min=0, max=10_000_000),
     ParamSpec("polygon_max_vertices", 64, "Most vertices per polygon ring; the tolerance grows until a ring fits.", read_only=False, min=3, max=10_000),
+    ParamSpec(
+        "lane_max_points",
+        2000,
+        "Most lane-marking points per frame on lane_markings/points (spread evenly over the marking pixels).",
+        read_only=False,
+        min=1,
+        max=1_000_000,
+    ),
     ParamSpec(
         "ego_point_x", 0.5, "Ego point, fraction of image width: the drivable region containing it is the ego region.", read_only=False, min=0.0, max=1.0
     ),
@@ -142,11 +155,55 @@ PARAMS: tuple[ParamSpec, ...] = (
 SPECS = {p.name: p for p in PARAMS}
 
 
-class _NodeConfigMethods:
-    """Behaviour of :class:`NodeConfig`, whose fields are generated from :data:`PARAMS` (one place)."""
+@dataclass
+class NodeConfig:
+    """Every node parameter as a typed field, validated; built by :meth:`from_dict`.
+
+    Written out so a type checker and a reader see the types; :data:`PARAMS` stays the one table of
+    names, defaults, ranges and descriptions (``test_node_config_fields_are_the_parameter_table``
+    fails when the two differ).
+    """
+
+    image_topics: list[str] = field(default_factory=lambda: ["/camera_front/image_raw/compressed"])
+    model: str = ""
+    backend: str = "auto"
+    trusted_engine: str = ""
+    cache_dir: str = ""
+    on_backend_failure: str = "fallback_cpu"
+    stall_timeout: float = 2.0
+    backend_failure_limit: int = 5
+    precision: str = "auto"
+    threads: int = 0
+    input_width: int = 0
+    input_height: int = 0
+    qos_reliability: str = "best_effort"
+    qos_depth: int = 5
+    publish_overlay: bool = True
+    overlay_alpha: float = 0.5
+    drivable_classes: list[str] = field(default_factory=lambda: list(DEFAULT_DRIVABLE))
+    polygon_epsilon_px: float = 2.0
+    polygon_min_area_px: int = 400
+    polygon_hole_fill_px: int = 100
+    polygon_max_vertices: int = 64
+    lane_max_points: int = 2000
+    ego_point_x: float = 0.5
+    ego_point_y: float = 0.95
+    temporal_smoothing: float = 0.0
+    base_frame: str = "base_footprint"
+    camera_pose: list[float] = field(default_factory=list)
+    use_tf: bool = True
+    tf_timeout: float = 0.05
+    ground_max_range: float = 50.0
+    grid_resolution: float = 0.2
+    grid_x_min: float = 0.0
+    grid_x_max: float = 40.0
+    grid_half_width: float = 20.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    diagnostics_period: float = 1.0
+    autostart: bool = True
 
     @classmethod
-    def from_dict(cls, values: dict):
+    def from_dict(cls, values: dict) -> NodeConfig:
         """Defaults overlaid with ``values``; every value checked against its spec (ValueError names it)."""
         check_known(values)
         merged = {p.name: values.get(p.name, p.default) for p in PARAMS}
@@ -154,7 +211,7 @@ class _NodeConfigMethods:
             merged["camera_pose"] = []
         for name, value in merged.items():
             check_value(name, value)
-        cfg = cls(**merged)
+        cfg = cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in merged.items()})
         cfg.drivable()  # cross-field checks
         if not cfg.image_topics:
             raise ValueError("image_topics: at least one camera topic is needed")
@@ -200,7 +257,20 @@ class _NodeConfigMethods:
             epsilon_px=self.polygon_epsilon_px,
             max_vertices=self.polygon_max_vertices,
             ego_point=(self.ego_point_x, self.ego_point_y),
+            max_lane_points=self.lane_max_points,
         )
+
+
+def runtime_update(cfg: NodeConfig, changes: dict) -> NodeConfig:
+    """The config after ``ros2 param set``: read-only and invalid values are refused (ValueError with
+    the reason, the old config kept), the rest checked together as at start."""
+    for name, value in changes.items():
+        if SPECS[name].read_only:
+            raise ValueError(f"{name} is read-only (restart the node to change it)")
+        check_value(name, value)
+    if not changes:
+        return cfg
+    return NodeConfig.from_dict({**{f: getattr(cfg, f) for f in SPECS}, **changes})
 
 
 def check_known(values: dict) -> None:
@@ -251,5 +321,11 @@ def load_params_yaml(path: str | Path, node_name: str = NODE_NAME) -> dict:
     return params
 
 
-NodeConfig = make_dataclass("NodeConfig", [(p.name, object) for p in PARAMS], bases=(_NodeConfigMethods,))
-NodeConfig.__doc__ = "Every node parameter as a field, validated; built by :meth:`from_dict`."
+def python_type(spec: ParamSpec) -> str:
+    """The field type a parameter's spec declares (for the dataclass check and the README)."""
+    d = spec.default
+    if spec.type == "double[]":
+        return "list[float]"
+    if isinstance(d, (bool, int, float, str)):
+        return type(d).__name__
+    return "list[str]"

@@ -3,6 +3,8 @@ no ROS import: the node, replay and the tools all name topics through here."""
 
 from __future__ import annotations
 
+from fcn_perception.scene.image_codec import stamp_ns  # noqa: F401  (callers name topics and stamps through here)
+
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -36,7 +38,3 @@ def is_output_topic(topic: str) -> bool:
     """A topic the node itself writes (``.../segmentation/...``, ``.../drivable_area/...``): an earlier
     run's output, not a camera, however its type looks."""
     return any(part in OUTPUT_ROOTS for part in topic.strip("/").split("/"))
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

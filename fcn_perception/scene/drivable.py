@@ -13,15 +13,20 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+#: Painted lines are drivable: they must never cut holes or notches into the drivable polygon. A
+#: model without a lane class (CamVid's 11) simply has Road.
+DEFAULT_DRIVABLE = ("Road", "LaneMarking")
+
 
 @dataclass
 class DrivableConfig:
-    classes: list[str] = field(default_factory=lambda: ["Road"])
+    classes: list[str] = field(default_factory=lambda: list(DEFAULT_DRIVABLE))
     min_area_px: int = 400  # regions smaller than this are dropped as noise
     hole_fill_px: int = 100  # holes smaller than this are filled (mislabelled specks, lane paint)
     epsilon_px: float = 2.0  # Douglas-Peucker tolerance
     max_vertices: int = 64  # per ring; the tolerance grows until a ring fits
     ego_point: tuple[float, float] = (0.5, 0.95)  # (x, y) as fractions of width/height: just ahead of the bumper
+    max_lane_points: int = 2000  # lane-marking points per frame on the ground, at most
 
     def __post_init__(self) -> None:
         if self.max_vertices < 3:

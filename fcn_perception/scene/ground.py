@@ -53,8 +53,8 @@ class CameraModel:
     d: np.ndarray  # distortion coefficients (plumb_bob: k1 k2 p1 p2 k3)
     width: int
     height: int
-    translation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.5]))  # camera in base_link, m
-    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))  # camera body -> base_link
+    translation: np.ndarray  # camera in base_link, m: always given (a guessed height puts the ground metres off)
+    rotation: np.ndarray  # camera body -> base_link
 
     @classmethod
     def from_camera_info(

@@ -1,26 +1,22 @@
 """sensor_msgs Image / CompressedImage -> RGB arrays, with every malformation named, never crashed on.
 
 Works on rclpy messages and on rosbags messages alike (duck typing on the fields). Colour
-conversion is done by cv_bridge where a ROS install provides it, else by `rosbags-image`; this
-module adds only the checks those libraries leave out (step, sizes, truncated files).
+conversion is done by `rosbags-image` — or by a converter the caller passes (the node passes ROS 2's
+cv_bridge where a ROS install has it: ``ros/image_bridge.py``); this module adds only the checks
+those libraries leave out (step, sizes, truncated files).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
-from fcn_perception.ros.topics import stamp_ns
-
-try:  # ROS 2's cv_bridge, present on a real ROS install; PyPI's `cv-bridge` is ROS 1's and is not used
-    from cv_bridge import CvBridge  # type: ignore[import-not-found]
-
-    _BRIDGE: CvBridge | None = CvBridge()
-except Exception:
-    _BRIDGE = None
+#: a raw sensor_msgs/Image -> RGB converter (cv_bridge's imgmsg_to_cv2 with "rgb8")
+RawConverter = Callable[[object], np.ndarray]
 
 DEFAULT_MAX_PIXELS = 3840 * 2160
 
@@ -134,6 +130,11 @@ def decode_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def stamp_ns(header) -> int:
+    """A std_msgs/Header stamp in nanoseconds (rclpy and rosbags messages alike)."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def header_warnings(header, previous_stamp_ns: int | None) -> tuple[list[str], int]:
     """Header problems that do not stop a frame from being segmented but that consumers must hear
     about (a zero stamp defeats TF and sync, a backwards one a bag loop or clock jump, an empty
@@ -153,20 +154,17 @@ def is_compressed(msg) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
-def decode(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Any image message -> RGB; raises :class:`BadFrame` (never anything else) for unusable input."""
+def decode(msg, max_pixels: int = DEFAULT_MAX_PIXELS, convert_raw: RawConverter | None = None) -> np.ndarray:
+    """Any image message -> RGB; raises :class:`BadFrame` (never anything else) for unusable input.
+    ``convert_raw``: another converter for raw images (checked first as any raw image is)."""
     try:
-        if _BRIDGE is not None:
-            return _decode_with_bridge(msg, max_pixels)
-        return decode_compressed(msg, max_pixels) if is_compressed(msg) else decode_image(msg, max_pixels)
+        if is_compressed(msg):  # cv_bridge would call the same cv2.imdecode
+            return decode_compressed(msg, max_pixels)
+        if convert_raw is not None:
+            _raw_layout(msg, max_pixels)
+            return _as_rgb8(convert_raw(msg), str(msg.encoding))
+        return decode_image(msg, max_pixels)
     except BadFrame:
         raise
     except Exception as exc:
         raise BadFrame("decode_error", f"{exc.__class__.__name__}: {exc}") from exc
-
-
-def _decode_with_bridge(msg, max_pixels: int) -> np.ndarray:
-    if is_compressed(msg):  # cv_bridge would call the same cv2.imdecode
-        return decode_compressed(msg, max_pixels)
-    _raw_layout(msg, max_pixels)
-    return _as_rgb8(_BRIDGE.imgmsg_to_cv2(msg, "rgb8"), str(msg.encoding))

@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 
 from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
-from fcn_perception.scene.drivable import DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
+from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, GroundResult
-from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, decode
+from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, RawConverter, decode
+from fcn_perception.scene.lanes import LANE_CLASS, LanePoints, lane_points
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "drivable", "ground")
 
@@ -26,6 +27,7 @@ class CameraState:
 
     ground: GroundProjector | None = None  # None until a usable CameraInfo arrived
     ground_status: str = "no CameraInfo received yet"  # why there is no ground output, for diagnostics
+    pose_source: str = ""  # where the pose of the current ground model came from ("" = no ground model)
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(0.0))
     _calibration: tuple | None = None
 
@@ -45,7 +47,7 @@ class CameraState:
         key = ("no pose", reason)
         if key == self._calibration:
             return False
-        self._calibration, self.ground, self.ground_status = key, None, f"disabled: {reason}"
+        self._calibration, self.ground, self.ground_status, self.pose_source = key, None, f"disabled: {reason}", ""
         return True
 
     def calibrate(self, info, cfg: GroundConfig, xyz, rpy=(0.0, 0.0, 0.0), optical_rotation=None, source: str = "camera_pose parameter") -> bool:
@@ -68,9 +70,9 @@ class CameraState:
                 raise ValueError(f"CameraInfo is unreadable ({key[1]})")
             camera = CameraModel.from_camera_info(info, xyz, rpy, optical_rotation)
             self.ground = GroundProjector(camera, cfg)
-            self.ground_status = f"ok (pose from {source})"
+            self.ground_status, self.pose_source = f"ok (pose from {source})", source
         except (ValueError, cv2.error) as exc:
-            self.ground = None
+            self.ground, self.pose_source = None, ""
             self.ground_status = f"disabled: {exc}"
         return True
 
@@ -84,6 +86,7 @@ class FrameResult:
     ground: GroundResult | None = None  # None: no usable CameraInfo (see ground_error)
     ground_error: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    lanes: LanePoints | None = None  # lane markings on the ground: None without a pose or a lane class
 
 
 class Pipeline:
@@ -92,25 +95,30 @@ class Pipeline:
         segmenter: Segmenter | SegmenterConfig | None = None,
         drivable: DrivableConfig | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        convert_raw: RawConverter | None = None,
     ) -> None:
         self.segmenter = segmenter if isinstance(segmenter, Segmenter) else Segmenter(segmenter)
         self.drivable = drivable or DrivableConfig()
         self.max_pixels = max_pixels
+        self.convert_raw = convert_raw  # the node's cv_bridge, where a ROS install has one
         self.set_drivable(self.drivable)
 
     def set_drivable(self, cfg: DrivableConfig) -> None:
         """Swap the drivable-area settings (runtime parameter updates); unknown class names are refused."""
         classes = self.segmenter.classes
-        unknown = [c for c in cfg.classes if c not in classes]
-        if unknown or not cfg.classes:
+        # a class of the default list the model lacks (LaneMarking, for an 11-class model) is skipped;
+        # any other unknown name is a mistake
+        unknown = [c for c in cfg.classes if c not in classes and c not in DEFAULT_DRIVABLE]
+        if unknown or not any(c in classes for c in cfg.classes):
             raise ValueError(f"drivable classes {unknown or cfg.classes} not in the model's classes {classes}")
-        self._lut = class_lut([classes.index(c) for c in cfg.classes])
+        self._lut = class_lut([classes.index(c) for c in cfg.classes if c in classes])
         self.drivable = cfg
+        self.lane_id = classes.index(LANE_CLASS) if LANE_CLASS in classes else None
 
     def process(self, msg, camera: CameraState | None = None) -> FrameResult:
         """An Image or CompressedImage message (rclpy or rosbags); raises BadFrame for unusable input."""
         t = time.perf_counter()
-        rgb = decode(msg, self.max_pixels)
+        rgb = decode(msg, self.max_pixels, self.convert_raw)
         result = self.process_rgb(rgb, camera)
         result.timings_ms = {"decode": (time.perf_counter() - t) * 1e3 - sum(result.timings_ms.values()), **result.timings_ms}
         return result
@@ -131,17 +139,19 @@ class Pipeline:
         regions = extract_regions(binary, self.drivable)
         ego = ego_region(regions, mask.shape[1], mask.shape[0], self.drivable)
         t1 = time.perf_counter()
-        ground, error = None, ""
+        ground, error, lanes = None, "", None
         projector = camera.ground if camera is not None else None  # read once: the node may recalibrate meanwhile
         if projector is None:
             error = camera.ground_status if camera is not None else "no camera state"
         else:
             try:
                 ground = projector.project(regions, ego, binary)
+                if self.lane_id is not None:
+                    lanes = lane_points(mask, self.lane_id, projector, self.drivable.max_lane_points)
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
-                error = str(exc)
+                error, ground, lanes = str(exc), None, None
         timings = {"drivable": (t1 - t0) * 1e3, "ground": (time.perf_counter() - t1) * 1e3}
-        return FrameResult(None, mask, regions, ego, ground, error, timings)
+        return FrameResult(None, mask, regions, ego, ground, error, timings, lanes)
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
@@ -152,4 +162,7 @@ class Pipeline:
             holes = [np.round(h).astype(np.int32) for h in result.ego.holes]
             if holes:
                 cv2.polylines(img, holes, True, (0, 0, 255), thickness, cv2.LINE_AA)
+        if result.lanes is not None and len(result.lanes.pixels):  # the lane points sent on the ground, as dots
+            u, v = np.round(result.lanes.pixels).astype(np.int32).T
+            img[v, u] = (0, 255, 255)
         return img

@@ -23,6 +23,7 @@ from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.ros.node_config import NodeConfig
 from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
+from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
 
@@ -50,12 +51,6 @@ def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
     frames = [cv2.imdecode(m.msg.data, cv2.IMREAD_COLOR) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
     frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     return [frames[i % len(frames)] for i in range(count)]
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    """p50/p95/p99 (NaN for no values: a camera that got nothing through is a figure, not an error)."""
-    arr = np.asarray(values if len(values) else [np.nan], np.float64)
-    return {k: round(float(np.percentile(arr, q)), 3) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
 def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
@@ -199,7 +194,7 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
         pub_node.destroy_node()
         sub_node.destroy_node()
         rclpy.try_shutdown()
-    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
+    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "sent": frames + 10, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
 
 
 def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:

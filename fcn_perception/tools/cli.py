@@ -80,7 +80,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from fcn_perception.inference.quantize import quantize_int8
 
-    out = quantize_int8(args.onnx, args.out, args.calib_dir, args.frames)
+    out = quantize_int8(args.onnx, args.out, args.calib_dir, args.frames, symmetric=args.symmetric)
     print(f"wrote {out}")
     return 0
 
@@ -96,7 +96,8 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
         if not args.calib_dir:
             raise ValueError("int8 needs --calib-dir with real frames")
         frames = trtb.calibration_frames(args.onnx, args.calib_dir, args.calib_frames)
-    path = trtb.build_engine(args.onnx, args.precision, calib_frames=frames)
+    size = (args.width, args.height) if args.width and args.height else None
+    path = trtb.build_engine(args.onnx, args.precision, size, calib_frames=frames)
     print(f"engine: {path}")
     return 0
 
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--calib-dir", required=True, help="folder of real frames (e.g. CamVid train/)")
     sp.add_argument("--frames", type=int, default=100)
+    sp.add_argument("--symmetric", action="store_true", help="signed INT8 with zero points 0: the Q/DQ graph TensorRT builds INT8 engines from")
     sp.set_defaults(func=cmd_quantize)
 
     sp = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX export (GPU + TensorRT only)")
@@ -301,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
     sp.add_argument("--calib-dir", default="", help="folder of real frames for INT8 calibration")
     sp.add_argument("--calib-frames", type=int, default=200)
+    sp.add_argument("--width", type=int, default=0, help="frame size the engine serves (needed for an ONNX with a free height/width)")
+    sp.add_argument("--height", type=int, default=0)
     sp.set_defaults(func=cmd_build_engine)
 
     sp = sub.add_parser("segment", help="segment images, videos or folders of them: overlays, id and colour masks, overlay videos, a legend")

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from fcn_perception.bags.bag_io import bag_topics
 from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.messages import OUTPUTS
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import camera_namespace, output_topic
+from fcn_perception.stats import percentiles
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SAMPLE_BAG = PACKAGE / "sample" / "camvid_0016E5"
@@ -226,7 +226,7 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
             cv2.imwrite(str(out / f"{ns.strip('/').replace('/', '_') or 'camera'}_overlay_{i}.png"), decode(ov)[..., ::-1])
         ok = stamps_in <= stamps_out and len(stamps_in) > 0
         all_ok &= ok
-        lat = np.array(latencies) if latencies else np.zeros(1)
+        lat = percentiles(latencies or [0.0], (50, 95), digits=2)
         per_camera[topic] = {
             "frames_in": len(inputs),
             "masks_out": len(masks),
@@ -238,8 +238,8 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
             "grids_out": recorder.count(output_topic(ns, OUTPUTS["grid"].topic)),
             "markers_out": recorder.count(output_topic(ns, OUTPUTS["markers"].topic)),
             "overlays_out": len(overlays),
-            "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+            "latency_ms_p50": lat["p50"],
+            "latency_ms_p95": lat["p95"],
         }
     return {
         "ok": all_ok,

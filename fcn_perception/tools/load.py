@@ -25,7 +25,7 @@ from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import COMPRESSED
-from fcn_perception.tools.bench import percentiles
+from fcn_perception.stats import percentiles
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 
 

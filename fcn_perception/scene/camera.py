@@ -1,0 +1,220 @@
+"""One camera's workflow, the same live and offline (no ROS): the node and replay are adapters over it.
+
+A camera owns what happens to its frames between a message arriving and its outputs leaving: the
+header checks, the choice of camera pose (TF, else the ``camera_pose`` parameter, else none — never
+a guess), the CameraInfo checks, the pipeline run with every failure counted by reason, and the
+counters that diagnostics and replay's summary both read. The node adds subscriptions, TF lookups
+and publishing; replay adds reading and writing bags.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fcn_perception.inference.backends import InferenceError
+from fcn_perception.inference.segmenter import EngineBuilding
+from fcn_perception.scene.ground import GroundConfig
+from fcn_perception.scene.image_codec import BadFrame, header_warnings
+from fcn_perception.scene.pipeline import STAGES, CameraState, FrameResult, Pipeline
+from fcn_perception.stats import percentiles
+
+#: What a served frame is timed in: the pipeline's stages and handing the outputs over (publish/write).
+SERVED_STAGES = (*STAGES, "publish")
+BAD_LOG_PERIOD_S = 5.0  # one log line per camera per period at most: a broken driver must not flood the log
+Pose = tuple  # (xyz, rpy, optical rotation 3x3 or None) of the camera in base_frame
+
+
+@dataclass
+class CameraCounters:
+    """What happens to a camera's frames. ``window`` restarts at every diagnostics message; ``keep``
+    bounds the latency/stage history (the node's rolling window; replay keeps every frame)."""
+
+    stages: tuple[str, ...] = SERVED_STAGES
+    keep: int | None = 300
+    received: int = 0
+    published: int = 0
+    dropped: int = 0
+    bad: int = 0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)  # served, with a header problem
+    latencies_ms: deque = field(init=False)
+    stages_ms: dict[str, deque] = field(init=False)
+    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "warnings": 0})
+
+    def __post_init__(self) -> None:
+        self.latencies_ms = deque(maxlen=self.keep)
+        self.stages_ms = {s: deque(maxlen=self.keep) for s in self.stages}
+        self._lock = threading.Lock()  # the executor counts arrivals while the worker counts outcomes
+
+    def count(self, key: str, reason: str = "") -> None:
+        with self._lock:
+            setattr(self, key, getattr(self, key) + 1)
+            self.window[key] += 1
+            reasons = {"bad": self.bad_reasons, "dropped": self.drop_reasons}.get(key)
+            if reasons is not None and reason:
+                reasons[reason] = reasons.get(reason, 0) + 1
+
+    def warn(self, reason: str) -> None:
+        with self._lock:
+            self.warnings[reason] = self.warnings.get(reason, 0) + 1
+            self.window["warnings"] += 1
+
+    def served(self, latency_ms: float, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            self.published += 1
+            self.window["published"] += 1
+            self.latencies_ms.append(latency_ms)
+            for stage in self.stages:
+                self.stages_ms[stage].append(timings_ms.get(stage, 0.0))
+
+    def take_window(self) -> dict[str, int]:
+        with self._lock:
+            window, self.window = self.window, dict.fromkeys(self.window, 0)
+        return window
+
+    def latency(self) -> dict[str, float]:
+        with self._lock:
+            return percentiles(self.latencies_ms or [0.0], (50, 95), digits=1)
+
+    def stage_p50(self) -> dict[str, float]:
+        with self._lock:
+            return {s: percentiles(v, (50,), digits=2)["p50"] for s, v in self.stages_ms.items() if v}
+
+
+@dataclass
+class CameraSummary:
+    """A camera's totals as replay's summary (and a corpus record) reports them: a snapshot of its
+    :class:`CameraCounters` and ground state."""
+
+    frames: int = 0
+    masks: int = 0
+    bad_frames: int = 0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    header_warnings: dict[str, int] = field(default_factory=dict)
+    ground_status: str = ""
+    pose_source: str = ""
+    stages_ms_p50: dict[str, float] = field(default_factory=dict)
+    video: str = ""  # replay --video: the overlay video written for this camera
+    video_frames: int = 0
+
+
+@dataclass
+class Outcome:
+    """What became of one frame: a result to publish, or why there is none."""
+
+    result: FrameResult | None = None
+    reason: str = ""  # bad or dropped frame: the counter's key
+    detail: str = ""
+    fault: bool = False  # the backend failed (counts toward the failure limit), not the input
+    log: str = ""  # a line worth logging now (throttled, or a change of state)
+
+
+class CameraWorkflow:
+    """One camera of the node or of a replayed bag: everything between its messages and its outputs."""
+
+    def __init__(
+        self, topic: str, index: int, param_pose: Pose | None, ground_cfg: GroundConfig, smoothing: float, why_no_info: str, keep: int | None = 300
+    ) -> None:
+        self.topic, self.index = topic, index  # index: position in image_topics (selects its camera_pose)
+        self.param_pose = param_pose  # (xyz, rpy) from the camera_pose parameter, or None: not set
+        self.ground_cfg = ground_cfg
+        self.state = CameraState.for_camera(why_no_info, smoothing)
+        self.counters = CameraCounters(keep=keep)
+        self.info = None  # the latest CameraInfo
+        self.ground_error = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
+        self.last_stamp_ns: int | None = None
+        self._last_bad_log = -float("inf")
+
+    # -- arrival -------------------------------------------------------------------------------
+    def received(self, header) -> None:
+        """Count a frame in, with its header problems (served anyway: consumers must hear of them)."""
+        try:
+            warnings, stamp = header_warnings(header, self.last_stamp_ns)
+        except Exception:  # a message without a usable header still gets counted and decoded
+            warnings, stamp = ["header_unreadable"], self.last_stamp_ns
+        self.counters.count("received")
+        self.last_stamp_ns = stamp
+        for w in warnings:
+            self.counters.warn(w)
+
+    # -- pose and calibration --------------------------------------------------------------------
+    def calibrate(self, tf: np.ndarray | None, tf_note: str) -> str | None:
+        """Take the pose for this frame, by the one rule: TF (``tf``: base_frame -> the image's optical
+        frame, 4x4; ``tf_note``: where it came from), else the camera_pose parameter, else none
+        (``tf_note`` then says why TF had none). Returns a line to log when the ground outputs changed."""
+        if self.info is None:
+            return None
+        if tf is not None:
+            changed = self.state.calibrate(self.info, self.ground_cfg, tuple(tf[:3, 3]), (0.0, 0.0, 0.0), tf[:3, :3], tf_note)
+        elif self.param_pose is not None:
+            changed = self.state.calibrate(self.info, self.ground_cfg, *self.param_pose, None, "camera_pose parameter")
+        else:
+            changed = self.state.no_pose(f"no camera pose: {tf_note}, and camera_pose is not set")
+        return f"ground outputs {self.state.ground_status}" if changed else None
+
+    def ground_report(self) -> tuple[str, bool]:
+        """(status of the ground outputs, whether it is worth a WARN)."""
+        if self.ground_error:
+            return f"disabled: {self.ground_error}", True
+        return self.state.ground_status, self.state.calibration_refused
+
+    # -- one frame -----------------------------------------------------------------------------
+    def process(self, pipeline: Pipeline, msg) -> Outcome:
+        """Run the pipeline on one message; every failure is counted by reason, none escapes."""
+        try:
+            result = pipeline.process(msg, self.state)
+        except EngineBuilding as exc:  # the backend for this size is being made off the serving path
+            self.counters.count("dropped", "engine_building")
+            return Outcome(reason="engine_building", detail=str(exc), log=self._throttled(f"{self.topic}: dropped a frame: {exc}"))
+        except BadFrame as exc:
+            return self.bad(exc.reason, str(exc))
+        except InferenceError as exc:
+            out = self.bad("inference_error", str(exc))
+            out.fault = True
+            return out
+        except Exception as exc:  # a bug in post-processing must not stop the node either
+            return self.bad("processing_error", f"{exc.__class__.__name__}: {exc}")
+        out = Outcome(result)
+        error = result.ground_error if self.state.ground is not None else ""
+        if error != self.ground_error:  # logged when it starts and when it ends, not per frame
+            self.ground_error = error
+            out.log = f"{self.topic}: ground outputs skipped: {error}" if error else f"{self.topic}: ground outputs back"
+        return out
+
+    def bad(self, reason: str, detail: str) -> Outcome:
+        self.counters.count("bad", reason)
+        return Outcome(reason=reason, detail=detail, log=self._throttled(f"{self.topic}: dropped bad frame ({detail}); {self.counters.bad} bad frames so far"))
+
+    def served(self, latency_ms: float, timings_ms: dict[str, float]) -> None:
+        self.counters.served(latency_ms, timings_ms)
+
+    def _throttled(self, line: str) -> str:
+        now = time.monotonic()
+        if now - self._last_bad_log < BAD_LOG_PERIOD_S:
+            return ""
+        self._last_bad_log = now
+        return line
+
+    # -- reports -------------------------------------------------------------------------------
+    def summary(self) -> CameraSummary:
+        c = self.counters
+        return CameraSummary(
+            frames=c.received,
+            masks=c.published,
+            bad_frames=c.bad,
+            bad_reasons=dict(c.bad_reasons),
+            dropped=c.dropped,
+            drop_reasons=dict(c.drop_reasons),
+            header_warnings=dict(c.warnings),
+            ground_status=self.ground_report()[0],
+            pose_source=self.state.pose_source,
+            stages_ms_p50=c.stage_p50(),
+        )

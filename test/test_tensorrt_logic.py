@@ -1,0 +1,107 @@
+"""TensorRT's build logic on the CPU (no TensorRT, no GPU here): what profile and precision route an
+engine gets for TensorRT 10 and 11, that a cache hit touches no Builder or parser, and that the mask
+cast is one TensorRT accepts. The GPU tests themselves are in test_tensorrt.py (skipped here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import SimpleNamespace
+
+import onnx
+import pytest
+
+from fcn_perception.inference import tensorrt_backend as trtb
+from fcn_perception.inference.backends import onnx_for
+from fcn_perception.inference.model_store import default_model_path
+from fcn_perception.model.config import route_mask_through_float
+
+SIZE = (96, 64)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory, camvid):
+    """fp32 and fp16 fixed-size exports of the shipped checkpoint, and a symmetric INT8 Q/DQ one."""
+    from fcn_perception.inference.quantize import quantize_int8
+
+    cache = tmp_path_factory.mktemp("cache")
+    fp32 = onnx_for(default_model_path(), *SIZE, cache=cache)
+    fp16 = onnx_for(default_model_path(), *SIZE, cache=cache, half=True)
+    calib = tmp_path_factory.mktemp("calib")
+    for f in sorted((camvid / "train").iterdir())[:4]:
+        (calib / f.name).write_bytes(f.read_bytes())
+    qdq = quantize_int8(fp32, cache / "sym.int8.onnx", calib, frames=4, symmetric=True)
+    return {"fp32": fp32, "fp16": fp16, "qdq": qdq}
+
+
+def test_graph_precision_is_read_from_the_file(graphs):
+    assert trtb.onnx_graph_info(graphs["fp32"]) == ([1, 3, SIZE[1], SIZE[0]], "fp32")
+    assert trtb.onnx_graph_info(graphs["fp16"])[1] == "fp16"
+    assert trtb.onnx_graph_info(graphs["qdq"])[1] == "qdq-int8"
+    dims, kind = trtb.onnx_graph_info(default_model_path("int8"))  # ONNX Runtime's uint8 Q/DQ, free size
+    assert dims[2:] == [-1, -1] and kind == "qdq-other"
+
+
+def test_tensorrt_10_weak_typing_uses_builder_flags_and_a_calibrator(graphs):
+    assert trtb.build_plan(graphs["fp32"], "fp32", None, 10).flags == []
+    assert trtb.build_plan(graphs["fp32"], "fp16", None, 10).flags == ["FP16"]
+    int8 = trtb.build_plan(graphs["fp32"], "int8", None, 10)
+    assert int8.flags == ["FP16", "INT8"] and int8.calibrate and not int8.strongly_typed
+    explicit = trtb.build_plan(graphs["qdq"], "int8", None, 10)  # scales in the graph: no calibrator
+    assert explicit.flags == ["FP16", "INT8"] and not explicit.calibrate
+
+
+def test_tensorrt_11_strong_typing_takes_the_precision_from_the_graph(graphs):
+    for precision, graph in (("fp32", "fp32"), ("fp16", "fp16"), ("int8", "qdq")):
+        plan = trtb.build_plan(graphs[graph], precision, None, 11)
+        assert plan.strongly_typed and plan.flags == [] and not plan.calibrate
+    with pytest.raises(ValueError, match="precision fp16 needs an fp16 export"):
+        trtb.build_plan(graphs["fp32"], "fp16", None, 11)
+    with pytest.raises(ValueError, match="precision int8 needs a symmetric INT8 Q/DQ ONNX"):
+        trtb.build_plan(graphs["fp32"], "int8", None, 11)
+    with pytest.raises(ValueError, match="asymmetric uint8"):
+        trtb.build_plan(default_model_path("int8"), "int8", (480, 360), 11)
+
+
+def test_a_free_size_graph_gets_a_profile_for_the_frame_size_and_a_fixed_one_its_own(graphs):
+    shipped = default_model_path("onnx")
+    with pytest.raises(ValueError, match="free height/width: the engine needs the frame size"):
+        trtb.build_plan(shipped, "fp32", None, 10)
+    assert trtb.build_plan(shipped, "fp32", (704, 360), 10).shapes == {"image": ((1, 3, 360, 704),) * 3}
+    assert trtb.build_plan(graphs["fp32"], "fp32", None, 10).shapes == {"image": ((1, 3, SIZE[1], SIZE[0]),) * 3}
+    with pytest.raises(ValueError, match="fixed to 96x64, not 480x360"):
+        trtb.build_plan(graphs["fp32"], "fp32", (480, 360), 10)
+
+
+def test_a_cached_engine_is_found_before_any_builder_or_parser_exists(graphs, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cache hit must not create a Builder or parse the ONNX")
+
+    logger = SimpleNamespace(WARNING=2)
+    fake = SimpleNamespace(__version__="11.1.0", Builder=refuse, OnnxParser=refuse, Logger=lambda level: logger)
+    fake.Logger.WARNING = 2
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(trtb, "_LOGGER", None)
+    monkeypatch.setattr(trtb, "_gpu_name", lambda: "Fake GPU")
+    plan = trtb.build_plan(graphs["fp16"], "fp16", None, 11)
+    key = trtb.build_key(graphs["fp16"], "fp16", plan.shapes)
+    engine, manifest = trtb.engine_paths(key, tmp_path)
+    engine.write_bytes(b"engine")
+    manifest.write_text(json.dumps({"key": key}))
+    assert trtb.build_engine(graphs["fp16"], "fp16", cache=tmp_path) == engine
+    key["tensorrt"] = "10.9.0"  # another build key: a miss, which builds (and here meets the refusing Builder)
+    manifest.write_text(json.dumps({"key": key}))
+    with pytest.raises(AssertionError, match="must not create a Builder"):
+        trtb.build_engine(graphs["fp16"], "fp16", cache=tmp_path)
+
+
+def test_the_mask_reaches_uint8_through_float32_in_every_shipped_graph(graphs):
+    for path in (default_model_path("onnx"), graphs["fp16"], graphs["qdq"]):
+        proto = onnx.load(str(path))
+        assert route_mask_through_float(proto) == 0, f"{path.name}: ArgMax casts straight to uint8"
+    folded = onnx.load(str(graphs["fp32"]))  # what a cast-folding tool makes of the tail
+    casts = [n for n in folded.graph.node if n.op_type == "Cast"]
+    casts[-1].input[0] = casts[-2].input[0]
+    folded.graph.node.remove(casts[-2])
+    assert route_mask_through_float(folded) == 1
+    onnx.checker.check_model(folded)
