@@ -29,20 +29,23 @@ demo: setup
 	$(PY) -m fcn_perception demo --out demo_out
 
 eval: setup
-	$(PY) -m fcn_perception eval --data $(CAMVID) --split val --json runs/eval_val.json
+	$(PY) -m fcn_perception eval --data $(CAMVID) --split val --class-map config/class_maps/camvid_to_lanes.yaml --json runs/eval_val.json
 
-# The shipped model in two stages: CamVid (config/train_camvid.yaml), then CamVid + Cityscapes.
+# The shipped model in three stages: CamVid (config/train_camvid.yaml), then CamVid + Cityscapes,
+# then the lane class on CamVid + Cityscapes + camvid_lanes (config/train_lanes.yaml).
 train: setup
 	$(PY) -m fcn_perception train --config config/train_camvid.yaml
 	$(PY) -m fcn_perception train --config config/train_camvid_cityscapes.yaml
+	$(PY) -m fcn_perception train --config config/train_lanes.yaml
 
 bench: setup
-	$(PY) -m fcn_perception bench --backend onnxruntime --size 480x360 --frames 200
+	$(PY) -m fcn_perception bench --backend openvino,onnxruntime --size 480x360 --frames 100 --repeat 3
 
-# Optional: torch 2.14.1 + torchvision 0.29.1 (5.5 GB) for the peer networks in `make bench`.
+# Optional: torch 2.14.1 + torchvision 0.29.1 (5.5 GB) for the peer networks in `make bench`
+# (timed on ONNX Runtime and OpenVINO, as ours).
 bench-env:
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
-	.venv-bench/bin/pip install -q torch==2.14.1 torchvision==0.29.1 onnx==1.23.2 onnxruntime==1.32.0 numpy
+	.venv-bench/bin/pip install -q torch==2.14.1 torchvision==0.29.1 onnx==1.23.2 onnxruntime==1.32.0 openvino==2026.4.0 numpy
 
 clean:
 	rm -rf build install log demo_out .pytest_cache

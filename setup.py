@@ -16,6 +16,8 @@ setup(
         ("share/" + package_name + "/config", glob("config/*.yaml")),
     ],
     install_requires=["setuptools"],
+    # Ray: only for `replay --ray` on a cluster (pinned with the rest in requirements/*.lock)
+    extras_require={"ray": ["ray==2.60.0"]},
     zip_safe=False,
     maintainer="fcn_perception developers",
     maintainer_email="fcn-perception@example.com",

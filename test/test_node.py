@@ -59,7 +59,8 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert cam["masks_out"] + int(diag["frames_dropped"]) == 40, (cam, diag)
         assert set(reasons) <= {"newer_frame"} and sum(map(int, reasons.values())) == int(diag["frames_dropped"]), diag
         assert int(diag["frames_bad"]) == 0
-        assert cam["nonempty_polygons"] == cam["polygons_out"] == cam["masks_out"]
+        assert cam["polygons_out"] == cam["masks_out"]  # a polygon per mask (empty = no drivable area ahead)
+        assert cam["nonempty_polygons"] >= 0.9 * cam["masks_out"]  # the drive shows road ahead
     assert summary["ok"] == (front["masks_out"] == rear["masks_out"] == 40), summary
     assert summary["diagnostics_messages"] >= 1
     out = Path(summary["output_bag"])
@@ -77,7 +78,7 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert int(diag["frames_received"]) == 40  # reliable QoS in the demo: nothing lost in transport
         assert int(diag["frames_published"]) == cam["masks_out"]
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == 40
-    assert diag["backend"] == "onnxruntime-cpu"
+    assert diag["backend"] == "openvino-cpu"  # auto on a CPU with OpenVINO installed
     assert list((tmp_path / "out").glob("*_overlay_*.png"))
     # ground outputs: the front camera has CameraInfo (maybe not yet for its very first frame), the rear has none
     assert front["ground_polygons_out"] >= front["masks_out"] - 2 and front["nonempty_ground_polygons"] == front["ground_polygons_out"]

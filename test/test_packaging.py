@@ -106,7 +106,7 @@ ROSDEP = {
     "zstandard": "python3-zstandard",
     "pytest": "python3-pytest",
     "hypothesis": "python3-hypothesis",
-    **dict.fromkeys(("onnx", "onnxruntime", "albumentations", "rosbags", "mcap", "tensorrt", "torchvision"), None),
+    **dict.fromkeys(("onnx", "onnxruntime", "openvino", "albumentations", "rosbags", "mcap", "tensorrt", "torchvision", "ray"), None),
 }
 # messages looked up by type name (ros/messages.py, bags/live_bag.py): not visible as imports
 BY_NAME = ("std_msgs", "nav_msgs", "visualization_msgs", "tf2_msgs")
@@ -141,15 +141,19 @@ def test_package_xml_lists_every_ros_package_the_code_imports():
     assert all(m in comment for m, key in ROSDEP.items() if key is None and m in runtime and m != "torchvision"), "list pip-only imports in package.xml"
 
 
-def test_installed_node_on_onnx_runtime_never_loads_pytorch(colcon_install, ros_node, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["auto", "onnxruntime"])
+def test_installed_node_on_a_cpu_runtime_never_loads_pytorch(colcon_install, ros_node, tmp_path, monkeypatch, backend):
     """The lean runtime, checked from outside the process: the colcon-installed node serves masks from
-    the shipped ONNX model with no libtorch mapped (start-up time and memory: BENCHMARKS.md, not here)."""
+    the shipped ONNX model with no libtorch mapped (start-up time and memory: BENCHMARKS.md, not here);
+    on this CPU, auto means OpenVINO, and ONNX Runtime is one parameter away."""
     from fcn_perception.tools.load import run_startup
 
     site = next((colcon_install / "lib").glob("python3*/site-packages"))
     monkeypatch.setenv("PYTHONPATH", str(site))
-    res = run_startup(frames=5, ros=ros_node, log=tmp_path / "node.log", executable=str(colcon_install / "lib" / "fcn_perception" / "fcn_perception_node"))
-    assert res["node_exit_code"] == 0 and res["onnxruntime_loaded"]
+    exe = str(colcon_install / "lib" / "fcn_perception" / "fcn_perception_node")
+    res = run_startup(frames=5, ros=ros_node, log=tmp_path / "node.log", executable=exe, extra=("-p", f"backend:={backend}"))
+    runtime = "openvino_loaded" if backend == "auto" else "onnxruntime_loaded"
+    assert res["node_exit_code"] == 0 and res[runtime], res
     assert not res["libtorch_loaded"], (tmp_path / "node.log").read_text()
 
 

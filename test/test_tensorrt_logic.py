@@ -8,6 +8,7 @@ import json
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import onnx
 import pytest
 
@@ -99,9 +100,22 @@ def test_the_mask_reaches_uint8_through_float32_in_every_shipped_graph(graphs):
     for path in (default_model_path("onnx"), graphs["fp16"], graphs["qdq"]):
         proto = onnx.load(str(path))
         assert route_mask_through_float(proto) == 0, f"{path.name}: ArgMax casts straight to uint8"
-    folded = onnx.load(str(graphs["fp32"]))  # what a cast-folding tool makes of the tail
-    casts = [n for n in folded.graph.node if n.op_type == "Cast"]
-    casts[-1].input[0] = casts[-2].input[0]
-    folded.graph.node.remove(casts[-2])
+    # what a cast-folding tool makes of an ArgMax tail (the old export and ORT's pre-processing did this)
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 2, 2])
+    y = helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 2, 2])
+    nodes = [helper.make_node("ArgMax", ["logits"], ["ids"], axis=1, keepdims=0), helper.make_node("Cast", ["ids"], ["mask"], to=TensorProto.UINT8)]
+    folded = helper.make_model(helper.make_graph(nodes, "tail", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
     assert route_mask_through_float(folded) == 1
     onnx.checker.check_model(folded)
+    import onnxruntime as ort
+
+    logits = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    mask = ort.InferenceSession(folded.SerializeToString()).run(["mask"], {"logits": logits})[0]
+    assert np.array_equal(mask, logits.argmax(1).astype(np.uint8))
+    # the export's own tail: the running max gives float ids, cast once to uint8
+    proto = onnx.load(str(graphs["fp32"]))
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    tail = producers["mask"]
+    assert tail.op_type == "Cast" and producers[tail.input[0]].op_type == "Where" and not any(n.op_type == "ArgMax" for n in proto.graph.node)

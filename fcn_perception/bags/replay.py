@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -99,7 +100,11 @@ def replay(
     overlay: bool = False,
     video_dir: str | Path | None = None,
     summary_json: str | Path | None = None,
+    pipeline: Pipeline | None = None,
+    on_frame: Callable[[], None] | None = None,
 ) -> ReplaySummary:
+    """One recording to one output bag. ``pipeline``: one already loaded with these parameters (a
+    corpus worker's, loaded once for all its bags); ``on_frame``: called per camera frame (progress)."""
     values = load_params_yaml(params) if params else {}
     values.update(overrides or {})
     cfg = NodeConfig.from_dict(values)
@@ -125,7 +130,7 @@ def replay(
                 image_topics.append(t)
     if not image_topics:
         raise ValueError(f"{in_bag} has no camera topics (sensor_msgs/Image or CompressedImage outside segmentation/ and drivable_area/)")
-    pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
+    pipeline = pipeline or Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
     order = {t: i for i, t in enumerate(dict.fromkeys(cfg.image_topics))}  # camera_pose is indexed like image_topics
     unposed = [t for t in image_topics if t not in order]
     if len(cfg.camera_pose) > 6 and unposed:
@@ -138,7 +143,7 @@ def replay(
     by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
     tf = TfGraph()
     use_tf = cfg.use_tf and any(t in available for t in TF_TOPICS)
-    keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", *(["overlay_compressed"] if overlay else [])]
+    keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", "lane_points", *(["overlay_compressed"] if overlay else [])]
     written = {output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in keys}
 
     # CameraInfo and /tf_static usually come with or after the first frames: take them up front so the
@@ -183,6 +188,8 @@ def replay(
             if cam is None:
                 continue
             bar.update(1)
+            if on_frame is not None:
+                on_frame()
             try:
                 msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
                 cam.received(msg.header)

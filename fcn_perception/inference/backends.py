@@ -18,7 +18,7 @@ from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.model.config import ModelConfig, config_from_metadata
 
 #: The one list of backend names: node parameter, CLI choices and replay overrides all read it.
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
 #: Device files an NVIDIA driver creates (desktop/server GPUs, Jetson's integrated GPU).
 _GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
 
@@ -32,7 +32,8 @@ def gpu_present() -> bool:
 def concrete_backend(name: str, device: str = "auto") -> str:
     """The backend ``name`` means here — the one decision of what ``auto`` picks, for the model file
     (Segmenter) and the backend (create_backend) alike: TensorRT where it can run, else PyTorch on
-    CUDA, else ONNX Runtime; neither GPU runtime is imported where no GPU exists."""
+    CUDA; on the CPU OpenVINO where it is installed (the faster CPU runtime, BENCHMARKS.md), else
+    ONNX Runtime. Neither GPU runtime is imported where no GPU exists."""
     if name != "auto":
         return name
     if device != "cpu" and gpu_present():
@@ -42,7 +43,9 @@ def concrete_backend(name: str, device: str = "auto") -> str:
             return "tensorrt"
         if torch_cuda_available():
             return "torch"
-    return "onnxruntime"
+    from fcn_perception.inference import openvino_backend
+
+    return "openvino" if openvino_backend.available() else "onnxruntime"
 
 
 def torch_cuda_available() -> bool:
@@ -101,13 +104,19 @@ def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", 
     return out
 
 
+def _trained_size(model_path: Path) -> tuple[int, int]:
+    from fcn_perception.model.fcn import load_model
+
+    return tuple(load_model(model_path).cfg.input_size)
+
+
 def create_backend(
     name: str,
     model_path: Path,
     input_size: tuple[int, int] | None = None,
     threads: int = 0,
     device: str = "auto",
-    precision: str = "fp16",
+    precision: str = "auto",
     cache: str | Path = "",
     engine: str | Path = "",
 ) -> Backend:
@@ -126,11 +135,18 @@ def create_backend(
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     chosen = concrete_backend(name, device)
     use_trt = chosen == "tensorrt"
+    trt_precision = "fp16" if precision == "auto" else precision  # TensorRT's default: fp16
     if engine and not use_trt:
         raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
 
     def trt(onnx: Path):
-        return tensorrt_backend.TensorRTBackend(onnx, precision, engine=engine or None, cache=cache, size=input_size)
+        return tensorrt_backend.TensorRTBackend(onnx, trt_precision, engine=engine or None, cache=cache, size=input_size)
+
+    if chosen == "openvino":
+        from fcn_perception.inference.openvino_backend import OpenVinoBackend
+
+        onnx = model_path if model_path.suffix == ".onnx" else onnx_for(model_path, *(input_size or _trained_size(model_path)), cache=cache)
+        return OpenVinoBackend(onnx, input_size, threads, precision, cache)
 
     if model_path.suffix == ".onnx":
         if name == "torch":
@@ -148,6 +164,6 @@ def create_backend(
         model = load_model(model_path)
         input_size = tuple(model.cfg.input_size)
     # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
-    half = use_trt and precision == "fp16" and tensorrt_backend.strongly_typed()
+    half = use_trt and trt_precision == "fp16" and tensorrt_backend.strongly_typed()
     onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)
     return trt(onnx_path) if use_trt else OnnxRuntimeBackend(onnx_path, threads)

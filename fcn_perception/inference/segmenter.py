@@ -26,24 +26,27 @@ class SegmenterConfig:
     device: str = "auto"  # torch backend: auto | cpu | cuda
     cache_dir: str = ""  # derived files (ONNX, engines); "" = FCN_PERCEPTION_CACHE or the XDG cache
     engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
-    precision: str = "auto"  # auto | fp32 | fp16 | int8: auto = TensorRT fp16, ONNX Runtime the shipped default
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16 | int8: auto = TensorRT fp16, on the CPU the shipped INT8
     device_preprocess: str = "auto"  # on | off | auto (= on when the backend runs on a GPU): resize/normalise/argmax there
     #: build the backend for a new frame size in a background thread, dropping that size's frames
     #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
     background_builds: bool = False
 
 
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 def default_kind(backend: str, device: str, precision: str) -> str:
     """Which shipped file serves a backend: ONNX Runtime reads an .onnx (no PyTorch needed), the
     GPU backends start from the checkpoint (TensorRT builds its engine per input size from it)."""
-    if concrete_backend(backend, device) in ("torch", "tensorrt"):
+    chosen = concrete_backend(backend, device)
+    if chosen in ("torch", "tensorrt"):
         return "pt"
     if precision == "fp16":
-        raise ValueError("precision fp16 needs a GPU backend; ONNX Runtime on the CPU runs fp32 or int8")
-    return {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "int8": "int8"}[precision]
+        raise ValueError(f"precision fp16 needs a GPU backend; {chosen} on the CPU runs fp32, int8{' or bf16' if chosen == 'openvino' else ''}")
+    if precision == "bf16" and chosen != "openvino":
+        raise ValueError("precision bf16 runs on OpenVINO (backend openvino); ONNX Runtime on the CPU runs fp32 or int8")
+    return {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}[precision]
 
 
 class EngineBuilding(RuntimeError):
@@ -84,7 +87,7 @@ class Segmenter:
         self._building: dict[tuple[int, int], threading.Thread] = {}
         self._build_lock = threading.Lock()
         self._mean, self._std = mc.mean, mc.std
-        self._lut = palette_bgr(len(self.classes))
+        self._lut = palette_bgr(self.classes)
         device = getattr(self.backend, "device", None)
         if self.cfg.device_preprocess not in ("auto", "on", "off"):
             raise ValueError(f"device_preprocess must be auto, on or off, got {self.cfg.device_preprocess!r}")
@@ -94,8 +97,7 @@ class Segmenter:
 
     def _create(self, size: tuple[int, int] | None):
         c = self.cfg
-        precision = "fp16" if c.precision == "auto" else c.precision
-        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=precision, cache=c.cache_dir, engine=c.engine)
+        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=c.precision, cache=c.cache_dir, engine=c.engine)
 
     def _resizable(self) -> bool:
         """Frames can run at their own size: one graph takes any (dynamic), a graph per size can be

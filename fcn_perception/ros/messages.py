@@ -25,6 +25,7 @@ COMPRESSED = "sensor_msgs/msg/CompressedImage"
 POLYGON_STAMPED = "geometry_msgs/msg/PolygonStamped"
 OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
+POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,12 @@ OUTPUTS: dict[str, Output] = {
         "drivable_area/polygon_ground", POLYGON_STAMPED, "the same outline on the ground, metres in base_frame (needs CameraInfo); empty = none ahead"
     ),
     "grid": Output("drivable_area/grid", OCCUPANCY_GRID, "bird's-eye grid in base_frame: 0 drivable, 100 seen and not drivable, -1 not seen"),
-    "markers": Output("drivable_area/markers", MARKER_ARRAY, "every region and hole as line strips: ns image/* (optical frame, z = 1 m) and ground/*"),
+    "markers": Output(
+        "drivable_area/markers", MARKER_ARRAY, "regions and holes as line strips: ns image/* (optical frame, z = 1 m) and ground/*; lane points: ground/lane"
+    ),
+    "lane_points": Output(
+        "lane_markings/points", POINT_CLOUD2, "lane-marking pixels on the ground, x y z float32 in base_frame (z = 0); needs CameraInfo and a pose"
+    ),
     "overlay_compressed": Output("segmentation/overlay/compressed", COMPRESSED, "the overlay as JPEG (replay --overlay)", live=False),
 }
 
@@ -137,6 +143,24 @@ def grid_msg(new: Factory, header, grid: np.ndarray, spec: GridSpec) -> object:
 _COLOURS = {"outer": (0.1, 0.9, 0.2), "hole": (0.95, 0.1, 0.1)}
 
 
+def cloud_msg(new: Factory, header, points: np.ndarray):
+    """(N, 3) float32 points -> PointCloud2 with fields x, y, z (float32, little endian), one row."""
+    points = np.ascontiguousarray(points, "<f4").reshape(-1, 3)
+    fields = [new("sensor_msgs/msg/PointField", name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")]  # 7 = FLOAT32
+    return new(
+        POINT_CLOUD2,
+        header=header,
+        height=1,
+        width=len(points),
+        fields=fields,
+        is_bigendian=False,
+        point_step=12,
+        row_step=12 * len(points),
+        data=points.reshape(-1).view(np.uint8),
+        is_dense=True,
+    )
+
+
 def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     """DELETEALL, then every ring as a closed LINE_STRIP: image versions in the camera's optical frame on its
     z = 1 m plane (pixels scaled by the width when there is no CameraInfo), ground versions in base_frame."""
@@ -179,6 +203,21 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
             add(ground_header, "ground/outer", g.outer, 0.0, 0.1)
             for hole in g.holes:
                 add(ground_header, "ground/hole", hole, 0.0, 0.1)
+    if result.lanes is not None and len(result.lanes.ground):
+        markers.append(
+            new(
+                "visualization_msgs/msg/Marker",
+                header=ground_header,
+                ns="ground/lane",
+                id=0,
+                type=8,  # POINTS
+                action=0,
+                pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
+                scale=new("geometry_msgs/msg/Vector3", x=0.08, y=0.08, z=0.0),
+                color=new("std_msgs/msg/ColorRGBA", r=1.0, g=0.9, b=0.1, a=1.0),
+                points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y, _ in result.lanes.ground],
+            )
+        )
     return new(MARKER_ARRAY, markers=markers)
 
 
@@ -210,6 +249,8 @@ def frame_messages(
         ego = result.ground.ego
         out["polygon_ground"] = polygon_msg(new, ground_header, ego.outer if ego is not None else None)
         out["grid"] = grid_msg(new, ground_header, result.ground.grid, result.ground.spec)
+    if result.lanes is not None:  # the same pose rules as polygon_ground: no pose, no cloud
+        out["lane_points"] = cloud_msg(new, ground_header, result.lanes.ground)
     if markers:
         out["markers"] = markers_msg(new, header, ground_header, result)
     return out

@@ -45,7 +45,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "backend",
         "auto",
-        "Inference backend. auto: TensorRT when it is installed and a GPU is present, else torch on CUDA, else ONNX Runtime on CPU.",
+        "Inference backend. auto: TensorRT when it is installed and a GPU is present, else torch on CUDA; on the CPU OpenVINO "
+        "where installed, else ONNX Runtime.",
         choices=BACKENDS,
     ),
     ParamSpec(
@@ -57,7 +58,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "cache_dir",
         "",
-        "Where derived files (ONNX exports, TensorRT engines) are written; nothing is written elsewhere. "
+        "Where derived files (ONNX exports, TensorRT engines, OpenVINO blobs) are written; nothing is written elsewhere. "
         "Empty: $FCN_PERCEPTION_CACHE, else $XDG_CACHE_HOME/fcn_perception.",
     ),
     ParamSpec(
@@ -80,9 +81,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "precision",
         "auto",
-        "Numeric precision: auto = TensorRT fp16, ONNX Runtime the shipped default (INT8); fp32; fp16 (GPU backends); int8 "
-        "(TensorRT builds a calibrated engine; ONNX Runtime uses the shipped INT8 model).",
-        choices=("auto", "fp32", "fp16", "int8"),
+        "Numeric precision: auto = TensorRT fp16, on the CPU the shipped INT8 model; fp32; fp16 (GPU backends); bf16 "
+        "(OpenVINO on a CPU with bf16); int8 (TensorRT builds a calibrated engine; CPU runtimes use the shipped INT8 model).",
+        choices=("auto", "fp32", "fp16", "bf16", "int8"),
     ),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec("input_width", 0, "Width frames are resized to before inference; 0 = the model's input height at the frame's own aspect.", min=0, max=8192),

@@ -1,4 +1,6 @@
-"""Peer networks from torchvision, timed the way ours is: ONNX Runtime CPU (or torch), same input size.
+"""Peer networks from torchvision, timed the way ours is: ONNX Runtime or OpenVINO on the CPU (or
+torch), same input size, same thread count, same OpenVINO settings as ours (latency hint, the CPU's
+default precision: bf16 on AMX).
 
 Runs in the optional benchmark environment (torch 2.14.1 + torchvision 0.29.1, `make bench-env`),
 which the main environment cannot share; ``fcn-perception bench`` calls it as a subprocess.
@@ -41,24 +43,41 @@ def build(name: str, num_classes: int = 11):
     return Head().eval()
 
 
+def export(name: str, size: tuple[int, int], path: str) -> str:
+    import torch
+
+    w, h = size
+    x = torch.zeros(1, 3, h, w)
+    torch.onnx.export(build(name), (x,), path, opset_version=17, dynamo=False, input_names=["image"], output_names=["mask"])
+    return path
+
+
 def time_peer(name: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
     import torch
 
     w, h = size
     model = build(name)
     x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-    if backend == "onnxruntime":
-        import onnxruntime as ort
-
+    if backend in ("onnxruntime", "openvino"):
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"{name}.onnx")
-            torch.onnx.export(model, (torch.from_numpy(x),), path, opset_version=17, dynamo=False, input_names=["image"])
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads or (os.cpu_count() or 1)
-            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            path = export(name, size, os.path.join(tmp, f"{name}.onnx"))
+            if backend == "onnxruntime":
+                import onnxruntime as ort
 
-            def run():
-                return sess.run(None, {"image": x})
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+                sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+                def run():
+                    return sess.run(None, {"image": x})
+            else:
+                import openvino as ov
+
+                props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1)}
+                request = ov.Core().compile_model(path, "CPU", props).create_infer_request()
+
+                def run():
+                    return request.infer({0: x})
 
             times = _time(run, frames)
     else:
@@ -85,11 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="480x360")
     ap.add_argument("--frames", type=int, default=50)
-    ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "torch"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--peers", nargs="*", default=["lraspp_mobilenet_v3_large", "fcn_resnet50"])
+    ap.add_argument("--export", default="", help="only write each peer's ONNX into this folder (for bench --profile)")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.export:
+        os.makedirs(args.export, exist_ok=True)
+        json.dump({name: export(name, (w, h), os.path.join(args.export, f"{name}.onnx")) for name in args.peers}, sys.stdout)
+        return 0
     res = {name: time_peer(name, (w, h), args.frames, args.backend, args.threads) for name in args.peers}
     json.dump(res, sys.stdout)
     return 0

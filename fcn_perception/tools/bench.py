@@ -53,11 +53,27 @@ def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
     return [frames[i % len(frames)] for i in range(count)]
 
 
+def cpu_name() -> str:
+    """The CPU's model name, as the figures were measured on it (Linux's /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores visible)"
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
     """Time torchvision peers in the optional benchmark environment (a separate interpreter)."""
     import subprocess
 
-    peer_backend = "torch" if backend == "torch" else "onnxruntime"
+    from fcn_perception.inference.backends import concrete_backend
+
+    backend = concrete_backend(backend)
+    peer_backend = backend if backend in ("torch", "openvino") else "onnxruntime"
     cmd = [python, "-m", "fcn_perception.studies.peers", "--size", f"{size[0]}x{size[1]}", "--frames", str(frames), "--backend", peer_backend]
     cmd += ["--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -110,11 +126,12 @@ def bench(
     flops = count_flops(net, size[1], size[0])
     # the floor is fp32 FLOPs over this CPU's measured fp32 matmul peak: it means something only for an
     # fp32 model on the CPU (not on a GPU, not for INT8 kernels)
-    cpu_fp32 = seg.backend_name in ("onnxruntime-cpu", "torch-cpu") and ".int8." not in seg.model_path.name
+    cpu_fp32 = seg.backend_name in ("onnxruntime-cpu", "openvino-cpu", "torch-cpu") and ".int8." not in seg.model_path.name
     peak = measure_peak_gflops(threads) if cpu_fp32 else None
     floor_ms = flops / (peak * 1e9) * 1e3 if peak else None
     res = {
         "backend": seg.backend_name,
+        "cpu": cpu_name(),
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
         "end_to_end_ms": percentiles(e2e),
@@ -255,7 +272,9 @@ def report(res: dict) -> str:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--backend", default="auto", choices=BACKENDS)
+    ap.add_argument(
+        "--backend", default="auto", type=_backends, help=f"one of {', '.join(BACKENDS)}, or several separated by commas to compare them interleaved"
+    )
     ap.add_argument("--size", default=(480, 360), type=size_arg, help="WxH of the frames and of the model input")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
@@ -264,6 +283,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | int8, or several separated by commas to compare them interleaved")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; each round times every precision (and the peers) once, interleaved")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", action="store_true", help="print the top operators by time of the model (and of the peers) on ONNX Runtime and OpenVINO")
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
     ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
     ap.add_argument("--smoothing", type=float, default=0.0, help="with --drivable: temporal_smoothing to include")
@@ -274,8 +294,53 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
 
 
+def _backends(text: str) -> list[str]:
+    names = text.split(",")
+    bad = [n for n in names if n not in BACKENDS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown backend {bad[0]!r}: choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def profile_models(args: argparse.Namespace) -> dict:
+    """``--profile``: the model's operators on both CPU runtimes, and the peers' (exported in the
+    benchmark environment) beside them."""
+    import tempfile
+
+    from fcn_perception.inference.model_store import resolve_model
+    from fcn_perception.tools.profile import profile, report
+
+    w, h = args.size
+    out = {}
+    for precision in args.precision.split(","):
+        kind = {"fp32": "onnx", "bf16": "onnx"}.get(precision, "int8")
+        path = resolve_model(args.model, kind)
+        if path.suffix != ".onnx":
+            raise ValueError("--profile takes an .onnx model (the shipped one by default)")
+        out[f"ours ({precision})"] = res = profile(path, (w, h), args.threads, 30, precision)
+        print(report(res), flush=True)
+    if args.peers_python:
+        import subprocess
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [args.peers_python, "-m", "fcn_perception.studies.peers", "--size", f"{w}x{h}", "--peers", "lraspp_mobilenet_v3_large", "--export", tmp]
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"peer export failed: {done.stderr[-2000:]}")
+            for name, path in json.loads(done.stdout).items():
+                out[name] = res = profile(path, (w, h), args.threads, 30)
+                print(report(res), flush=True)
+    return out
+
+
 def run_args(args: argparse.Namespace) -> int:
     w, h = args.size
+    if args.profile:
+        res = profile_models(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
     if args.ros_overhead:
         res = ros_overhead((w, h), args.frames)
         print(
@@ -299,11 +364,12 @@ def run_args(args: argparse.Namespace) -> int:
     precisions = args.precision.split(",")
     rounds = []
     for i in range(max(1, args.repeat)):
-        for k, precision in enumerate(precisions):  # peers once per round, after the first precision
-            res = bench(args.backend, (w, h), args.frames, args.warmup, args.threads, args.model, args.peers_python if k == 0 else "", precision)
-            res["precision"], res["round"] = precision, i
-            print(report(res), flush=True)
-            rounds.append(res)
+        for backend in args.backend:  # every variant once per round, interleaved; peers on each runtime once
+            for k, precision in enumerate(precisions):
+                res = bench(backend, (w, h), args.frames, args.warmup, args.threads, args.model, args.peers_python if k == 0 else "", precision)
+                res["precision"], res["round"] = precision, i
+                print(report(res), flush=True)
+                rounds.append(res)
     out = rounds[0] if len(rounds) == 1 else {"rounds": rounds, "summary": summarise(rounds)}
     if len(rounds) > 1:
         print(summary_report(out["summary"]))

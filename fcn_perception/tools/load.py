@@ -218,6 +218,7 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
         "threads": threads,
         "libtorch_loaded": any(n.startswith("libtorch") for n in libs),
         "onnxruntime_loaded": any("onnxruntime" in n for n in libs),
+        "openvino_loaded": any(n.startswith("libopenvino") for n in libs),
         "executable": executable or f"{sys.executable} -m fcn_perception.ros.node",
         "node_exit_code": code,
     }
@@ -254,7 +255,8 @@ def run_args(args: argparse.Namespace) -> int:
         res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable)
         print(
             f"first mask {res['first_mask_s']} s after process start; RSS {res['rss_mb']} MB after {res['frames']} masks; "
-            f"libtorch loaded: {res['libtorch_loaded']}; onnxruntime loaded: {res['onnxruntime_loaded']} ({res['executable']})"
+            f"libtorch loaded: {res['libtorch_loaded']}; onnxruntime loaded: {res['onnxruntime_loaded']}; openvino loaded: {res['openvino_loaded']} "
+            f"({res['executable']})"
         )
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -1,0 +1,90 @@
+"""OpenVINO on the CPU: the runtime made for Intel CPUs (AVX-512 VNNI, AMX bf16/int8), reading the
+shipped ``.onnx`` and ``.int8.onnx`` as they are.
+
+One compiled model per input size (a static shape compiles to faster kernels than a dynamic one; the
+Segmenter keeps one backend per size). Compiled blobs are cached by OpenVINO's own model cache
+(``CACHE_DIR``), which keys each blob by the model's hash and the compile settings, and is placed
+only inside this package's cache directory, as TensorRT engines are: nothing is loaded from
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fcn_perception.inference.model_store import cache_dir, cache_file
+from fcn_perception.model.config import INPUT_NAME, MASK_NAME, config_from_metadata
+
+#: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
+HINTS = {"auto": "", "int8": "", "fp32": "f32", "bf16": "bf16"}
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+_CORE = None
+
+
+def core():
+    """One OpenVINO Core for the process, kept for its lifetime. A Core per backend would load and,
+    when the last is freed, unload the CPU plugin again; after such an unload the test process was
+    killed by the kernel (SIGSEGV, si_code SI_KERNEL) at a later, unrelated point — seen four times
+    in the suite, never with the Core kept."""
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
+def cpu_has_bf16() -> bool:
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class OpenVinoBackend:
+    """A model compiled for one input size on the CPU."""
+
+    dynamic = False  # one compiled model per size
+    resizable = True  # any size can be compiled from the same file
+
+    def __init__(self, onnx_path: str | Path, size: tuple[int, int] | None = None, threads: int = 0, precision: str = "auto", cache: str | Path = "") -> None:
+        import onnx
+
+        if precision not in HINTS:
+            raise ValueError(f"OpenVINO on the CPU runs {', '.join(HINTS)}, not {precision!r}")
+        ov_core = core()
+        if precision == "bf16" and not cpu_has_bf16():
+            raise ValueError("precision bf16: this CPU has no bf16 support (OpenVINO reports no BF16 capability)")
+        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        self.config = config_from_metadata(meta)
+        w, h = size or tuple(self.config.input_size)
+        model = ov_core.read_model(str(onnx_path))
+        model.reshape({INPUT_NAME: [1, 3, h, w]})
+        props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1)}
+        if HINTS[precision]:
+            props["INFERENCE_PRECISION_HINT"] = HINTS[precision]
+        blobs = cache_file(cache_dir(cache), "openvino", "blobs")
+        blobs.mkdir(mode=0o700, exist_ok=True)
+        props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
+        self.compiled = ov_core.compile_model(model, "CPU", props)
+        self.request = self.compiled.create_infer_request()
+        self._mask = self.compiled.output(MASK_NAME)
+        self.size = (w, h)
+        self.precision = precision
+        self.name = "openvino-cpu"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        out = self.request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
+        return out[self._mask]
+
+    def execution_precision(self) -> str:
+        """What OpenVINO chose for the float parts (bf16 on AMX CPUs by default)."""
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        return hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)

@@ -1,0 +1,55 @@
+"""OpenVINO on the CPU: the shipped files as they are, one compiled model per size, its blob cache
+inside the package's cache only, ``auto`` choosing it, and masks that agree with ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fcn_perception.inference.backends import concrete_backend, create_backend
+from fcn_perception.inference.frames import read_rgb
+from fcn_perception.inference.model_store import default_model_path
+from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+from fcn_perception.training.datasets import open_split
+
+pytest.importorskip("openvino", reason="openvino is in the lock (tools/bootstrap.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def frames(camvid):
+    return [read_rgb(f) for f, _ in open_split(camvid, "val").pairs[::25]]
+
+
+@pytest.mark.parametrize(("precision", "agreement"), [("fp32", 0.99), ("int8", 0.97), ("auto", 0.97)])
+def test_masks_agree_with_onnx_runtime_on_real_frames(frames, precision, agreement, tmp_path):
+    ov = Segmenter(SegmenterConfig(backend="openvino", precision=precision, cache_dir=str(tmp_path)))
+    ort = Segmenter(SegmenterConfig(backend="onnxruntime", precision="int8" if precision == "auto" else precision))
+    assert ov.backend_name == "openvino-cpu" and ov.model_path == ort.model_path
+    for rgb in frames:
+        a, b = ov.segment(rgb).mask, ort.segment(rgb).mask
+        assert a.shape == rgb.shape[:2] and np.mean(a == b) >= agreement
+
+
+def test_one_compiled_model_per_size_and_blobs_only_in_the_cache(frames, tmp_path):
+    import cv2
+
+    cache = tmp_path / "cache"
+    seg = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(cache)))
+    wide = cv2.resize(frames[0], (1280, 720))
+    assert seg.segment(wide).mask.shape == (720, 1280)
+    assert sorted(seg._backends) == [(480, 360), (640, 360)]  # 16:9 at height 360: its own compiled model
+    assert {b.size for b in seg._backends.values()} == {(480, 360), (640, 360)}
+    blobs = list((cache / "openvino" / "blobs").iterdir())
+    assert blobs and all(p.resolve().is_relative_to(cache.resolve()) for p in blobs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_auto_on_a_cpu_is_openvino_and_onnx_runtime_stays_one_parameter_away(tmp_path):
+    assert concrete_backend("auto", "cpu") == "openvino"
+    assert Segmenter(SegmenterConfig(backend="onnxruntime")).backend_name == "onnxruntime-cpu"
+    with pytest.raises(ValueError, match="bf16 runs on OpenVINO"):
+        Segmenter(SegmenterConfig(backend="onnxruntime", precision="bf16"))
+    with pytest.raises(ValueError, match="fp16 needs a GPU backend; openvino"):
+        Segmenter(SegmenterConfig(backend="openvino", precision="fp16"))
+    be = create_backend("openvino", default_model_path("onnx"), (480, 360), precision="fp32", cache=tmp_path)
+    assert be.execution_precision() == "f32"
