@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fcn_perception.bags.bag_io import rosbags_message
-from fcn_perception.ros.messages import cloud_msg
+from fcn_perception.ros.messages import cloud_msg, frame_messages
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, rpy_matrix
 from fcn_perception.scene.lanes import lane_pixels, lane_points
 
@@ -62,3 +62,49 @@ def test_the_cloud_is_x_y_z_float32_in_base_frame():
     assert (msg.height, msg.width, msg.point_step, msg.row_step, msg.is_bigendian) == (1, 2, 12, 24, False)
     assert msg.header.frame_id == "base_footprint"
     assert np.array_equal(np.frombuffer(bytes(msg.data), "<f4").reshape(-1, 3), pts)
+
+
+@pytest.fixture(scope="module")
+def lane_frame():
+    """A CamVid val frame with many lane-marking pixels in its 32-class label, and its CameraInfo-like pose."""
+    from pathlib import Path
+
+    import cv2
+
+    from fcn_perception.model.classes import CAMVID_CLASSES
+    from fcn_perception.training.datasets import LabelReader, load_class_map, open_split
+
+    repo = Path(__file__).resolve().parents[1]
+    ds = open_split(repo.parent / "shared" / "data" / "camvid_lanes", "val")
+    classes = [*CAMVID_CLASSES, "LaneMarking"]
+    reader = LabelReader(ds, classes, load_class_map(repo / "config" / "class_maps" / "camvid32_to_lanes.yaml"))
+    best = max(ds.pairs, key=lambda p: int((reader(p[1]) == LANE).sum()))
+    return cv2.cvtColor(cv2.imread(str(best[0])), cv2.COLOR_BGR2RGB), reader(best[1])
+
+
+def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame):
+    from types import SimpleNamespace
+
+    from fcn_perception.scene.drivable import drivable_mask
+    from fcn_perception.scene.pipeline import CameraState, Pipeline
+
+    rgb, label = lane_frame
+    pipeline = Pipeline()
+    assert pipeline.segmenter.classes[LANE] == "LaneMarking" and pipeline.lane_id == LANE
+    state = CameraState()
+    info = SimpleNamespace(k=[F, 0, CX, 0, F, CY, 0, 0, 1], d=[0.0] * 5, width=W, height=HGT)
+    no_pose = pipeline.process_rgb(rgb, state)
+    assert no_pose.lanes is None  # no pose: no cloud
+    hdr = rosbags_message("std_msgs/msg/Header", frame_id="camera_optical_frame")
+    assert "lane_points" not in frame_messages(rosbags_message, hdr, no_pose, "base_footprint")
+    state.calibrate(info, GroundConfig(), (0.0, 0.0, 1.5), (0.0, 0.0, 0.0))
+    res = pipeline.process_rgb(rgb, state)
+    predicted = res.mask == LANE
+    iou = (predicted & (label == LANE)).sum() / max(1, (predicted | (label == LANE)).sum())
+    assert iou > 0.3, iou  # the model sees this frame's paint
+    assert res.lanes is not None and len(res.lanes.ground) > 100
+    u, v = np.round(res.lanes.pixels).astype(int).T
+    assert (res.mask[v, u] == LANE).all()  # every point comes from a lane pixel of the published mask
+    assert drivable_mask(res.mask, pipeline._lut)[predicted].all()  # painted lines are drivable: never a hole
+    out = frame_messages(rosbags_message, hdr, res, "base_footprint")
+    assert out["lane_points"].header.frame_id == "base_footprint" and out["lane_points"].width == len(res.lanes.ground)

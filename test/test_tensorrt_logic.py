@@ -97,7 +97,7 @@ def test_a_cached_engine_is_found_before_any_builder_or_parser_exists(graphs, tm
 
 
 def test_the_mask_reaches_uint8_through_float32_in_every_shipped_graph(graphs):
-    for path in (default_model_path("onnx"), graphs["fp16"], graphs["qdq"]):
+    for path in (default_model_path("onnx"), default_model_path("int8"), graphs["fp16"], graphs["qdq"]):
         proto = onnx.load(str(path))
         assert route_mask_through_float(proto) == 0, f"{path.name}: ArgMax casts straight to uint8"
     # what a cast-folding tool makes of an ArgMax tail (the old export and ORT's pre-processing did this)

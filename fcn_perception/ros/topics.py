@@ -12,7 +12,7 @@ IMAGE_TYPES = (IMAGE, COMPRESSED)
 # image_transport base names, longest first so "image_raw/compressed" wins over "compressed"
 _IMAGE_SUFFIXES = ("image_raw/compressed", "image/compressed", "image_raw", "image")
 #: First path segments of what the node publishes under a camera namespace: never camera inputs.
-OUTPUT_ROOTS = ("segmentation", "drivable_area")
+OUTPUT_ROOTS = ("segmentation", "drivable_area", "lane_markings")
 
 
 def camera_namespace(topic: str) -> str:
