@@ -26,6 +26,7 @@ from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.stats import percentiles
+from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 
 
@@ -40,17 +41,33 @@ def _proc_status(pid: int) -> tuple[int, int]:
     return rss, threads
 
 
-def run_load(cameras: int = 1, rate: float = 30.0, frames: int = 300, warmup: int = 100, ros=None, log: Path | None = None, progress: bool = False) -> dict:
-    """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring)."""
+def run_load(
+    cameras: int = 1,
+    rate: float = 30.0,
+    frames: int = 300,
+    warmup: int = 100,
+    ros=None,
+    log: Path | None = None,
+    progress: bool = False,
+    size: tuple[int, int] | None = None,
+) -> dict:
+    """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring).
+    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded)."""
     if ros is None:
         ensure_domain_id()
         with spinning_node("fcn_perception_load") as own:
-            return run_load(cameras, rate, frames, warmup, own, log, progress)
+            return run_load(cameras, rate, frames, warmup, own, log, progress, size)
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
     jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    if size is not None:
+        import cv2
+        import numpy as np
+
+        resized = (cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), size, interpolation=cv2.INTER_LINEAR) for j in jpegs)
+        jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in resized]
     topics = [f"/load_cam{i}/image_raw/compressed" for i in range(cameras)]
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     lock = threading.Lock()
@@ -242,6 +259,7 @@ def report(res: dict) -> str:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cameras", type=int, default=1)
     ap.add_argument("--rate", type=float, default=30.0, help="frames per second per camera")
+    ap.add_argument("--size", type=size_arg, default=None, help="re-encode the sample drive's JPEGs at WxH (e.g. 640x480)")
     ap.add_argument("--frames", type=int, default=300, help="frames per camera (the soak: --frames 10000)")
     ap.add_argument("--warmup", type=int, default=100, help="frames per camera before the memory baseline is taken")
     ap.add_argument("--json", default="")
@@ -261,7 +279,7 @@ def run_args(args: argparse.Namespace) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0 if res["node_exit_code"] == 0 else 1
-    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=Path(args.log) if args.log else None, progress=True)
+    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=Path(args.log) if args.log else None, progress=True, size=args.size)
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
