@@ -361,3 +361,21 @@ def test_stopping_mid_stream_joins_the_worker(ros_node):
         assert n.pipeline is None  # cleanup freed the backend
     finally:
         n.destroy_node()
+
+
+def test_a_header_the_pose_step_cannot_read_costs_that_frame_not_the_worker(node):
+    """A message whose header has no frame_id (a vendor driver's duck-typed message, a decode of a
+    foreign type) on a calibrated camera: counted, logged, and the next frame is served."""
+    cam = node.cameras[0]
+    cam.info = SimpleNamespace(k=[50.0, 0, 32, 0, 50.0, 24, 0, 0, 1], d=[0.0] * 5, width=64, height=48)
+    good = image(sec=300)
+    broken = SimpleNamespace(**{f: getattr(good, f) for f in ("height", "width", "encoding", "is_bigendian", "step", "data")})
+    broken.header = SimpleNamespace(stamp=good.header.stamp)  # no frame_id
+    node._tf_buffer = object()  # as where tf2_ros is installed: the pose step reads header.frame_id
+    before = cam.counters.bad_reasons.get("processing_error", 0)
+    serve(node, cam, broken)
+    assert cam.counters.bad_reasons.get("processing_error", 0) == before + 1
+    node._tf_buffer = None
+    published = cam.counters.published
+    serve(node, cam, image(sec=301))
+    assert cam.counters.published == published + 1

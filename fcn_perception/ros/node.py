@@ -258,11 +258,16 @@ class FcnPerceptionNode(LifecycleNode):
     def _serve(self, index: int, msg, received: float) -> None:
         """One frame, whatever happens: published, or counted by the camera with its reason."""
         cam, io, log = self.cameras[index], self.io[index], self.get_logger()
-        if cam.info is not None and (line := cam.calibrate(*self._tf_pose(io, msg.header))):
-            if cam.state.ground is not None:  # once per change of calibration, not per frame
-                log.info(f"{io.info_topic}: {line}")
-            else:  # (rclpy refuses two severities from one call site)
-                log.warning(f"{io.info_topic}: {line}")
+        try:  # the pose step reads the header: a malformed one is this frame's problem, not the worker's
+            line = cam.calibrate(*self._tf_pose(io, msg.header)) if cam.info is not None else None
+        except Exception as exc:
+            if bad := cam.bad("processing_error", f"pose lookup: {exc.__class__.__name__}: {exc}").log:
+                log.warning(bad)
+            return
+        if line and cam.state.ground is not None:  # once per change of calibration, not per frame
+            log.info(f"{io.info_topic}: {line}")
+        elif line:  # (rclpy refuses two severities from one call site)
+            log.warning(f"{io.info_topic}: {line}")
         out = cam.process(self.pipeline, msg)
         if out.log:
             log.warning(out.log)
