@@ -10,6 +10,7 @@ elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def core():
     return _CORE
 
 
+def _return_freed_heap() -> None:
+    """Hand the reading and compiling temporaries back to the OS: glibc keeps freed heap pages, and
+    here they were 15–25 MB of the node's resident memory (BENCHMARKS.md, start-up)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 def cpu_has_bf16() -> bool:
     return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
@@ -55,17 +66,17 @@ class OpenVinoBackend:
     resizable = True  # any size can be compiled from the same file
 
     def __init__(self, onnx_path: str | Path, size: tuple[int, int] | None = None, threads: int = 0, precision: str = "auto", cache: str | Path = "") -> None:
-        import onnx
-
         if precision not in HINTS:
             raise ValueError(f"OpenVINO on the CPU runs {', '.join(HINTS)}, not {precision!r}")
         ov_core = core()
         if precision == "bf16" and not cpu_has_bf16():
             raise ValueError("precision bf16: this CPU has no bf16 support (OpenVINO reports no BF16 capability)")
-        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        model = ov_core.read_model(str(onnx_path))
+        # the ONNX metadata (classes, normalisation, size) as OpenVINO's ONNX reader keeps it
+        keys = ("classes", "mean", "std", "input_size", "backbone", "variant")
+        meta = {k: model.get_rt_info(["framework", k]).astype(str) for k in keys if model.has_rt_info(["framework", k])}
         self.config = config_from_metadata(meta)
         w, h = size or tuple(self.config.input_size)
-        model = ov_core.read_model(str(onnx_path))
         model.reshape({INPUT_NAME: [1, 3, h, w]})
         props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1)}
         if HINTS[precision]:
@@ -74,6 +85,8 @@ class OpenVinoBackend:
         blobs.mkdir(mode=0o700, exist_ok=True)
         props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
         self.compiled = ov_core.compile_model(model, "CPU", props)
+        del model
+        _return_freed_heap()
         self.request = self.compiled.create_infer_request()
         self._mask = self.compiled.output(MASK_NAME)
         self.size = (w, h)
