@@ -280,14 +280,20 @@ def _lifecycle(ros_node, transition: str) -> bool:
 
 
 def _state(ros_node) -> str:
+    """The node's lifecycle state. Asked again if no answer comes: a service's first response can be
+    lost while its reply reader is still being matched over DDS (a busy machine makes that likelier),
+    and asking for the state changes nothing."""
     from lifecycle_msgs.srv import GetState
 
     client = ros_node.create_client(GetState, f"/{NODE_NAME}/get_state")
     try:
         assert client.wait_for_service(10.0)
-        future = client.call_async(GetState.Request())
-        assert _wait(future.done, 10)
-        return future.result().current_state.label
+        for _ in range(3):
+            future = client.call_async(GetState.Request())
+            if _wait(future.done, 10):
+                return future.result().current_state.label
+            client.remove_pending_request(future)
+        raise AssertionError("get_state: no answer in 3 tries of 10 s")
     finally:
         ros_node.destroy_client(client)
 
