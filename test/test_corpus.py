@@ -25,7 +25,7 @@ GOOD = ("fleet/a", "fleet/day2/two_cameras", "fleet/day2/c", "fleet/d")  # outpu
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, sample_bag, two_camera_bag):
     """A metadata.yaml bag, a two-camera bag in a subfolder, a bare cut-short .mcap, an sqlite3 bag,
-    a file that is not a bag, and a note beside them."""
+    two files that are not rosbag2 recordings, and a note beside them."""
     root = tmp_path_factory.mktemp("corpus") / "fleet"
     shutil.copytree(sample_bag, root / "a")
     shutil.copytree(two_camera_bag, root / "day2" / "two_cameras")
@@ -34,6 +34,7 @@ def corpus(tmp_path_factory, sample_bag, two_camera_bag):
         for m in read_messages(sample_bag):
             bag.write(m.topic, m.msgtype, m.timestamp, m.msg)
     (root / "day2" / "not_a_bag.mcap").write_bytes(os.urandom(4096))
+    (root / "old_drive.bag").write_bytes(b"#ROSBAG V2.0\n" + os.urandom(2048))  # ROS 1: not a rosbag2 recording
     (root / "notes.md").write_text("drives of the week\n")
     return root
 
@@ -67,12 +68,14 @@ def test_two_workers_replay_every_good_recording_report_the_bad_one_and_rerun_sk
     out = tmp_path / "out"
     res = _cli(corpus, "--out", out, "--workers", "2")
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert res.stdout.strip().splitlines()[-1] == "1 of 5 recordings failed (reasons in corpus.json)"
+    assert res.stdout.strip().splitlines()[-1] == "2 of 6 recordings failed (reasons in corpus.json)"
     report = json.loads((out / "corpus.json").read_text())
     by_output = {Path(o["output"]).relative_to(out).as_posix(): o for o in report["inputs"]}
-    assert sorted(by_output) == sorted([*GOOD, "fleet/day2/not_a_bag"])
+    assert sorted(by_output) == sorted([*GOOD, "fleet/day2/not_a_bag", "fleet/old_drive"])
     bad = by_output.pop("fleet/day2/not_a_bag")
     assert bad["status"] == "failed" and "not a rosbag2 storage file" in bad["reason"]
+    ros1 = by_output.pop("fleet/old_drive")
+    assert ros1["status"] == "failed" and "not a rosbag2 recording" in ros1["reason"]
     assert all(o["status"] == "done" and o["masks"] == o["frames"] > 0 for o in by_output.values())
     assert by_output["fleet/day2/two_cameras"]["frames"] == 80 and "no metadata.yaml" in by_output["fleet/day2/c"]["cut_short"]
     assert report["ignored_files"] == [str(corpus / "notes.md")] and report["totals"]["workers"] == 2
@@ -146,7 +149,7 @@ def test_a_worker_killed_mid_bag_fails_that_bag_only_and_a_rerun_redoes_it(corpu
     assert not any(out.rglob(".partial-*"))
     res = _cli(corpus, "--out", out, "--workers", "2")
     statuses = sorted(o["status"] for o in json.loads((out / "corpus.json").read_text())["inputs"])
-    assert statuses == ["done", "failed", "skipped", "skipped", "skipped"], res.stdout
+    assert statuses == ["done", "failed", "failed", "skipped", "skipped", "skipped"], res.stdout
     _same_outputs(out, singles)
 
 
@@ -156,7 +159,7 @@ def test_ray_local_gives_the_same_outcomes_and_masks(corpus, singles, tmp_path):
     res = _cli(corpus, "--out", out, "--ray", "local", "--workers", "2")
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
     report = json.loads((out / "corpus.json").read_text())
-    assert sorted(o["status"] for o in report["inputs"]) == ["done"] * 4 + ["failed"] and report["totals"]["ray"] == "local"
+    assert sorted(o["status"] for o in report["inputs"]) == ["done"] * 4 + ["failed"] * 2 and report["totals"]["ray"] == "local"
     _same_outputs(out, singles)
 
 

@@ -30,8 +30,10 @@ from fcn_perception.files import file_sha256
 from fcn_perception.ros.topics import IMAGE_TYPES, is_output_topic
 
 BAG_SUFFIXES = (".mcap", ".db3")
-#: files beside recordings that are not meant as inputs (notes, exports, pictures): listed, not replayed
-SIDECAR_SUFFIXES = (".md", ".txt", ".json", ".yaml", ".yml", ".csv", ".log", ".html", ".png", ".jpg", ".jpeg", ".mp4", ".pdf")
+#: documents and pictures beside recordings: listed as ignored, not replayed. Any other file in a
+#: searched folder is tried, and reported with its reason if it is not a recording (a .bag of ROS 1,
+#: a truncated upload, a stray export): a corpus must not hide a drive it could not read.
+SIDECAR_SUFFIXES = (".md", ".html", ".pdf", ".png", ".jpg", ".jpeg")
 RECORD = "fcn_replay.json"
 PARTIAL = ".partial"
 
