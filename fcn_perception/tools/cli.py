@@ -291,6 +291,12 @@ def _replay_corpus(args: argparse.Namespace, overrides: dict) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fcn_perception.tools.compare import run
+
+    return run(args.inputs, args.baseline, args.candidate, args.report, args.min_agreement, args.min_frame_agreement, args.top)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fcn-perception", description="FCN road-scene segmentation: training, evaluation and tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -367,6 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default="")
     sp.add_argument("--backend", default="", choices=("", *BACKENDS))
     sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("compare", help="where a candidate model differs from the baseline on recorded drives (report.json + report.html)")
+    sp.add_argument("inputs", nargs="+", help="recordings or folders of them")
+    sp.add_argument("--baseline", required=True, help="the model in the car (.pt or .onnx)")
+    sp.add_argument("--candidate", required=True, help="the new model (.pt or .onnx)")
+    sp.add_argument("--report", required=True, metavar="DIR", help="report.json and report.html go here")
+    sp.add_argument("--min-agreement", type=float, default=None, help="exit 1 when the mean drivable-area IoU is below this")
+    sp.add_argument("--min-frame-agreement", type=float, default=None, help="exit 1 when any frame's drivable-area IoU is below this")
+    sp.add_argument("--top", type=int, default=8, help="frames that changed most, shown in the page")
+    sp.set_defaults(func=cmd_compare)
 
     from fcn_perception.tools import bench, demo, load
 

@@ -1,0 +1,200 @@
+"""``fcn-perception compare``: where a candidate model differs from the baseline on recorded drives.
+
+Both models run over every camera frame of the recordings (no labels needed); per frame the report
+gives the IoU of the two drivable masks and of the two ego polygons, each class's pixel share under
+A and B, and the A→B class confusion. ``report.json`` and a self-contained ``report.html`` (images
+embedded) are written; the exit code is 1 when the mean drivable agreement falls below
+``--min-agreement`` (or any frame below ``--min-frame-agreement``), so a CI job can gate a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fcn_perception.bags.bag_io import TYPESTORE
+from fcn_perception.bags.corpus import find_inputs
+from fcn_perception.bags.recording import open_recording
+from fcn_perception.inference.segmenter import SegmenterConfig
+from fcn_perception.ros.topics import IMAGE_TYPES, is_output_topic, stamp_ns
+from fcn_perception.scene.drivable import drivable_mask
+from fcn_perception.scene.image_codec import BadFrame
+from fcn_perception.scene.pipeline import FrameResult, Pipeline
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; 1.0 when both are empty (they agree that there is nothing)."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def ego_mask(result: FrameResult) -> np.ndarray:
+    """The ego polygon (outline less holes) rasterised at the frame's size."""
+    out = np.zeros(result.mask.shape, np.uint8)
+    if result.ego is not None:
+        cv2.fillPoly(out, [np.round(result.ego.outer).astype(np.int32)], 1)
+        holes = [np.round(h).astype(np.int32) for h in result.ego.holes]
+        if holes:
+            cv2.fillPoly(out, holes, 0)
+    return out.astype(bool)
+
+
+@dataclass
+class Comparison:
+    classes_a: list[str]
+    classes_b: list[str]
+    frames: list[dict] = field(default_factory=list)
+    confusion: np.ndarray | None = None  # (classes of A, classes of B) pixel counts
+    worst: list = field(default_factory=list)  # heap of (-(1 - iou), index, jpeg) for the report
+    skipped: dict[str, str] = field(default_factory=dict)  # input -> why it was not compared
+
+
+def _composite(rgb: np.ndarray, a: FrameResult, b: FrameResult, pa: Pipeline, pb: Pipeline) -> bytes:
+    """A | B | where they differ, as one JPEG."""
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    left, right = pa.overlay_bgr(a, 0.5), pb.overlay_bgr(b, 0.5)
+    diff = bgr.copy()
+    changed = drivable_mask(a.mask, pa._lut) != drivable_mask(b.mask, pb._lut)
+    diff[changed] = (0, 0, 255)
+    diff[(a.mask != b.mask) & ~changed] //= 2
+    return cv2.imencode(".jpg", np.hstack([left, right, diff]), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
+def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8, progress: bool = True) -> Comparison:
+    from tqdm import tqdm
+
+    pa, pb = Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate))
+    cmp = Comparison(list(pa.segmenter.classes), list(pb.segmenter.classes))
+    na, nb = len(cmp.classes_a), len(cmp.classes_b)
+    cmp.confusion = np.zeros((na, nb), np.int64)
+    inputs, _ = find_inputs(paths)
+    for inp in tqdm(inputs, desc="compare", unit="bag", disable=not progress):
+        try:
+            rec = open_recording(inp.path)
+        except Exception as exc:
+            cmp.skipped[str(inp.path)] = f"{exc.__class__.__name__}: {exc}"
+            continue
+        cams = {t for t, c in rec.connections.items() if c.msgtype in IMAGE_TYPES and not is_output_topic(t)}
+        for m in rec.messages(cams):
+            try:
+                msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
+                a, b = pa.process(msg), pb.process(msg)
+            except (BadFrame, ValueError, KeyError):
+                continue  # a frame neither model can read is no disagreement
+            da, db = drivable_mask(a.mask, pa._lut) > 0, drivable_mask(b.mask, pb._lut) > 0
+            pixels = a.mask.size
+            frame = {
+                "bag": str(inp.path),
+                "topic": m.topic,
+                "stamp_ns": stamp_ns(msg.header),
+                "drivable_iou": round(iou(da, db), 5),
+                "ego_iou": round(iou(ego_mask(a), ego_mask(b)), 5),
+                "share_a": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_a, np.bincount(a.mask.ravel(), minlength=na)[:na], strict=True)},
+                "share_b": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_b, np.bincount(b.mask.ravel(), minlength=nb)[:nb], strict=True)},
+            }
+            cmp.confusion += np.bincount(a.mask.ravel().astype(np.int64) * nb + b.mask.ravel(), minlength=na * nb)[: na * nb].reshape(na, nb)
+            index = len(cmp.frames)
+            cmp.frames.append(frame)
+            key = (1.0 - frame["drivable_iou"], -index)
+            if len(cmp.worst) < top or key > cmp.worst[0][:2]:
+                item = (*key, _composite(a.rgb, a, b, pa, pb))
+                (heapq.heappush if len(cmp.worst) < top else heapq.heapreplace)(cmp.worst, item)
+    return cmp
+
+
+def report_json(cmp: Comparison, baseline: str, candidate: str) -> dict:
+    ious = [f["drivable_iou"] for f in cmp.frames]
+    return {
+        "baseline": baseline,
+        "candidate": candidate,
+        "mean_drivable_iou": round(float(np.mean(ious)), 5) if ious else None,
+        "mean_ego_iou": round(float(np.mean([f["ego_iou"] for f in cmp.frames])), 5) if ious else None,
+        "frames": cmp.frames,
+        "classes_a": cmp.classes_a,
+        "classes_b": cmp.classes_b,
+        "confusion": cmp.confusion.tolist(),
+        "skipped": cmp.skipped,
+    }
+
+
+def _png(fig) -> str:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def report_html(cmp: Comparison, data: dict) -> str:
+    """One page, every image embedded: agreement over time per bag and camera, the frames that
+    changed most (A | B | difference), the A→B confusion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>fcn-perception compare</title>",
+        "<style>body{font-family:sans-serif;margin:1em}img{max-width:100%}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
+        f"<h1>{html.escape(Path(data['candidate']).name or 'candidate')} against {html.escape(Path(data['baseline']).name or 'baseline')}</h1>",
+        f"<p>{len(cmp.frames)} frames; mean drivable-area IoU <b>{data['mean_drivable_iou']}</b>, mean ego-polygon IoU {data['mean_ego_iou']}</p>",
+    ]
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for f in cmp.frames:
+        series.setdefault((f["bag"], f["topic"]), []).append((f["stamp_ns"], f["drivable_iou"]))
+    for (bag, topic), pts in series.items():
+        t0 = pts[0][0]
+        fig, ax = plt.subplots(figsize=(8, 2.2))
+        ax.plot([(t - t0) / 1e9 for t, _ in pts], [v for _, v in pts], marker=".")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("s")
+        ax.set_ylabel("drivable IoU")
+        ax.set_title(f"{Path(bag).name} {topic}", fontsize=9)
+        fig.tight_layout()
+        parts.append(
+            f"<h2>{html.escape(Path(bag).name)} {html.escape(topic)}</h2><img class='plot' alt='agreement over time' src='data:image/png;base64,{_png(fig)}'>"
+        )
+        plt.close(fig)
+    parts.append("<h2>Frames that changed most (baseline | candidate | difference: red = drivable differs)</h2>")
+    for _, minus_index, jpeg in sorted(cmp.worst, reverse=True):
+        f = cmp.frames[-minus_index]
+        caption = f"{html.escape(Path(f['bag']).name)} {html.escape(f['topic'])} {f['stamp_ns']}: drivable IoU {f['drivable_iou']}, ego IoU {f['ego_iou']}"
+        src = f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}"
+        parts.append(f"<figure><img class='frame' alt='changed frame' src='{src}'><figcaption>{caption}</figcaption></figure>")
+    parts.append("<h2>Class confusion (rows: baseline, columns: candidate; share of the baseline's pixels)</h2><table><tr><th></th>")
+    parts += [f"<th>{html.escape(c)}</th>" for c in cmp.classes_b]
+    parts.append("</tr>")
+    rows = cmp.confusion / np.maximum(cmp.confusion.sum(1, keepdims=True), 1)
+    for name, row in zip(cmp.classes_a, rows, strict=True):
+        parts.append(f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{v:.3f}</td>" for v in row) + "</tr>")
+    parts.append("</table></body></html>")
+    return "\n".join(parts)
+
+
+def run(paths, baseline: str, candidate: str, report: str | Path, min_agreement: float | None, min_frame_agreement: float | None, top: int = 8) -> int:
+    cmp = compare(paths, baseline, candidate, top)
+    if not cmp.frames:
+        raise ValueError(f"no camera frame found to compare in {', '.join(map(str, paths))}")
+    data = report_json(cmp, baseline, candidate)
+    out = Path(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.html").write_text(report_html(cmp, data))
+    worst = min(f["drivable_iou"] for f in cmp.frames)
+    print(f"{len(cmp.frames)} frames: mean drivable agreement {data['mean_drivable_iou']}, worst frame {worst}; wrote {out / 'report.html'}")
+    if min_agreement is not None and data["mean_drivable_iou"] < min_agreement:
+        print(f"FAIL: mean drivable agreement {data['mean_drivable_iou']} < --min-agreement {min_agreement}")
+        return 1
+    if min_frame_agreement is not None and worst < min_frame_agreement:
+        print(f"FAIL: a frame's drivable agreement {worst} < --min-frame-agreement {min_frame_agreement}")
+        return 1
+    print("ok: the candidate agrees with the baseline within the limits")
+    return 0
