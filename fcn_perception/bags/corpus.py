@@ -248,6 +248,20 @@ def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, wo
         start()
     jobs_by_index = {j[0]: j for j in jobs}
     remaining = len(todo)
+
+    def reap() -> None:
+        """Fail the job of a worker that died mid-job (killed, out of memory, a crash); replace it."""
+        nonlocal remaining
+        for wid, (p, _q, current) in list(procs.items()):
+            if current is not None and not p.is_alive():
+                _, inp, out, _ = jobs_by_index[current]
+                shutil.rmtree(partial_dir(out, p.pid), ignore_errors=True)
+                on_outcome(current, Outcome(str(inp), str(out), "failed", f"worker process died (exit code {p.exitcode})"))
+                remaining -= 1
+                del procs[wid]
+                if todo:
+                    start()
+
     while remaining:
         for slot in procs.values():  # hand work to idle workers
             if slot[2] is None and todo:
@@ -257,23 +271,16 @@ def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, wo
         try:
             kind, wid, *rest = results.get(timeout=0.5)
         except queue.Empty:
-            for wid, (p, _q, current) in list(procs.items()):
-                if not p.is_alive() and current is not None:  # died mid-job (killed, out of memory, a crash)
-                    _, inp, out, _ = jobs_by_index[current]
-                    shutil.rmtree(partial_dir(out, p.pid), ignore_errors=True)
-                    on_outcome(current, Outcome(str(inp), str(out), "failed", f"worker process died (exit code {p.exitcode})"))
-                    remaining -= 1
-                    del procs[wid]
-                    if todo:
-                        start()
-            continue
+            kind = ""
         if kind == "progress":
             bar.update(rest[0])
         elif kind == "done":
             index, outcome = rest
-            procs[wid][2] = None
-            on_outcome(index, Outcome(**outcome))
-            remaining -= 1
+            if wid in procs and procs[wid][2] == index:
+                procs[wid][2] = None
+                remaining -= 1
+            on_outcome(index, Outcome(**outcome))  # a reaped worker's late "done" replaces its failure
+        reap()  # every turn: a busy neighbour's progress messages must not hide a death
     for _p, q, _ in procs.values():
         q.put(None)
     for p, _q, _ in procs.values():
