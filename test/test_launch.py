@@ -99,9 +99,8 @@ def test_documented_launch_commands_serve_every_camera(colcon_install, ros_node,
                 break
             time.sleep(0.5)
         assert _wait(lambda: all(rec.count(m) > 0 for m in masks.values()), 30), (tmp_path / "launch.log").read_text()[-3000:]
-        if args:
-            names = dict(ros_node.get_node_names_and_namespaces())
-            assert names.get("fcn_perception_node") == "/perception"
+        if args:  # other tests' nodes of the same name (namespace /) may still be in the DDS graph
+            assert ("fcn_perception_node", "/perception") in ros_node.get_node_names_and_namespaces()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(30)
