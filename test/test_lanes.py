@@ -85,7 +85,6 @@ def lane_frame():
 def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame):
     from types import SimpleNamespace
 
-    from fcn_perception.scene.drivable import drivable_mask
     from fcn_perception.scene.pipeline import CameraState, Pipeline
 
     rgb, label = lane_frame
@@ -105,6 +104,6 @@ def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame
     assert res.lanes is not None and len(res.lanes.ground) > 100
     u, v = np.round(res.lanes.pixels).astype(int).T
     assert (res.mask[v, u] == LANE).all()  # every point comes from a lane pixel of the published mask
-    assert drivable_mask(res.mask, pipeline._lut)[predicted].all()  # painted lines are drivable: never a hole
+    assert pipeline.drivable_pixels(res.mask)[predicted].all()  # painted lines are drivable: never a hole
     out = frame_messages(rosbags_message, hdr, res, "base_footprint")
     assert out["lane_points"].header.frame_id == "base_footprint" and out["lane_points"].width == len(res.lanes.ground)

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from fcn_perception.bags.recording import open_recording
 from fcn_perception.files import file_sha256
-from fcn_perception.ros.topics import IMAGE_TYPES, is_output_topic
 
 BAG_SUFFIXES = (".mcap", ".db3")
 #: documents and pictures beside recordings: listed as ignored, not replayed. Any other file in a
@@ -331,6 +330,8 @@ def replay_corpus(
     """Every recording under ``paths`` to ``out_dir``; returns (and writes) corpus.json's content."""
     from tqdm import tqdm
 
+    from fcn_perception.bags.replay import camera_topics
+
     out_dir = Path(out_dir)
     if ray_address:
         require_ray()
@@ -356,7 +357,7 @@ def replay_corpus(
             continue
         with contextlib.suppress(Exception):  # a bad input: found out (and reported) by its job
             rec = open_recording(inp.path)
-            cams = [t for t, c in rec.connections.items() if c.msgtype in IMAGE_TYPES and not is_output_topic(t)]
+            cams = camera_topics(rec)
             known = all(t in rec.counts for t in cams)
             total = total + sum(rec.counts[t] for t in cams) if known and total is not None else None
         jobs.append((k, inp.path, out, fp))

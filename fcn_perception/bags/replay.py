@@ -85,6 +85,11 @@ class ReplaySummary:
         return out
 
 
+def camera_topics(rec) -> list[str]:
+    """A recording's cameras: its Image/CompressedImage topics outside the node's own output names."""
+    return [t for t, c in rec.connections.items() if c.msgtype in IMAGE_TYPES and not is_output_topic(t)]
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
@@ -120,14 +125,9 @@ def replay(
             raise ValueError(f"not image topics: {wrong}")
         image_topics = list(topics)
     else:
-        image_topics = []
-        for t, m in available.items():
-            if m not in IMAGE_TYPES:
-                continue
-            if is_output_topic(t):
-                summary.skipped_topics[t] = "an output of fcn_perception (name it with --topics to segment it anyway)"
-            else:
-                image_topics.append(t)
+        image_topics = camera_topics(rec)
+        for t in (t for t, m in available.items() if m in IMAGE_TYPES and t not in image_topics):
+            summary.skipped_topics[t] = "an output of fcn_perception (name it with --topics to segment it anyway)"
     if not image_topics:
         raise ValueError(f"{in_bag} has no camera topics (sensor_msgs/Image or CompressedImage outside segmentation/ and drivable_area/)")
     pipeline = pipeline or Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)

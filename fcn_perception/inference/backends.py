@@ -104,12 +104,6 @@ def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", 
     return out
 
 
-def _trained_size(model_path: Path) -> tuple[int, int]:
-    from fcn_perception.model.fcn import load_model
-
-    return tuple(load_model(model_path).cfg.input_size)
-
-
 def create_backend(
     name: str,
     model_path: Path,
@@ -142,16 +136,17 @@ def create_backend(
     def trt(onnx: Path):
         return tensorrt_backend.TensorRTBackend(onnx, trt_precision, engine=engine or None, cache=cache, size=input_size)
 
-    if chosen == "openvino":
-        from fcn_perception.inference.openvino_backend import OpenVinoBackend
+    def cpu(onnx: Path):
+        if chosen == "openvino":
+            from fcn_perception.inference.openvino_backend import OpenVinoBackend
 
-        onnx = model_path if model_path.suffix == ".onnx" else onnx_for(model_path, *(input_size or _trained_size(model_path)), cache=cache)
-        return OpenVinoBackend(onnx, input_size, threads, precision, cache)
+            return OpenVinoBackend(onnx, input_size, threads, precision, cache)
+        return OnnxRuntimeBackend(onnx, threads)
 
     if model_path.suffix == ".onnx":
         if name == "torch":
             raise ValueError("the torch backend needs a .pt checkpoint, not an .onnx file")
-        return trt(model_path) if use_trt else OnnxRuntimeBackend(model_path, threads)
+        return trt(model_path) if use_trt else cpu(model_path)
     if chosen == "torch":
         from fcn_perception.inference.torch_backend import TorchBackend
         from fcn_perception.model.fcn import load_model
@@ -166,4 +161,4 @@ def create_backend(
     # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
     half = use_trt and trt_precision == "fp16" and tensorrt_backend.strongly_typed()
     onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)
-    return trt(onnx_path) if use_trt else OnnxRuntimeBackend(onnx_path, threads)
+    return trt(onnx_path) if use_trt else cpu(onnx_path)

@@ -130,10 +130,14 @@ class Pipeline:
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
         return result
 
+    def drivable_pixels(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 0/1: the pixels of the drivable classes, unsmoothed."""
+        return drivable_mask(mask, self._lut)
+
     def drivable_area(self, mask: np.ndarray, camera: CameraState | None = None) -> FrameResult:
         """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid."""
         t0 = time.perf_counter()
-        binary = drivable_mask(mask, self._lut)
+        binary = self.drivable_pixels(mask)
         if camera is not None:
             binary = camera.smoother(binary)
         regions = extract_regions(binary, self.drivable)

@@ -22,9 +22,9 @@ import numpy as np
 from fcn_perception.bags.bag_io import TYPESTORE
 from fcn_perception.bags.corpus import find_inputs
 from fcn_perception.bags.recording import open_recording
+from fcn_perception.bags.replay import camera_topics
 from fcn_perception.inference.segmenter import SegmenterConfig
-from fcn_perception.ros.topics import IMAGE_TYPES, is_output_topic, stamp_ns
-from fcn_perception.scene.drivable import drivable_mask
+from fcn_perception.ros.topics import stamp_ns
 from fcn_perception.scene.image_codec import BadFrame
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
 
@@ -61,7 +61,7 @@ def _composite(rgb: np.ndarray, a: FrameResult, b: FrameResult, pa: Pipeline, pb
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     left, right = pa.overlay_bgr(a, 0.5), pb.overlay_bgr(b, 0.5)
     diff = bgr.copy()
-    changed = drivable_mask(a.mask, pa._lut) != drivable_mask(b.mask, pb._lut)
+    changed = pa.drivable_pixels(a.mask) != pb.drivable_pixels(b.mask)
     diff[changed] = (0, 0, 255)
     diff[(a.mask != b.mask) & ~changed] //= 2
     return cv2.imencode(".jpg", np.hstack([left, right, diff]), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
@@ -81,14 +81,13 @@ def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8
         except Exception as exc:
             cmp.skipped[str(inp.path)] = f"{exc.__class__.__name__}: {exc}"
             continue
-        cams = {t for t, c in rec.connections.items() if c.msgtype in IMAGE_TYPES and not is_output_topic(t)}
-        for m in rec.messages(cams):
+        for m in rec.messages(set(camera_topics(rec))):
             try:
                 msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
                 a, b = pa.process(msg), pb.process(msg)
             except (BadFrame, ValueError, KeyError):
                 continue  # a frame neither model can read is no disagreement
-            da, db = drivable_mask(a.mask, pa._lut) > 0, drivable_mask(b.mask, pb._lut) > 0
+            da, db = pa.drivable_pixels(a.mask) > 0, pb.drivable_pixels(b.mask) > 0
             pixels = a.mask.size
             frame = {
                 "bag": str(inp.path),
