@@ -31,10 +31,13 @@ def tiny_camvid(tmp_path_factory, camvid) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """ONNX exports go to one per-session cache, never the user's ~/.cache."""
-    monkeypatch.setenv("FCN_PERCEPTION_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """ONNX exports go to one per-session cache, never the user's ~/.cache (session-wide, so
+    module-scoped fixtures use it too)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FCN_PERCEPTION_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
 
 
 # ROS 2: every test session gets its own DDS domain, so parallel runs never hear each other.

@@ -90,6 +90,30 @@ def test_two_workers_replay_every_good_recording_report_the_bad_one_and_rerun_sk
     assert [o["status"] for o in json.loads((out / "corpus.json").read_text())["inputs"]].count("done") == 4, forced.stdout
 
 
+def test_a_corpus_exports_its_least_sure_frames_over_every_recording(corpus, tmp_path):
+    """Each worker keeps its cameras' candidates; the pick over the corpus is the same as picking
+    over every kept candidate at once, with the gap kept per camera of each recording."""
+    from fcn_perception.bags.label_export import Candidate, spread_lowest
+
+    out, export = tmp_path / "out", tmp_path / "label_me"
+    res = _cli(corpus, "--out", out, "--workers", "2", "--confidence", "--export-uncertain", export, "--top", "6", "--min-gap", "0.5")
+    assert res.returncode == 1 and f"wrote the least sure frames to label to {export}" in res.stdout, res.stderr[-2000:]
+    report = json.loads((out / "corpus.json").read_text())
+    kept = [Candidate(**c) for o in report["inputs"] for c in o["uncertain"]]
+    want = spread_lowest(kept, 6, 0.5)
+    rows = (export / "frames.csv").read_text().splitlines()[1:]
+    assert [tuple(r.split(",")[:3]) for r in rows] == [(c.bag, c.topic, str(c.stamp_ns)) for c in want]
+    assert len({c.bag for c in want}) > 1  # the corpus's least sure frames, not one drive's
+    assert len(list((export / "frames" / "images").iterdir())) == 6
+    for o in report["inputs"]:
+        if o["status"] == "done":
+            assert all(0.5 < v <= 1.0 for v in o["drivable_confidence"].values())
+            counts = {}
+            for m in read_messages(Path(o["output"])):
+                counts[m.topic] = counts.get(m.topic, 0) + 1
+            assert sum(n for t, n in counts.items() if t.endswith("segmentation/confidence")) == o["masks"]
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]

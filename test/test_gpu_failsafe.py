@@ -41,7 +41,7 @@ class FakeGpuBackend:
             time.sleep(build_s)
         self.name, self.config, self._cpu = "fake-gpu", cpu.config, cpu
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray):
         if tuple(batch.shape[2:][::-1]) != self.size:
             raise RuntimeError(f"engine for {self.size} got {batch.shape}")
         return self._cpu.infer(batch)

@@ -73,8 +73,16 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         key = (m.topic.split("/")[1], m.msg.header.stamp.sec, m.msg.header.stamp.nanosec)
         assert stamps[key] == m.msg.header.frame_id
         assert (m.msg.width, m.msg.height, m.msg.encoding) == (480, 360, "mono8")
+    # the confidence image (the recorder subscribes to it): one per mask, mono8, the mask's header and size
+    confs = list(read_messages(out, ["/camera_front/segmentation/confidence", "/camera_rear/segmentation/confidence"]))
+    assert len(confs) == len(masks)
+    for m in confs:
+        key = (m.topic.split("/")[1], m.msg.header.stamp.sec, m.msg.header.stamp.nanosec)
+        assert stamps[key] == m.msg.header.frame_id and (m.msg.width, m.msg.height, m.msg.encoding) == (480, 360, "mono8")
+        assert min(m.msg.data) >= 255 // 12  # a top-class probability of 12 classes
     for topic, cam in (("/camera_front/image_raw/compressed", front), ("/camera_rear/image_raw", rear)):
         diag = summary["diagnostics_last"][f"{NODE_NAME}: {topic}"]
+        assert 0.5 < float(diag["drivable_confidence_mean"]) <= 1.0  # the drive's road is seen surely
         assert int(diag["frames_received"]) == 40  # reliable QoS in the demo: nothing lost in transport
         assert int(diag["frames_published"]) == cam["masks_out"]
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == 40

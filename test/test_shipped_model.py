@@ -85,11 +85,15 @@ def test_the_shipped_onnx_is_the_shipped_checkpoint_at_any_size(frames):
     for size in ((480, 360), (704, 360)):
         x = seg.preprocess(cv2.resize(frames[1], size))
         assert x.shape[2:] == (size[1], size[0])
-        logits, mask = sess.run(None, {"image": x})
+        logits, mask, confidence = sess.run(None, {"image": x})
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         assert np.abs(logits - ref).max() / np.abs(ref).max() <= 1e-4
         assert (mask == ref.argmax(1)).mean() > 0.9999
+        # the confidence is the top class's softmax probability, 255 = 1.0, rounded
+        top = torch.softmax(torch.from_numpy(ref), 1).amax(1).numpy()
+        assert confidence.dtype == np.uint8 and confidence.shape == mask.shape
+        assert np.abs(confidence.astype(np.float64) - top * 255).max() <= 1.0
 
 
 def test_frames_keep_their_aspect_unless_a_size_is_forced():
@@ -113,7 +117,7 @@ def test_onnx_export_matches_pytorch_on_real_frames(frames, tmp_path):
     seg = Segmenter(SegmenterConfig(backend="torch"))
     for rgb in frames[:3]:
         x = seg.preprocess(rgb)
-        logits, mask = sess.run(None, {"image": x})
+        logits, mask, _ = sess.run(None, {"image": x})
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         assert np.abs(logits - ref).max() / np.abs(ref).max() <= 1e-4
@@ -124,7 +128,7 @@ def test_backends_agree_on_real_frames(frames):
     torch_be = create_backend("torch", default_model_path(), device="cpu")
     ort_be = create_backend("onnxruntime", default_model_path())
     seg = Segmenter(SegmenterConfig(backend="torch"))
-    agree = [np.mean(torch_be.infer(x) == ort_be.infer(x)) for x in (seg.preprocess(f) for f in frames)]
+    agree = [np.mean(torch_be.infer(x).mask == ort_be.infer(x).mask) for x in (seg.preprocess(f) for f in frames)]
     assert min(agree) >= 0.995, agree
 
 
@@ -165,7 +169,7 @@ def test_shipped_int8_agrees_with_torch_within_its_stated_threshold(frames):
     ref = create_backend("torch", default_model_path(), device="cpu")
     seg = Segmenter(SegmenterConfig(backend="onnxruntime"))
     assert seg.model_path == default_model_path("int8")  # the CPU default
-    agree = [np.mean(int8.infer(x) == ref.infer(x)) for x in (seg.preprocess(f) for f in frames)]
+    agree = [np.mean(int8.infer(x).mask == ref.infer(x).mask) for x in (seg.preprocess(f) for f in frames)]
     assert min(agree) >= 0.98, agree
 
 
@@ -175,7 +179,7 @@ def test_quantize_command_makes_an_int8_model_from_an_export(camvid, tmp_path):
 
     fp32 = onnx_for(default_model_path(), 160, 120, cache=tmp_path / "cache")
     int8 = OnnxRuntimeBackend(quantize_int8(fp32, tmp_path / "m.int8.onnx", camvid / "train", frames=4))
-    assert int8.infer(np.zeros((1, 3, 120, 160), np.float32)).shape == (1, 120, 160)
+    assert int8.infer(np.zeros((1, 3, 120, 160), np.float32)).mask.shape == (1, 120, 160)
 
 
 def test_a_checkpoint_on_onnx_runtime_gets_one_fixed_graph_per_frame_size():

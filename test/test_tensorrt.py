@@ -32,7 +32,7 @@ def test_engine_masks_agree_with_torch(frames, precision, agreement):
     ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
     trt = create_backend("tensorrt", default_model_path(), precision=precision)
     for x in frames:
-        assert np.mean(trt.infer(x) == ref.infer(x)) >= agreement
+        assert np.mean(trt.infer(x).mask == ref.infer(x).mask) >= agreement
 
 
 def test_engines_are_cached_by_key_and_rebuilt_when_stale():
@@ -60,7 +60,7 @@ def test_int8_calibrated_on_real_frames(frames, tmp_path):
     trt = trtb.TensorRTBackend(onnx, "int8")  # no frames now: the INT8 engine built above is found
     ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
     assert engine.is_file()
-    assert np.mean([np.mean(trt.infer(x) == ref.infer(x)) for x in frames]) >= 0.97
+    assert np.mean([np.mean(trt.infer(x).mask == ref.infer(x).mask) for x in frames]) >= 0.97
 
 
 def test_int8_without_frames_or_an_engine_is_a_clear_error(tmp_path):
@@ -94,7 +94,7 @@ def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path
     elsewhere = tmp_path / "vendor.engine"
     elsewhere.write_bytes(engine.read_bytes())
     trusted = create_backend("tensorrt", default_model_path(), input_size=(480, 360), engine=elsewhere, cache=tmp_path / "other")
-    assert trusted.infer(np.zeros((1, 3, 360, 480), np.float32)).shape == (1, 360, 480)
+    assert trusted.infer(np.zeros((1, 3, 360, 480), np.float32)).mask.shape == (1, 360, 480)
     with pytest.raises(ValueError, match="serves 480x360 to 480x360, not 640x360 frames"):  # only the shape it was built for
         create_backend("tensorrt", default_model_path(), input_size=(640, 360), engine=elsewhere, cache=tmp_path / "other")
     data = bytearray(engine.read_bytes())

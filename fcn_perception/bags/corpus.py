@@ -52,6 +52,8 @@ class Settings:
     storage: str = "mcap"
     overlay: bool = False
     threads: int = 0
+    confidence: bool = False  # write each frame's confidence image
+    uncertain: tuple[int, float] | None = None  # (top, min_gap_s): keep each camera's least sure frames
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Outcome:
     bad_reasons: dict[str, int] = field(default_factory=dict)
     cut_short: str = ""
     ground: dict[str, str] = field(default_factory=dict)  # per camera: ground outputs' status
+    drivable_confidence: dict[str, float | None] = field(default_factory=dict)  # per camera: mean over its frames
+    uncertain: list[dict] = field(default_factory=list)  # --export-uncertain: each camera's candidates
     seconds: float = 0.0
     fps: float = 0.0
     output_bytes: int = 0
@@ -118,7 +122,12 @@ def _stat(path: Path) -> dict:
 
 def fingerprint(inp: Path, settings: Settings, model_sha256: str) -> dict:
     """What an output depends on: a change in any of these redoes it."""
-    return {"input": _stat(inp), "model_sha256": model_sha256, "params": settings.values, "topics": settings.topics, "overlay": settings.overlay}
+    fp = {"input": _stat(inp), "model_sha256": model_sha256, "params": settings.values, "topics": settings.topics, "overlay": settings.overlay}
+    if settings.confidence:
+        fp["confidence"] = True
+    if settings.uncertain:  # the candidates kept in the record depend on them
+        fp["uncertain"] = list(settings.uncertain)
+    return fp
 
 
 def current_record(out: Path, fp: dict) -> dict | None:
@@ -170,7 +179,20 @@ def replay_one(inp: Path, out: Path, fp: dict, settings: Settings, on_frame: Cal
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         pipeline = _pipeline(settings)
-        summary = replay(inp, tmp, settings.topics, None, settings.values, settings.storage, False, settings.overlay, pipeline=pipeline, on_frame=on_frame)
+        summary = replay(
+            inp,
+            tmp,
+            settings.topics,
+            None,
+            settings.values,
+            settings.storage,
+            False,
+            settings.overlay,
+            pipeline=pipeline,
+            on_frame=on_frame,
+            confidence=settings.confidence,
+            uncertain=settings.uncertain,
+        )
         outcome.status = "done"
         _fill(outcome, summary.to_json())
         outcome.seconds = round(time.perf_counter() - t0, 2)
@@ -202,6 +224,8 @@ def _fill(outcome: Outcome, summary: dict) -> None:
         for k, v in c["bad_reasons"].items():
             outcome.bad_reasons[k] = outcome.bad_reasons.get(k, 0) + v
     outcome.ground = {t: c["ground_status"] for t, c in summary["cameras"].items()}
+    outcome.drivable_confidence = {t: c["drivable_confidence"] for t, c in summary["cameras"].items()}
+    outcome.uncertain = summary["uncertain"]
 
 
 # -- one machine: worker processes ----------------------------------------------------------------
@@ -325,16 +349,29 @@ def _ray_task(inp: str, out: str, fp: dict, settings: Settings) -> dict:
 
 # -- the corpus ---------------------------------------------------------------------------------------
 def replay_corpus(
-    paths: list[str | Path], out_dir: str | Path, settings: Settings, workers: int = 1, ray_address: str = "", force: bool = False, progress: bool = True
+    paths: list[str | Path],
+    out_dir: str | Path,
+    settings: Settings,
+    workers: int = 1,
+    ray_address: str = "",
+    force: bool = False,
+    progress: bool = True,
+    export_uncertain: str | Path | None = None,
 ) -> dict:
-    """Every recording under ``paths`` to ``out_dir``; returns (and writes) corpus.json's content."""
+    """Every recording under ``paths`` to ``out_dir``; returns (and writes) corpus.json's content.
+    ``export_uncertain``: the corpus's least sure frames (``settings.uncertain``) as a labelling set."""
     from tqdm import tqdm
 
+    from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
     from fcn_perception.bags.replay import camera_topics
 
     out_dir = Path(out_dir)
     if ray_address:
         require_ray()
+    if export_uncertain:
+        check_out_dir(export_uncertain)
+        if settings.uncertain is None:
+            raise ValueError("export_uncertain needs settings.uncertain = (top, min_gap_s)")
     inputs, ignored = find_inputs(paths)
     inputs = [i for i in inputs if not i.path.resolve().is_relative_to(out_dir.resolve())]  # never our own outputs
     if not inputs:
@@ -377,6 +414,11 @@ def replay_corpus(
             run_workers(jobs, settings, workers, bar, record)
     seconds = time.perf_counter() - start
     done = [o for o in outcomes if o.status == "done"]
+    exported = None
+    if export_uncertain:  # over the whole corpus: each input kept its cameras' candidates
+        top, gap = settings.uncertain
+        picks = spread_lowest((Candidate(**c) for o in outcomes if o.status != "failed" for c in o.uncertain), top, gap)
+        exported = str(write_label_set(export_uncertain, picks, _pipeline(settings)))
     result = {
         "inputs": [asdict(o) for o in outcomes],
         "ignored_files": ignored,
@@ -394,6 +436,7 @@ def replay_corpus(
             "threads_per_worker": settings.threads,
             "ray": ray_address or None,
         },
+        "exported": exported,
     }
     (out_dir / "corpus.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fcn_perception.bags.bag_io import TYPESTORE, BagWriter, rosbags_message
+from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
 from fcn_perception.bags.recording import open_recording
 from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
 from fcn_perception.ros.messages import OUTPUTS, frame_messages
@@ -46,6 +47,9 @@ class ReplaySummary:
     output_counts: dict[str, int] = field(default_factory=dict)
     input_bytes: int = 0
     output_bytes: int = 0
+    #: --export-uncertain: each camera's least sure frames, spread over the drive (Candidate.to_json)
+    uncertain: list[dict] = field(default_factory=list)
+    exported: str = ""  # the labelling set written (one recording)
 
     @property
     def frames(self) -> int:
@@ -66,13 +70,18 @@ class ReplaySummary:
         for topic, c in self.cameras.items():
             bad = f" ({', '.join(f'{k}={v}' for k, v in sorted(c.bad_reasons.items()))})" if c.bad_frames else ""
             stages = "  ".join(f"{k} {v:.1f}" for k, v in c.stages_ms_p50.items())
-            lines.append(f"{topic}: {c.masks}/{c.frames} masks, {c.bad_frames} bad{bad}; ground outputs {c.ground_status}; ms p50: {stages}")
+            sure = "n/a" if c.drivable_confidence is None else f"{c.drivable_confidence:.3f}"
+            lines.append(
+                f"{topic}: {c.masks}/{c.frames} masks, {c.bad_frames} bad{bad}; drivable confidence {sure}; ground outputs {c.ground_status}; ms p50: {stages}"
+            )
             if c.video:
                 lines.append(f"  video {c.video} ({c.video_frames} frames)")
         for topic, why in self.skipped_topics.items():
             lines.append(f"skipped {topic}: {why}")
         if self.replaced_messages:
             lines.append(f"replaced {self.replaced_messages} recorded output messages with new ones")
+        if self.exported:
+            lines.append(f"wrote the {len(self.uncertain)} least sure frames to label to {self.exported}")
         if self.input_bytes:
             lines.append(
                 f"output bag {self.output_bytes / 1e6:.1f} MB = {self.output_bytes / self.input_bytes:.2f}x the input's {self.input_bytes / 1e6:.1f} MB"
@@ -107,9 +116,19 @@ def replay(
     summary_json: str | Path | None = None,
     pipeline: Pipeline | None = None,
     on_frame: Callable[[], None] | None = None,
+    confidence: bool = False,
+    uncertain: tuple[int, float] | None = None,
+    export_uncertain: str | Path | None = None,
 ) -> ReplaySummary:
     """One recording to one output bag. ``pipeline``: one already loaded with these parameters (a
-    corpus worker's, loaded once for all its bags); ``on_frame``: called per camera frame (progress)."""
+    corpus worker's, loaded once for all its bags); ``on_frame``: called per camera frame (progress);
+    ``confidence``: write each frame's confidence image; ``uncertain`` (top, min_gap_s): keep each
+    camera's least sure frames in the summary, and with ``export_uncertain`` write them as a
+    labelling set (label_export.py)."""
+    if export_uncertain:
+        check_out_dir(export_uncertain)
+        if uncertain is None:
+            raise ValueError("export_uncertain needs uncertain=(top, min_gap_s)")
     values = load_params_yaml(params) if params else {}
     values.update(overrides or {})
     cfg = NodeConfig.from_dict(values)
@@ -143,7 +162,8 @@ def replay(
     by_info = {camera_info_topic(t): t for t in image_topics if available.get(camera_info_topic(t)) == CAMERA_INFO}
     tf = TfGraph()
     use_tf = cfg.use_tf and any(t in available for t in TF_TOPICS)
-    keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", "lane_points", *(["overlay_compressed"] if overlay else [])]
+    keys = ["mask", "mask_compressed", "polygon", "polygon_ground", "grid", "markers", "lane_points"]
+    keys += (["overlay_compressed"] if overlay else []) + (["confidence"] if confidence else [])
     written = {output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in keys}
 
     # CameraInfo and /tf_static usually come with or after the first frames: take them up front so the
@@ -168,6 +188,7 @@ def replay(
     total = sum(rec.counts.get(t, 0) for t in image_topics) or None
     start = time.perf_counter()
     frames_for_video: dict[str, list[np.ndarray]] = {t: [] for t in image_topics} if video_dir else {}
+    scores: dict[str, list[Candidate]] = {t: [] for t in image_topics}  # --export-uncertain
     with BagWriter(out_bag, storage, compress=True) as bag, tqdm(total=total, desc="replay", unit="frame", disable=not progress) as bar:
         for m in rec.messages():
             if m.topic in written:
@@ -204,7 +225,15 @@ def replay(
             t = time.perf_counter()
             picture = pipeline.overlay_bgr(out.result, cfg.overlay_alpha) if (overlay or video_dir) else None
             outs = frame_messages(
-                rosbags_message, msg.header, out.result, cfg.base_frame, picture if overlay else None, raw_mask=True, mask_png=True, overlay_jpeg=True
+                rosbags_message,
+                msg.header,
+                out.result,
+                cfg.base_frame,
+                picture if overlay else None,
+                raw_mask=True,
+                mask_png=True,
+                overlay_jpeg=True,
+                confidence=confidence,
             )
             ns = camera_namespace(m.topic)
             for key, o in outs.items():
@@ -213,7 +242,10 @@ def replay(
                 frames_for_video[m.topic].append(_jpeg(picture))  # the rate is known only at the end
                 video_stamps[m.topic].append(stamp_ns(msg.header))
             out.result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
-            cam.served(0.0, out.result.timings_ms)
+            cam.served(0.0, out.result)
+            sure = out.result.drivable_confidence
+            if uncertain and sure is not None:  # a frame with no drivable pixels has nothing to be unsure of
+                scores[m.topic].append(Candidate(str(in_bag), m.topic, stamp_ns(msg.header), m.timestamp, sure, sure))
     summary.cut_short = rec.cut_short
     summary.seconds = time.perf_counter() - start
     summary.cameras = {t: cam.summary() for t, cam in cams.items()}
@@ -229,6 +261,13 @@ def replay(
                 video.write(cv2.imdecode(data, cv2.IMREAD_COLOR))
             video.close()
             summary.cameras[t].video, summary.cameras[t].video_frames = str(video.path), video.frames
+    if uncertain:
+        top, gap = uncertain
+        summary.uncertain = [c.to_json() for t in image_topics for c in spread_lowest(scores[t], top, gap)]
+        if export_uncertain:
+            picks = spread_lowest((Candidate(**c) for c in summary.uncertain), top, gap)
+            summary.uncertain = [c.to_json() for c in picks]
+            summary.exported = str(write_label_set(export_uncertain, picks, pipeline))
     summary.output_counts = dict(bag.counts)
     summary.input_bytes, summary.output_bytes = _size(Path(in_bag)), _size(Path(out_bag))
     if summary_json:

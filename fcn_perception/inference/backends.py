@@ -1,6 +1,7 @@
-"""Inference backends behind one call: normalised NCHW float32 in, uint8 class-id masks out.
+"""Inference backends behind one call: normalised NCHW float32 in, uint8 class ids and confidence out.
 
-The argmax happens inside the backend so a GPU backend only ships the compact mask to the host.
+The argmax and the confidence happen inside the backend (in the exported graph), so a GPU backend
+only ships two compact uint8 images to the host.
 Only what the chosen backend needs is imported: ONNX Runtime serves an .onnx model without PyTorch.
 """
 
@@ -9,13 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from fcn_perception.files import file_sha256
 from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.model.config import ModelConfig, config_from_metadata
+from fcn_perception.model.config import CONFIDENCE_NAME, EXPORT_VERSION, MASK_NAME, ModelConfig, config_from_metadata
 
 #: The one list of backend names: node parameter, CLI choices and replay overrides all read it.
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
@@ -61,12 +62,20 @@ class InferenceError(RuntimeError):
     bad frame. The node counts these apart and applies its ``on_backend_failure`` policy."""
 
 
+class Inference(NamedTuple):
+    """What a backend returns for a batch: (N, H, W) uint8 class ids, and (N, H, W) uint8 confidence
+    (the top class's softmax probability, 255 = 1.0) — None from a graph exported without it."""
+
+    mask: np.ndarray
+    confidence: np.ndarray | None = None
+
+
 class Backend(Protocol):
     name: str
     config: ModelConfig
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 normalised -> (N, H, W) uint8 class ids."""
+    def infer(self, batch: np.ndarray) -> Inference:
+        """(N, 3, H, W) float32 normalised -> class ids and confidence."""
 
 
 class OnnxRuntimeBackend:
@@ -85,17 +94,21 @@ class OnnxRuntimeBackend:
         self.input_name = inp.name
         #: a graph exported with symbolic height/width takes every frame size
         self.dynamic = any(not isinstance(d, int) for d in inp.shape[2:])
+        has_confidence = CONFIDENCE_NAME in {o.name for o in self.session.get_outputs()}
+        self._outputs = [MASK_NAME, CONFIDENCE_NAME] if has_confidence else [MASK_NAME]
         self.name = "onnxruntime-cpu"
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(["mask"], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+    def infer(self, batch: np.ndarray) -> Inference:
+        return Inference(*self.session.run(self._outputs, {self.input_name: np.ascontiguousarray(batch, np.float32)}))
 
 
 def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", model=None, half: bool = False) -> Path:
-    """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash
-    (``model``: the checkpoint already loaded, to avoid loading it twice; ``half``: float16 compute)."""
+    """The fixed-size ONNX export of a checkpoint, made once and cached by the checkpoint's hash and
+    the export's version (``model``: the checkpoint already loaded, to avoid loading it twice;
+    ``half``: float16 compute)."""
     key = file_sha256(model_path)[:16]
-    out = cache_file(cache_dir(cache), "onnx", f"{model_path.stem}-{key}-{width}x{height}{'-fp16' if half else ''}.onnx")
+    name = f"{model_path.stem}-{key}-v{EXPORT_VERSION}-{width}x{height}{'-fp16' if half else ''}.onnx"
+    out = cache_file(cache_dir(cache), "onnx", name)
     if not out.is_file():
         from fcn_perception.model.export import export_onnx
         from fcn_perception.model.fcn import load_model

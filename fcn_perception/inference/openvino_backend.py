@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fcn_perception.inference.backends import Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.model.config import INPUT_NAME, MASK_NAME, config_from_metadata
+from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
 HINTS = {"auto": "", "int8": "", "fp32": "f32", "bf16": "bf16"}
@@ -89,13 +90,15 @@ class OpenVinoBackend:
         _return_freed_heap()
         self.request = self.compiled.create_infer_request()
         self._mask = self.compiled.output(MASK_NAME)
+        names = {n for o in self.compiled.outputs for n in o.get_names()}
+        self._confidence = self.compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
         self.size = (w, h)
         self.precision = precision
         self.name = "openvino-cpu"
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Inference:
         out = self.request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
-        return out[self._mask]
+        return Inference(out[self._mask], None if self._confidence is None else out[self._confidence])
 
     def execution_precision(self) -> str:
         """What OpenVINO chose for the float parts (bf16 on AMX CPUs by default)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.inference.backends import InferenceError, concrete_backend, create_backend
+from fcn_perception.inference.backends import Inference, InferenceError, concrete_backend, create_backend
 from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, resolve_model
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
 from fcn_perception.model.classes import palette_bgr
@@ -58,6 +58,9 @@ class EngineBuilding(RuntimeError):
 class Segmentation:
     mask: np.ndarray  # (H, W) uint8 class ids at the camera's resolution
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: (H, W) uint8 top-class probability (255 = 1.0) at the camera's resolution; None from a model
+    #: exported without the confidence output
+    confidence: np.ndarray | None = None
 
 
 class Segmenter:
@@ -168,10 +171,13 @@ class Segmenter:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         return preprocess_rgb(rgb, self.size_for(rgb.shape[1], rgb.shape[0]), self._mean, self._std)
 
-    def postprocess(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    def postprocess(self, mask: np.ndarray, height: int, width: int, confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class ids (nearest) and confidence (bilinear) at the camera's resolution."""
         if mask.shape != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-        return mask
+            if confidence is not None:
+                confidence = cv2.resize(confidence, (width, height), interpolation=cv2.INTER_LINEAR)
+        return mask, confidence
 
     def segment(self, rgb: np.ndarray) -> Segmentation:
         if self.on_device:
@@ -179,24 +185,27 @@ class Segmenter:
         t0 = time.perf_counter()
         x = self.preprocess(rgb)
         t1 = time.perf_counter()
-        mask = self._infer(self.backend_for((x.shape[3], x.shape[2])).infer, x)
-        if mask.shape != tuple(x.shape[2:]) or mask.dtype != np.uint8:
-            raise InferenceError(f"{self.backend_name} returned a {mask.dtype} mask of shape {mask.shape}, expected uint8 {tuple(x.shape[2:])}")
+        mask, confidence = self._infer(self.backend_for((x.shape[3], x.shape[2])).infer, x)
+        for name, image in (("mask", mask), ("confidence", confidence)):
+            if image is not None and (image.shape != tuple(x.shape[2:]) or image.dtype != np.uint8):
+                raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {tuple(x.shape[2:])}")
         t2 = time.perf_counter()
-        mask = self.postprocess(mask, rgb.shape[0], rgb.shape[1])
+        mask, confidence = self.postprocess(mask, rgb.shape[0], rgb.shape[1], confidence)
         t3 = time.perf_counter()
-        return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+        return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
 
-    def _infer(self, call, x):
-        """The first image of ``call(x)``; any failure inside the backend becomes an :class:`InferenceError`."""
+    def _infer(self, call, x) -> Inference:
+        """The first image of each output of ``call(x)``; any failure inside the backend (or a backend
+        that returns something else) becomes an :class:`InferenceError`."""
         try:
-            return call(x)[0]
+            mask, confidence = call(x)
+            return Inference(mask[0], None if confidence is None else confidence[0])
         except Exception as exc:
             raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
 
     def _segment_on_device(self, rgb: np.ndarray) -> Segmentation:
         """Upload the uint8 frame, resize + normalise + infer + argmax + resize back on the backend's device;
-        only the uint8 mask crosses back to the host."""
+        only the uint8 mask and confidence cross back to the host."""
         import torch
         import torch.nn.functional as F
 
@@ -212,14 +221,18 @@ class Segmenter:
             x = preprocess_tensor(torch.from_numpy(rgb).to(device, non_blocking=True), size, self._mean, self._std)
             sync()
             t1 = time.perf_counter()
-            mask = self._infer(self.backend_for(size).infer_device, x)
+            mask, confidence = self._infer(self.backend_for(size).infer_device, x)
             sync()
             t2 = time.perf_counter()
             if tuple(mask.shape) != (h, w):
                 mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
+                if confidence is not None:
+                    confidence = F.interpolate(confidence[None, None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+                    confidence = confidence.round().clamp(0, 255).to(torch.uint8)
             out = mask.cpu().numpy()
+            conf = None if confidence is None else confidence.cpu().numpy()
             t3 = time.perf_counter()
-        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3})
+        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, conf)
 
     def overlay(self, bgr: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """Class colours blended over the frame, for people looking at RViz, Foxglove or a PNG."""

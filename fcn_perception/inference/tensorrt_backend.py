@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from fcn_perception.files import atomic_write_bytes, file_sha256
+from fcn_perception.inference.backends import Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.model.config import INPUT_NAME, LOGITS_NAME, MASK_NAME, read_onnx_config
+from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, LOGITS_NAME, MASK_NAME, read_onnx_config
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: The majors this module is written against: 10 (weak typing with builder flags and calibrators) and
@@ -32,6 +33,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 TRT_MAJORS = (10, 11)
 UNAVAILABLE_REASON = "TensorRT 10.x or 11.x and a CUDA GPU are required"
 INPUTS, OUTPUTS = (INPUT_NAME,), (LOGITS_NAME, MASK_NAME)
+#: an engine of a graph exported before the confidence output serves masks without it
+OPTIONAL_OUTPUTS = (CONFIDENCE_NAME,)
 _LOGGER = None
 
 
@@ -332,9 +335,12 @@ class TensorRTBackend:
         modes = {self.engine.get_tensor_name(i): self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) for i in range(self.engine.num_io_tensors)}
         inputs = tuple(n for n, m in modes.items() if m == trt.TensorIOMode.INPUT)
         outputs = tuple(sorted(n for n, m in modes.items() if m == trt.TensorIOMode.OUTPUT))
-        if inputs != INPUTS or outputs != tuple(sorted(OUTPUTS)):
-            raise ValueError(f"{engine_file}: engine inputs {inputs} / outputs {outputs}, expected {INPUTS} / {OUTPUTS}")
-        want = {INPUT_NAME: trt.DataType.FLOAT, LOGITS_NAME: trt.DataType.FLOAT, MASK_NAME: trt.DataType.UINT8}
+        extra = tuple(n for n in outputs if n not in OUTPUTS)
+        if inputs != INPUTS or not set(OUTPUTS) <= set(outputs) or not set(extra) <= set(OPTIONAL_OUTPUTS):
+            raise ValueError(f"{engine_file}: engine inputs {inputs} / outputs {outputs}, expected {INPUTS} / {OUTPUTS} (+ {OPTIONAL_OUTPUTS})")
+        self.outputs = OUTPUTS + extra
+        want = {INPUT_NAME: trt.DataType.FLOAT, LOGITS_NAME: trt.DataType.FLOAT, MASK_NAME: trt.DataType.UINT8, CONFIDENCE_NAME: trt.DataType.UINT8}
+        want = {n: d for n, d in want.items() if n in INPUTS + self.outputs}
         for name, dtype in want.items():
             if self.engine.get_tensor_dtype(name) != dtype:
                 raise ValueError(f"{engine_file}: tensor {name} is {self.engine.get_tensor_dtype(name)}, expected {dtype}")
@@ -342,28 +348,31 @@ class TensorRTBackend:
         if len(shape) != 4 or shape[1] not in (3, -1):
             raise ValueError(f"{engine_file}: input shape {shape}, expected (N, 3, H, W)")
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Inference:
         torch = self.torch
         with torch.cuda.stream(self.stream):
             x = torch.from_numpy(batch).cuda(non_blocking=True)
-            return self.infer_device(x).cpu().numpy()
+            mask, confidence = self.infer_device(x)
+            return Inference(mask.cpu().numpy(), None if confidence is None else confidence.cpu().numpy())
 
     def infer_device(self, x):
-        """(N, 3, H, W) float32 CUDA tensor -> (N, H, W) uint8 CUDA tensor; stays on the GPU."""
+        """(N, 3, H, W) float32 CUDA tensor -> (N, H, W) uint8 class ids and confidence (None from an
+        engine without it) as CUDA tensors; they stay on the GPU."""
         torch = self.torch
         self.stream.wait_stream(torch.cuda.current_stream())  # x may come from work queued on another stream
         x = x.contiguous()
         if not self.context.set_input_shape(INPUT_NAME, tuple(x.shape)):
             raise RuntimeError(f"TensorRT refused input shape {tuple(x.shape)} (outside the engine's profile)")
-        shapes = {n: tuple(self.context.get_tensor_shape(n)) for n in OUTPUTS}  # allocated as the context says
+        shapes = {n: tuple(self.context.get_tensor_shape(n)) for n in self.outputs}  # allocated as the context says
         if any(d < 0 for s in shapes.values() for d in s):
             raise RuntimeError(f"TensorRT left output shapes unresolved: {shapes}")
-        logits = torch.empty(shapes[LOGITS_NAME], device="cuda", dtype=torch.float32)
-        mask = torch.empty(shapes[MASK_NAME], device="cuda", dtype=torch.uint8)
-        for name, tensor in ((INPUT_NAME, x), (LOGITS_NAME, logits), (MASK_NAME, mask)):
+        tensors = {INPUT_NAME: x}
+        for name in self.outputs:
+            tensors[name] = torch.empty(shapes[name], device="cuda", dtype=torch.float32 if name == LOGITS_NAME else torch.uint8)
+        for name, tensor in tensors.items():
             if not self.context.set_tensor_address(name, int(tensor.data_ptr())):
                 raise RuntimeError(f"TensorRT refused the address of {name}")
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
         self.stream.synchronize()
-        return mask
+        return tensors[MASK_NAME], tensors.get(CONFIDENCE_NAME)

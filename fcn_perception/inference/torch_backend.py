@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fcn_perception.model.fcn import FCN
+from fcn_perception.inference.backends import Inference
+from fcn_perception.model.fcn import FCN, class_and_confidence
 
 
 class TorchBackend:
@@ -27,14 +28,16 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}{'-fp16' if self.fp16 else ''}"
 
     @torch.inference_mode()
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.infer_device(torch.from_numpy(batch).to(self.device, non_blocking=True)).cpu().numpy()
+    def infer(self, batch: np.ndarray) -> Inference:
+        mask, confidence = self.infer_device(torch.from_numpy(batch).to(self.device, non_blocking=True))
+        return Inference(mask.cpu().numpy(), confidence.cpu().numpy())
 
     @torch.inference_mode()
-    def infer_device(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float32 on this backend's device -> (N, H, W) uint8 class ids, left there."""
+    def infer_device(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) float32 on this backend's device -> (N, H, W) uint8 class ids and confidence, left there."""
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         if self.fp16:
             x = x.half()
-        return self.model(x).argmax(1).to(torch.uint8)
+        ids, confidence = class_and_confidence(self.model(x).float())
+        return ids.to(torch.uint8), confidence

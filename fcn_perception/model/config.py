@@ -12,8 +12,13 @@ from pathlib import Path
 from fcn_perception.model.classes import CAMVID_CLASSES
 
 VARIANTS = {"fcn32s": (32,), "fcn16s": (32, 16), "fcn8s": (32, 16, 8)}
-#: Tensor names of every exported graph: frames in, logits and the uint8 argmax mask out.
-INPUT_NAME, LOGITS_NAME, MASK_NAME = "image", "logits", "mask"
+#: Tensor names of every exported graph: frames in; logits, the uint8 argmax mask and the uint8
+#: confidence (the top class's softmax probability, 255 = 1.0) out. Graphs exported before the
+#: confidence output existed still serve masks; their confidence is absent (None).
+INPUT_NAME, LOGITS_NAME, MASK_NAME, CONFIDENCE_NAME = "image", "logits", "mask", "confidence"
+#: What the export writes, in cached exports' names: a cache filled by an older export (one without
+#: the confidence output) is not taken for the current one.
+EXPORT_VERSION = 2
 
 
 @dataclass

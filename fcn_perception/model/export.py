@@ -11,43 +11,27 @@ import torch
 from torch import nn
 
 from fcn_perception.files import atomic_write_bytes
-from fcn_perception.model.config import INPUT_NAME, LOGITS_NAME, MASK_NAME, metadata_for
-from fcn_perception.model.fcn import FCN
+from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, LOGITS_NAME, MASK_NAME, metadata_for
+from fcn_perception.model.fcn import FCN, class_and_confidence
 
 OPSET = 17
 
 
-class _WithArgmax(nn.Module):
-    """Adds the per-pixel argmax to the graph so runtimes return a compact uint8 mask. ``half``: the
-    network computes in float16 between float32 input and logits (a strongly typed fp16 graph, what
-    TensorRT 11 builds fp16 engines from)."""
+class _WithHead(nn.Module):
+    """Adds the per-pixel class and confidence to the graph (:func:`class_and_confidence`) so runtimes
+    return compact uint8 images. ``half``: the network computes in float16 between float32 input and
+    logits (a strongly typed fp16 graph, what TensorRT 11 builds fp16 engines from)."""
 
     def __init__(self, model: FCN, half: bool = False) -> None:
         super().__init__()
         self.model = model.half() if half else model
         self.half = half
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.model(x.half()).float() if self.half else self.model(x)
-        # class ids in float32 (exact for small integers): TensorRT casts to UINT8 only from FLOAT/HALF
-        return logits, argmax_first(logits).to(torch.uint8)
-
-
-def argmax_first(logits: torch.Tensor) -> torch.Tensor:
-    """``logits.argmax(1)`` as float32, written as one running max over the classes.
-
-    The same mask as ArgMax (a strict ``>`` keeps the first of equal scores, as ArgMax does), in a
-    form the runtimes fuse into one elementwise pass: OpenVINO runs ArgMax as a generic TopK that
-    took a third of the whole network's time at 480x360 (``bench --profile``), the running max a
-    tenth of that; ONNX Runtime is as fast either way (MODEL.md, "Speed").
-    """
-    best = logits[:, 0]
-    ids = torch.zeros_like(best)
-    for c in range(1, logits.shape[1]):
-        score = logits[:, c]
-        ids = torch.where(score > best, torch.full_like(best, float(c)), ids)
-        best = torch.maximum(best, score)
-    return ids
+        ids, confidence = class_and_confidence(logits)
+        # class ids cast from float32: TensorRT casts to UINT8 only from FLOAT/HALF
+        return logits, ids.to(torch.uint8), confidence
 
 
 def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480, dynamic: bool = False, half: bool = False) -> Path:
@@ -65,6 +49,7 @@ def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480
         INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
         LOGITS_NAME: {0: "batch", 2: "height", 3: "width"},
         MASK_NAME: {0: "batch", 1: "height", 2: "width"},
+        CONFIDENCE_NAME: {0: "batch", 1: "height", 2: "width"},
     }
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export (which needs onnxscript);
@@ -72,11 +57,11 @@ def export_onnx(model: FCN, out: str | Path, height: int = 360, width: int = 480
         warnings.simplefilter("ignore", DeprecationWarning)
         tmp_path = Path(tmp) / "model.onnx"
         torch.onnx.export(
-            _WithArgmax(model, half).eval(),
+            _WithHead(model, half).eval(),
             (dummy,),
             str(tmp_path),
             input_names=[INPUT_NAME],
-            output_names=[LOGITS_NAME, MASK_NAME],
+            output_names=[LOGITS_NAME, MASK_NAME, CONFIDENCE_NAME],
             opset_version=OPSET,
             dynamic_axes=axes if dynamic else None,
             dynamo=False,

@@ -33,7 +33,7 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         level, message = WARN, f"ground outputs {ground}"
     else:
         level, message = OK, "ok"
-    lat, stages = c.latency(), c.stage_p50()
+    lat, stages, sure = c.latency(), c.stage_p50(), c.mean_confidence()
     values = {
         "input_rate_hz": f"{window['received'] / period:.2f}",
         "output_rate_hz": f"{window['published'] / period:.2f}",
@@ -53,6 +53,8 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         "current_frame_age_s": f"{backend.busy_s:.2f}",
         "engine_building": building or "none",
         "ground_outputs": ground,
+        # how sure the model is where the car may drive (recent frames; n/a: no confidence output)
+        "drivable_confidence_mean": "n/a" if sure is None else f"{sure:.3f}",
         **{f"{s}_ms_p50": f"{stages.get(s, 0.0):.2f}" for s in c.stages},
     }
     return level, message, values

@@ -42,6 +42,11 @@ OUTPUTS: dict[str, Output] = {
         "segmentation/mask/compressed", COMPRESSED, "the mask as lossless PNG (image_transport's compressed twin); only while subscribed"
     ),
     "overlay": Output("segmentation/overlay", IMAGE, "bgr8 class colours over the frame with the ego polygon; only while subscribed"),
+    "confidence": Output(
+        "segmentation/confidence",
+        IMAGE,
+        "mono8 per-pixel confidence: the top class's softmax probability, 255 = 1.0, the input's size; only while subscribed (replay: --confidence)",
+    ),
     "polygon": Output("drivable_area/polygon", POLYGON_STAMPED, "ego drivable region's outline, pixels (x right, y down), input frame_id; empty = none ahead"),
     "polygon_ground": Output(
         "drivable_area/polygon_ground", POLYGON_STAMPED, "the same outline on the ground, metres in base_frame (needs CameraInfo); empty = none ahead"
@@ -231,15 +236,19 @@ def frame_messages(
     mask_png: bool = False,
     raw_mask: bool = True,
     overlay_jpeg: bool = False,
+    confidence: bool = False,
 ) -> dict[str, object]:
     """Every output message of one frame, keyed like :data:`OUTPUTS`. Image outputs carry the input's
-    header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration.
+    header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration,
+    the confidence image without a model that gives one.
     The node sends the raw mask and, for a subscriber, its PNG twin; replay writes both."""
     out = {"polygon": polygon_msg(new, header, result.ego.outer if result.ego is not None else None)}
     if raw_mask:
         out["mask"] = image_msg(new, header, result.mask, "mono8")
     if mask_png:
         out["mask_compressed"] = png_msg(new, header, result.mask)
+    if confidence and result.confidence is not None:
+        out["confidence"] = image_msg(new, header, result.confidence, "mono8")
     if overlay is not None:
         out["overlay_compressed" if overlay_jpeg else "overlay"] = (jpeg_msg if overlay_jpeg else image_msg)(
             new, header, overlay, *(() if overlay_jpeg else ("bgr8",))

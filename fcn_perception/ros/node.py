@@ -97,14 +97,15 @@ def lookup_pose(buffer, base_frame: str, header, timeout_s: float) -> tuple[np.n
 
 def publish_frame(pipeline: Pipeline, io: CameraIo, new, cfg: NodeConfig, header, result) -> None:
     """Every output of one frame on the camera's publishers; what only a viewer needs (overlay,
-    markers, the mask's PNG twin) is made only while someone subscribes."""
+    markers, the mask's PNG twin, the confidence image) is made only while someone subscribes."""
     t = time.perf_counter()
     overlay = None
     if cfg.publish_overlay and io.pubs["overlay"].get_subscription_count() > 0:
         overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha)
     markers = io.pubs["markers"].get_subscription_count() > 0
     mask_png = io.pubs["mask_compressed"].get_subscription_count() > 0
-    for key, m in frame_messages(new, header, result, cfg.base_frame, overlay, markers, mask_png).items():
+    confidence = io.pubs["confidence"].get_subscription_count() > 0
+    for key, m in frame_messages(new, header, result, cfg.base_frame, overlay, markers, mask_png, confidence=confidence).items():
         io.pubs[key].publish(m)
     result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
 
@@ -282,7 +283,7 @@ class FcnPerceptionNode(LifecycleNode):
             if line := cam.bad("publish_error", f"{exc.__class__.__name__}: {exc}").log:
                 log.warning(line)
             return
-        cam.served((time.monotonic() - received) * 1e3, out.result.timings_ms)
+        cam.served((time.monotonic() - received) * 1e3, out.result)
 
     def _tf_pose(self, io: CameraIo, header) -> tuple[np.ndarray | None, str]:
         if self._tf_buffer is None or not header.frame_id:

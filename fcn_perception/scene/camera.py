@@ -45,11 +45,13 @@ class CameraCounters:
     warnings: dict[str, int] = field(default_factory=dict)  # served, with a header problem
     latencies_ms: deque = field(init=False)
     stages_ms: dict[str, deque] = field(init=False)
+    confidences: deque = field(init=False)  # each served frame's mean confidence over its drivable pixels
     window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "warnings": 0})
 
     def __post_init__(self) -> None:
         self.latencies_ms = deque(maxlen=self.keep)
         self.stages_ms = {s: deque(maxlen=self.keep) for s in self.stages}
+        self.confidences = deque(maxlen=self.keep)
         self._lock = threading.Lock()  # the executor counts arrivals while the worker counts outcomes
 
     def count(self, key: str, reason: str = "") -> None:
@@ -65,13 +67,15 @@ class CameraCounters:
             self.warnings[reason] = self.warnings.get(reason, 0) + 1
             self.window["warnings"] += 1
 
-    def served(self, latency_ms: float, timings_ms: dict[str, float]) -> None:
+    def served(self, latency_ms: float, timings_ms: dict[str, float], confidence: float | None = None) -> None:
         with self._lock:
             self.published += 1
             self.window["published"] += 1
             self.latencies_ms.append(latency_ms)
             for stage in self.stages:
                 self.stages_ms[stage].append(timings_ms.get(stage, 0.0))
+            if confidence is not None:
+                self.confidences.append(confidence)
 
     def take_window(self) -> dict[str, int]:
         with self._lock:
@@ -85,6 +89,11 @@ class CameraCounters:
     def stage_p50(self) -> dict[str, float]:
         with self._lock:
             return {s: percentiles(v, (50,), digits=2)["p50"] for s, v in self.stages_ms.items() if v}
+
+    def mean_confidence(self) -> float | None:
+        """Mean drivable-region confidence of the kept frames (None: no frame had one)."""
+        with self._lock:
+            return round(float(np.mean(self.confidences)), 4) if self.confidences else None
 
 
 @dataclass
@@ -102,6 +111,9 @@ class CameraSummary:
     ground_status: str = ""
     pose_source: str = ""
     stages_ms_p50: dict[str, float] = field(default_factory=dict)
+    #: mean over the served frames of each one's mean confidence on its drivable pixels (None: the
+    #: model has no confidence output, or no frame had drivable pixels)
+    drivable_confidence: float | None = None
     video: str = ""  # replay --video: the overlay video written for this camera
     video_frames: int = 0
 
@@ -193,8 +205,8 @@ class CameraWorkflow:
         self.counters.count("bad", reason)
         return Outcome(reason=reason, detail=detail, log=self._throttled(f"{self.topic}: dropped bad frame ({detail}); {self.counters.bad} bad frames so far"))
 
-    def served(self, latency_ms: float, timings_ms: dict[str, float]) -> None:
-        self.counters.served(latency_ms, timings_ms)
+    def served(self, latency_ms: float, result: FrameResult) -> None:
+        self.counters.served(latency_ms, result.timings_ms, result.drivable_confidence)
 
     def _throttled(self, line: str) -> str:
         now = time.monotonic()
@@ -217,4 +229,5 @@ class CameraWorkflow:
             ground_status=self.ground_report()[0],
             pose_source=self.state.pose_source,
             stages_ms_p50=c.stage_p50(),
+            drivable_confidence=c.mean_confidence(),
         )

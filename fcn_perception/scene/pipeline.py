@@ -87,6 +87,18 @@ class FrameResult:
     ground_error: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     lanes: LanePoints | None = None  # lane markings on the ground: None without a pose or a lane class
+    confidence: np.ndarray | None = None  # HxW uint8 top-class probability (255 = 1.0); None: the model has none
+    #: mean confidence (0-1) over the drivable pixels: how sure the model is where the car may drive;
+    #: None without a confidence output or without drivable pixels
+    drivable_confidence: float | None = None
+
+
+def mean_confidence(confidence: np.ndarray | None, where: np.ndarray) -> float | None:
+    """Mean of a uint8 confidence image (255 = 1.0) over the nonzero pixels of ``where``; None
+    when there is no confidence or no such pixel."""
+    if confidence is None or not cv2.countNonZero(where):
+        return None
+    return float(cv2.mean(confidence, mask=where)[0]) / 255.0
 
 
 class Pipeline:
@@ -125,7 +137,7 @@ class Pipeline:
 
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None) -> FrameResult:
         seg = self.segmenter.segment(rgb)
-        result = self.drivable_area(seg.mask, camera)
+        result = self.drivable_area(seg.mask, camera, seg.confidence)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
         return result
@@ -134,10 +146,12 @@ class Pipeline:
         """(H, W) uint8 0/1: the pixels of the drivable classes, unsmoothed."""
         return drivable_mask(mask, self._lut)
 
-    def drivable_area(self, mask: np.ndarray, camera: CameraState | None = None) -> FrameResult:
-        """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid."""
+    def drivable_area(self, mask: np.ndarray, camera: CameraState | None = None, confidence: np.ndarray | None = None) -> FrameResult:
+        """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid;
+        with ``confidence``, its mean over the drivable pixels."""
         t0 = time.perf_counter()
         binary = self.drivable_pixels(mask)
+        sure = mean_confidence(confidence, binary)
         if camera is not None:
             binary = camera.smoother(binary)
         regions = extract_regions(binary, self.drivable)
@@ -155,7 +169,7 @@ class Pipeline:
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
                 error, ground, lanes = str(exc), None, None
         timings = {"drivable": (t1 - t0) * 1e3, "ground": (time.perf_counter() - t1) * 1e3}
-        return FrameResult(None, mask, regions, ego, ground, error, timings, lanes)
+        return FrameResult(None, mask, regions, ego, ground, error, timings, lanes, confidence, sure)
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""

@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from fcn_perception.training.evaluate import evaluate, format_report, plot_confusion, write_json
+    from fcn_perception.training.evaluate import evaluate, format_report, plot_confusion, plot_reliability, write_json
 
     seg = _segmenter(args)
     res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit)
@@ -62,6 +62,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if plot:
         plot_confusion(conf, seg.classes, plot)
         print(f"confusion matrix: {plot}")
+    reliability = args.reliability or (str(Path(args.json).with_suffix(".reliability.png")) if args.json else "")
+    if reliability and res["confidence"]:
+        plot_reliability(res["confidence"], reliability)
+        print(f"reliability diagram: {reliability}")
     return 0
 
 
@@ -249,10 +253,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         overlay=args.overlay,
         video_dir=args.video or None,
         summary_json=args.summary or None,
+        confidence=args.confidence,
+        uncertain=_uncertain(args),
+        export_uncertain=args.export_uncertain or None,
     )
     print(summary.report())
     print(f"wrote {args.out}" + (f", {args.summary}" if args.summary else ""))
     return 0
+
+
+def _uncertain(args: argparse.Namespace) -> tuple[int, float] | None:
+    """(top, min_gap_s) when --export-uncertain is asked for; bad values are one line."""
+    if not args.export_uncertain:
+        return None
+    if args.top < 1 or args.min_gap < 0:
+        raise ValueError(f"--top must be at least 1 and --min-gap at least 0, got {args.top} and {args.min_gap}")
+    return args.top, args.min_gap
 
 
 def _is_corpus_folder(path: str) -> bool:
@@ -272,8 +288,8 @@ def _replay_corpus(args: argparse.Namespace, overrides: dict) -> int:
     values = load_params_yaml(args.params) if args.params else {}
     values.update(overrides)
     NodeConfig.from_dict(values)  # a bad parameter: one line before any worker starts
-    settings = Settings(values, args.topics or None, args.storage, args.overlay)
-    res = replay_corpus(args.inputs, args.out, settings, args.workers, args.ray, args.force)
+    settings = Settings(values, args.topics or None, args.storage, args.overlay, confidence=args.confidence, uncertain=_uncertain(args))
+    res = replay_corpus(args.inputs, args.out, settings, args.workers, args.ray, args.force, export_uncertain=args.export_uncertain or None)
     t = res["totals"]
     for o in res["inputs"]:
         line = f"{o['status']:<8} {o['input']}"
@@ -284,6 +300,8 @@ def _replay_corpus(args: argparse.Namespace, overrides: dict) -> int:
         + (f", Ray {t['ray']}" if t["ray"] else "")
         + f"); wrote {Path(args.out) / 'corpus.json'}"
     )
+    if res["exported"]:
+        print(f"wrote the least sure frames to label to {res['exported']}")
     if t["failed"]:
         print(f"{t['failed']} of {t['recordings']} recordings failed (reasons in corpus.json)")
         return 1
@@ -294,7 +312,19 @@ def _replay_corpus(args: argparse.Namespace, overrides: dict) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from fcn_perception.tools.compare import run
 
-    return run(args.inputs, args.baseline, args.candidate, args.report, args.min_agreement, args.min_frame_agreement, args.top)
+    if args.top < 1 or args.min_gap < 0:
+        raise ValueError(f"--top must be at least 1 and --min-gap at least 0, got {args.top} and {args.min_gap}")
+    return run(
+        args.inputs,
+        args.baseline,
+        args.candidate,
+        args.report,
+        args.min_agreement,
+        args.min_frame_agreement,
+        args.top,
+        export_uncertain=args.export_uncertain or None,
+        min_gap_s=args.min_gap,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,6 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: TensorRT fp16, ONNX Runtime the shipped INT8")
             sp.add_argument("--size", type=size_arg, default=None, help="force the network's input WxH (default: model height, each frame's aspect)")
         sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
+
+    def uncertain_args(sp: argparse.ArgumentParser, top: int, what: str) -> None:
+        sp.add_argument(
+            "--export-uncertain",
+            default="",
+            metavar="DIR",
+            help="write the frames worth labelling as a dataset (class_dict.csv, frames/images, frames/labels with the model's pre-labels, frames.csv)",
+        )
+        sp.add_argument("--top", type=int, default=top, metavar="N", help=what)
+        sp.add_argument("--min-gap", type=float, default=1.0, metavar="S", help="no two exported frames of one camera within S seconds of recording time")
 
     sp = sub.add_parser("train", help="train an FCN from a YAML config")
     sp.add_argument("--config", required=True)
@@ -323,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--class-map", default="", help="YAML: dataset class name -> model class name or void")
     sp.add_argument("--json", default="")
     sp.add_argument("--confusion", default="", help="confusion-matrix PNG (default: beside --json)")
+    sp.add_argument("--reliability", default="", help="reliability diagram of the confidence, PNG (default: beside --json)")
     sp.add_argument("--limit", type=int, default=0, help="only the first N frames")
     model_args(sp)
     sp.set_defaults(func=cmd_eval)
@@ -372,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     sp.add_argument("--model", default="")
     sp.add_argument("--backend", default="", choices=("", *BACKENDS))
+    sp.add_argument("--confidence", action="store_true", help="also write <camera>/segmentation/confidence (mono8, 255 = 1.0)")
+    uncertain_args(sp, top=50, what="the N frames with the lowest drivable-region confidence")
     sp.set_defaults(func=cmd_replay)
 
     sp = sub.add_parser("compare", help="where a candidate model differs from the baseline on recorded drives (report.json + report.html)")
@@ -381,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", required=True, metavar="DIR", help="report.json and report.html go here")
     sp.add_argument("--min-agreement", type=float, default=None, help="exit 1 when the mean drivable-area IoU is below this")
     sp.add_argument("--min-frame-agreement", type=float, default=None, help="exit 1 when any frame's drivable-area IoU is below this")
-    sp.add_argument("--top", type=int, default=8, help="frames that changed most, shown in the page")
+    uncertain_args(sp, top=8, what="the N frames that changed most (shown in the page; with --export-uncertain also written, spread by --min-gap)")
     sp.set_defaults(func=cmd_compare)
 
     from fcn_perception.tools import bench, demo, load

@@ -5,6 +5,8 @@ gives the IoU of the two drivable masks and of the two ego polygons, each class'
 A and B, and the A→B class confusion. ``report.json`` and a self-contained ``report.html`` (images
 embedded) are written; the exit code is 1 when the mean drivable agreement falls below
 ``--min-agreement`` (or any frame below ``--min-frame-agreement``), so a CI job can gate a model.
+With ``--export-uncertain`` the frames that changed most (spread by ``--min-gap``) are written as a
+labelling set with the candidate's masks as pre-labels (label_export.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from fcn_perception.bags.bag_io import TYPESTORE
 from fcn_perception.bags.corpus import find_inputs
+from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
 from fcn_perception.bags.recording import open_recording
 from fcn_perception.bags.replay import camera_topics
 from fcn_perception.inference.segmenter import SegmenterConfig
@@ -54,6 +57,7 @@ class Comparison:
     confusion: np.ndarray | None = None  # (classes of A, classes of B) pixel counts
     worst: list = field(default_factory=list)  # heap of (-(1 - iou), index, jpeg) for the report
     skipped: dict[str, str] = field(default_factory=dict)  # input -> why it was not compared
+    candidates: list[Candidate] = field(default_factory=list)  # every frame, scored by agreement (--export-uncertain)
 
 
 def _composite(rgb: np.ndarray, a: FrameResult, b: FrameResult, pa: Pipeline, pb: Pipeline) -> bytes:
@@ -67,10 +71,15 @@ def _composite(rgb: np.ndarray, a: FrameResult, b: FrameResult, pa: Pipeline, pb
     return cv2.imencode(".jpg", np.hstack([left, right, diff]), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
-def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8, progress: bool = True) -> Comparison:
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 5)
+
+
+def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8, progress: bool = True, pipelines=None) -> Comparison:
+    """``pipelines``: (A, B) already loaded (else made from the two model paths)."""
     from tqdm import tqdm
 
-    pa, pb = Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate))
+    pa, pb = pipelines or (Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate)))
     cmp = Comparison(list(pa.segmenter.classes), list(pb.segmenter.classes))
     na, nb = len(cmp.classes_a), len(cmp.classes_b)
     cmp.confusion = np.zeros((na, nb), np.int64)
@@ -95,12 +104,18 @@ def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8
                 "stamp_ns": stamp_ns(msg.header),
                 "drivable_iou": round(iou(da, db), 5),
                 "ego_iou": round(iou(ego_mask(a), ego_mask(b)), 5),
+                # how sure each model is on its own drivable region (None: no confidence output / no region)
+                "confidence_a": _round(a.drivable_confidence),
+                "confidence_b": _round(b.drivable_confidence),
                 "share_a": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_a, np.bincount(a.mask.ravel(), minlength=na)[:na], strict=True)},
                 "share_b": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_b, np.bincount(b.mask.ravel(), minlength=nb)[:nb], strict=True)},
             }
             cmp.confusion += np.bincount(a.mask.ravel().astype(np.int64) * nb + b.mask.ravel(), minlength=na * nb)[: na * nb].reshape(na, nb)
             index = len(cmp.frames)
             cmp.frames.append(frame)
+            cmp.candidates.append(
+                Candidate(frame["bag"], m.topic, frame["stamp_ns"], m.timestamp, frame["drivable_iou"], frame["confidence_b"], frame["drivable_iou"])
+            )
             key = (1.0 - frame["drivable_iou"], -index)
             if len(cmp.worst) < top or key > cmp.worst[0][:2]:
                 item = (*key, _composite(a.rgb, a, b, pa, pb))
@@ -109,12 +124,17 @@ def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8
 
 
 def report_json(cmp: Comparison, baseline: str, candidate: str) -> dict:
-    ious = [f["drivable_iou"] for f in cmp.frames]
+    def mean_of(key: str) -> float | None:
+        values = [f[key] for f in cmp.frames if f[key] is not None]
+        return round(float(np.mean(values)), 5) if values else None
+
     return {
         "baseline": baseline,
         "candidate": candidate,
-        "mean_drivable_iou": round(float(np.mean(ious)), 5) if ious else None,
-        "mean_ego_iou": round(float(np.mean([f["ego_iou"] for f in cmp.frames])), 5) if ious else None,
+        "mean_drivable_iou": mean_of("drivable_iou"),
+        "mean_ego_iou": mean_of("ego_iou"),
+        "mean_confidence_a": mean_of("confidence_a"),
+        "mean_confidence_b": mean_of("confidence_b"),
         "frames": cmp.frames,
         "classes_a": cmp.classes_a,
         "classes_b": cmp.classes_b,
@@ -144,7 +164,8 @@ def report_html(cmp: Comparison, data: dict) -> str:
         "<style>body{font-family:sans-serif;margin:1em}img{max-width:100%}table{border-collapse:collapse}",
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
         f"<h1>{html.escape(Path(data['candidate']).name or 'candidate')} against {html.escape(Path(data['baseline']).name or 'baseline')}</h1>",
-        f"<p>{len(cmp.frames)} frames; mean drivable-area IoU <b>{data['mean_drivable_iou']}</b>, mean ego-polygon IoU {data['mean_ego_iou']}</p>",
+        f"<p>{len(cmp.frames)} frames; mean drivable-area IoU <b>{data['mean_drivable_iou']}</b>, mean ego-polygon IoU {data['mean_ego_iou']}; "
+        f"mean confidence on the drivable region: baseline {data['mean_confidence_a']}, candidate {data['mean_confidence_b']}</p>",
     ]
     series: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for f in cmp.frames:
@@ -178,10 +199,26 @@ def report_html(cmp: Comparison, data: dict) -> str:
     return "\n".join(parts)
 
 
-def run(paths, baseline: str, candidate: str, report: str | Path, min_agreement: float | None, min_frame_agreement: float | None, top: int = 8) -> int:
-    cmp = compare(paths, baseline, candidate, top)
+def run(
+    paths,
+    baseline: str,
+    candidate: str,
+    report: str | Path,
+    min_agreement: float | None,
+    min_frame_agreement: float | None,
+    top: int = 8,
+    export_uncertain: str | Path | None = None,
+    min_gap_s: float = 1.0,
+) -> int:
+    if export_uncertain:
+        check_out_dir(export_uncertain)
+    pipelines = Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate))
+    cmp = compare(paths, baseline, candidate, top, pipelines=pipelines)
     if not cmp.frames:
         raise ValueError(f"no camera frame found to compare in {', '.join(map(str, paths))}")
+    if export_uncertain:  # the frames the models disagree on most, pre-labelled by the candidate
+        picks = spread_lowest(cmp.candidates, top, min_gap_s)
+        print(f"wrote the {len(picks)} frames that changed most to {write_label_set(export_uncertain, picks, pipelines[1])}")
     data = report_json(cmp, baseline, candidate)
     out = Path(report)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.training.datasets import LabelReader, load_class_map, open_split, read_pair
-from fcn_perception.training.metrics import confusion_matrix, scores
+from fcn_perception.training.metrics import confidence_histograms, confidence_scores, confusion_matrix, scores
 
 
 def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str | Path = "", limit: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
@@ -21,10 +21,16 @@ def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str 
     pairs = ds.pairs[:limit] if limit else ds.pairs
     n = len(segmenter.classes)
     conf = np.zeros((n, n), np.int64)
+    sure = np.zeros((2, 256), np.int64)  # confidence of right and of wrong pixels
     for frame, label in tqdm(pairs, desc=f"eval {split}", disable=not progress):
         rgb, lab = read_pair(frame, label, labels)
-        conf += confusion_matrix(*labels.space.resolve(segmenter.segment(rgb).mask, lab), n)
+        seg = segmenter.segment(rgb)
+        pred, target = labels.space.resolve(seg.mask, lab)
+        conf += confusion_matrix(pred, target, n)
+        if seg.confidence is not None:
+            sure += confidence_histograms(seg.confidence, pred, target, n)
     res = scores(conf, segmenter.classes, labels.scored)
+    res["confidence"] = confidence_scores(sure) if sure.any() else None
     res["frames"] = len(pairs)
     res["layout"] = ds.layout
     res["unknown_colour_pixels"] = labels.unknown_pixels
@@ -57,6 +63,35 @@ def plot_confusion(conf: np.ndarray, classes: list[str], path: str | Path) -> No
     plt.close(fig)
 
 
+def plot_reliability(confidence: dict, path: str | Path, title: str = "") -> None:
+    """Reliability diagram: per confidence bin, the share of its pixels that are right (bars) against
+    the diagonal a perfectly calibrated model follows, with how many pixels each bin holds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = confidence["bins"]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    centres = [(b["from"] + b["to"]) / 2 for b in bins]
+    width = bins[0]["to"] - bins[0]["from"]
+    ax.bar(centres, [b["accuracy"] or 0.0 for b in bins], width=width * 0.9, color="#4c72b0", label="share of pixels right")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    right, wrong, ece = (("n/a" if confidence[k] is None else f"{confidence[k]:.3f}") for k in ("mean_correct", "mean_wrong", "ece"))
+    ax.set_title(title or f"mean confidence: right {right}, wrong {wrong}; ECE {ece}", fontsize=9)
+    total = sum(b["pixels"] for b in bins) or 1
+    ax2.bar(centres, [b["pixels"] / total for b in bins], width=width * 0.9, color="#999999")
+    ax2.set_ylabel("share of pixels")
+    ax2.set_xlabel("confidence (top class's softmax probability)")
+    ax2.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def format_report(res: dict) -> str:
     lines = [
         f"frames {res['frames']}  backend {res['backend']}  layout {res['layout']}",
@@ -66,6 +101,9 @@ def format_report(res: dict) -> str:
         lines.append(f"label pixels in no class_dict.csv colour (counted as void): {res['unknown_colour_pixels']}")
     for name, iou in res["per_class_iou"].items():
         lines.append(f"  {name:<12} {'n/a' if iou is None else f'{iou * 100:.2f}'}")
+    c = res.get("confidence")
+    if c and c["mean_correct"] is not None and c["mean_wrong"] is not None:
+        lines.append(f"confidence: right pixels {c['mean_correct']:.3f}, wrong pixels {c['mean_wrong']:.3f} (gap {c['gap']:.3f}), ECE {c['ece']:.3f}")
     return "\n".join(lines)
 
 

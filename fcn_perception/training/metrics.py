@@ -37,3 +37,39 @@ def scores(conf: np.ndarray, class_names: list[str] | tuple[str, ...], scored: l
         "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou, strict=True)},
         "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
     }
+
+
+def confidence_histograms(confidence: np.ndarray, pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """(2, 256) pixel counts of each uint8 confidence value (255 = 1.0): row 0 correctly classified
+    pixels, row 1 wrong ones; void targets are left out as in :func:`confusion_matrix`."""
+    conf, pred, target = (np.asarray(a).ravel() for a in (confidence, pred, target))
+    valid = (target >= 0) & (target < num_classes)
+    right = pred[valid] == target[valid]
+    values = conf[valid].astype(np.int64)
+    return np.stack([np.bincount(values[right], minlength=256), np.bincount(values[~right], minlength=256)])
+
+
+def confidence_scores(hist: np.ndarray, bins: int = 10) -> dict:
+    """Does the confidence mean something: mean confidence of correct and of wrong pixels and their
+    gap, and calibration — per bin of confidence, the share of its pixels that are right (a
+    reliability diagram) and the expected calibration error (pixel-weighted |accuracy - confidence|)."""
+    hist = hist.astype(np.float64)
+    values = np.arange(256) / 255.0
+    n_right, n_wrong = hist[0].sum(), hist[1].sum()
+    mean_right = float(hist[0] @ values / n_right) if n_right else None
+    mean_wrong = float(hist[1] @ values / n_wrong) if n_wrong else None
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+    table, ece, total = [], 0.0, n_right + n_wrong
+    for b in range(bins):
+        sel = which == b
+        right, wrong = hist[0][sel].sum(), hist[1][sel].sum()
+        count = right + wrong
+        if not count:
+            table.append({"from": float(edges[b]), "to": float(edges[b + 1]), "pixels": 0, "accuracy": None, "confidence": None})
+            continue
+        mean_conf = float((hist[0][sel] + hist[1][sel]) @ values[sel] / count)
+        table.append({"from": float(edges[b]), "to": float(edges[b + 1]), "pixels": int(count), "accuracy": float(right / count), "confidence": mean_conf})
+        ece += count / total * abs(right / count - mean_conf)
+    gap = mean_right - mean_wrong if mean_right is not None and mean_wrong is not None else None
+    return {"mean_correct": mean_right, "mean_wrong": mean_wrong, "gap": gap, "ece": float(ece) if total else None, "bins": table}
