@@ -119,3 +119,47 @@ def test_the_mask_reaches_uint8_through_float32_in_every_shipped_graph(graphs):
     producers = {o: n for n in proto.graph.node for o in n.output}
     tail = producers["mask"]
     assert tail.op_type == "Cast" and producers[tail.input[0]].op_type == "Where" and not any(n.op_type == "ArgMax" for n in proto.graph.node)
+
+
+class _Engine:
+    """An engine's I/O table as TensorRT reports it (names, modes, dtypes, shapes)."""
+
+    def __init__(self, io: dict[str, tuple[str, str]]) -> None:
+        self.io = io  # name -> (mode, dtype)
+        self.num_io_tensors = len(io)
+
+    def get_tensor_name(self, i: int) -> str:
+        return list(self.io)[i]
+
+    def get_tensor_mode(self, name: str) -> str:
+        return self.io[name][0]
+
+    def get_tensor_dtype(self, name: str) -> str:
+        return self.io[name][1]
+
+    def get_tensor_shape(self, name: str) -> tuple:
+        return (1, 3, -1, -1)
+
+
+FAKE_TRT = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in", OUTPUT="out"), DataType=SimpleNamespace(FLOAT="f32", UINT8="u8"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({}, None),  # an engine of a graph exported before the confidence output: masks only
+        ({"confidence": ("out", "u8")}, None),
+        ({"confidence": ("out", "f32")}, "tensor confidence is f32"),
+        ({"scores": ("out", "f32")}, "outputs"),
+    ],
+)
+def test_an_engine_with_or_without_the_confidence_output_is_taken_and_others_refused(extra, error):
+    io = {"image": ("in", "f32"), "logits": ("out", "f32"), "mask": ("out", "u8"), **extra}
+    backend = trtb.TensorRTBackend.__new__(trtb.TensorRTBackend)
+    backend.engine = _Engine(io)
+    if error:
+        with pytest.raises(ValueError, match=error):
+            backend._check_io(FAKE_TRT, "x.engine")
+    else:
+        backend._check_io(FAKE_TRT, "x.engine")
+        assert backend.outputs == ("logits", "mask", *extra)
