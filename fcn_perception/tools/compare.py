@@ -167,16 +167,21 @@ def report_html(cmp: Comparison, data: dict) -> str:
         f"<p>{len(cmp.frames)} frames; mean drivable-area IoU <b>{data['mean_drivable_iou']}</b>, mean ego-polygon IoU {data['mean_ego_iou']}; "
         f"mean confidence on the drivable region: baseline {data['mean_confidence_a']}, candidate {data['mean_confidence_b']}</p>",
     ]
-    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    series: dict[tuple[str, str], list[dict]] = {}
     for f in cmp.frames:
-        series.setdefault((f["bag"], f["topic"]), []).append((f["stamp_ns"], f["drivable_iou"]))
+        series.setdefault((f["bag"], f["topic"]), []).append(f)
     for (bag, topic), pts in series.items():
-        t0 = pts[0][0]
-        fig, ax = plt.subplots(figsize=(8, 2.2))
-        ax.plot([(t - t0) / 1e9 for t, _ in pts], [v for _, v in pts], marker=".")
+        t0 = pts[0]["stamp_ns"]
+        t = [(f["stamp_ns"] - t0) / 1e9 for f in pts]
+        fig, ax = plt.subplots(figsize=(8, 2.4))
+        ax.plot(t, [f["drivable_iou"] for f in pts], marker=".", label="drivable IoU (agreement)")
+        for key, name, style in (("confidence_a", "baseline", ":"), ("confidence_b", "candidate", "--")):
+            if any(f[key] is not None for f in pts):  # how sure each model is on its drivable region
+                ax.plot(t, [np.nan if f[key] is None else f[key] for f in pts], style, label=f"{name} confidence")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("s")
-        ax.set_ylabel("drivable IoU")
+        ax.set_ylabel("IoU / confidence")
+        ax.legend(loc="lower left", fontsize=7, ncol=3)
         ax.set_title(f"{Path(bag).name} {topic}", fontsize=9)
         fig.tight_layout()
         parts.append(
