@@ -123,6 +123,11 @@ def test_export_uncertain_writes_the_least_sure_frames_as_a_dataset_eval_reads(s
     assert cli(["eval", "--data", str(out), "--split", "frames", "--json", str(tmp_path / "e.json")]) == 0
     res = json.loads((tmp_path / "e.json").read_text())
     assert res["frames"] == 3 and res["pixel_accuracy"] == 1.0 and res["unknown_colour_pixels"] == 0
+    # after correction, fine-tuning takes the set as it is
+    run = tmp_path / "run"
+    train = ["train", "--config", "config/finetune_example.yaml", "--init", str(default_model_path("pt")), "--data", str(out), "--split", "frames"]
+    assert cli([*train, "--set", f"out={run}", "--set", "iterations=1", "--set", "eval_every=1", "--set", "batch_size=2"]) == 0
+    assert (run / "best.pt").is_file()
     # a folder that holds something already is refused before any replay, in one line
     code = cli(["replay", str(sample_bag), "--out", str(tmp_path / "bag2"), "--export-uncertain", str(out)])
     assert code == 2 and not (tmp_path / "bag2").exists()

@@ -42,10 +42,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         raw["out"] = args.out
     if args.init:
         raw["init"] = args.init
+    if args.data:  # one dataset folder as it is (a labelling set from --export-uncertain, say)
+        raw["datasets"] = [_dataset_entry(Path(args.data), args.split, args.val_split)]
     cfg = TrainConfig.from_dict(raw)
     best = train(cfg, resume=not args.restart)
     print(f"best checkpoint: {best}")
     return 0
+
+
+def _dataset_entry(root: Path, split: str, val_split: str) -> dict:
+    """The config's datasets entry for ``--data``: selection on ``val_split``, else on the folder's
+    ``val`` split where there is one, else (said on the console) on the training frames themselves."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {root}: no such folder")
+    if not val_split:
+        val_split = "val" if (root / "val").is_dir() else split
+        if val_split == split:
+            print(f"train: {root} has no val split; selecting on {split!r}, the training frames (add {root}/val/images and /labels for a fair choice)")
+    return {"path": str(root), "train_split": split, "val_split": val_split}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -355,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--restart", action="store_true", help="ignore last.pt instead of resuming from it")
     sp.add_argument("--init", default="", help="start from this checkpoint (fine-tuning; a different class list gets a new score head)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (dotted keys: augment.crop=[256,256])")
+    sp.add_argument("--data", default="", metavar="DIR", help="train on this one dataset folder instead of the config's datasets (a labelling set as it is)")
+    sp.add_argument("--split", default="train", help="with --data: the split to train on (an --export-uncertain set: frames)")
+    sp.add_argument("--val-split", default="", help="with --data: the split to select on (default: val where it exists, else --split)")
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("eval", help="mIoU / per-class IoU / pixel accuracy on a labelled split (SegNet or generic layout)")
