@@ -147,7 +147,8 @@ def test_any_frame_size_gives_a_mask_of_that_size(frames):
 @pytest.mark.parametrize("size", [(1280, 720), (480, 360), (320, 240)])
 def test_on_device_preprocessing_agrees_with_the_host_path(frames, size):
     """The GPU path (upload uint8, resize + normalise + argmax + resize back on the device, only the mask
-    comes back) run here on the CPU device: same masks as the OpenCV path within 0.5 % of pixels."""
+    and confidence come back) run here on the CPU device: same masks as the OpenCV path within 0.5 % of
+    pixels, confidence within 3 levels of 255 on average."""
     import cv2
 
     host = Segmenter(SegmenterConfig(backend="torch", device="cpu", device_preprocess="off"))
@@ -155,9 +156,13 @@ def test_on_device_preprocessing_agrees_with_the_host_path(frames, size):
     assert device.on_device and not host.on_device
     for f in frames[:3]:
         rgb = cv2.resize(f, size, interpolation=cv2.INTER_AREA)
-        a, b = host.segment(rgb).mask, device.segment(rgb).mask
+        ha, hb = host.segment(rgb), device.segment(rgb)
+        a, b = ha.mask, hb.mask
         assert a.shape == b.shape == (size[1], size[0])
         assert np.mean(a == b) >= 0.995, np.mean(a == b)
+        # the confidence comes back too, at the frame's size, close to the host path's
+        assert hb.confidence.shape == ha.confidence.shape == (size[1], size[0]) and hb.confidence.dtype == np.uint8
+        assert np.abs(ha.confidence.astype(int) - hb.confidence.astype(int)).mean() < 3
 
 
 def test_shipped_int8_agrees_with_torch_within_its_stated_threshold(frames):
