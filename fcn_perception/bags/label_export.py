@@ -76,9 +76,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def _name(c: Candidate) -> str:
+def _name(rank: int, c: Candidate) -> str:
+    """File stem: the rank first (a labeller works down the list; two recordings of one name in
+    different folders cannot collide), then where the frame came from."""
     cam = re.sub(r"[^A-Za-z0-9]+", "_", c.topic).strip("_") or "camera"
-    return f"{Path(c.bag).stem}_{cam}_{c.stamp_ns}"
+    return f"{rank:04d}_{Path(c.bag).stem}_{cam}_{c.stamp_ns}"
 
 
 def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipeline) -> Path:
@@ -96,6 +98,7 @@ def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipel
             b, g, r = (int(v) for v in lut[i])
             w.writerow([name, r, g, b])
     wanted: dict[str, dict[tuple[str, int], Candidate]] = defaultdict(dict)
+    rank = {c: i for i, c in enumerate(picks)}
     for c in picks:
         wanted[c.bag][(c.topic, c.log_time_ns)] = c
     written: dict[Candidate, str] = {}
@@ -106,7 +109,7 @@ def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipel
             if c is None or c in written:
                 continue
             result = pipeline.process(TYPESTORE.deserialize_cdr(m.data, m.msgtype))
-            name = _name(c)
+            name = _name(rank[c], c)
             cv2.imwrite(str(images / f"{name}.png"), np.ascontiguousarray(result.rgb[..., ::-1]))
             # written as BGR: the file holds the class_dict.csv colours
             cv2.imwrite(str(labels / f"{name}.png"), cv2.LUT(cv2.merge([result.mask] * 3), lut.reshape(256, 1, 3)))
