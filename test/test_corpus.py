@@ -10,13 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from fcn_perception.bags.bag_io import BagWriter, read_messages
 from fcn_perception.bags.replay import replay
+from fcn_perception.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = ("fleet/a", "fleet/day2/two_cameras", "fleet/day2/c", "fleet/d")  # outputs, relative to --out
@@ -126,12 +126,7 @@ def _start(corpus: Path, out: Path) -> subprocess.Popen:
 
 
 def _wait_for(predicate, timeout=60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(predicate, timeout, 0.02)
 
 
 def test_kill_9_of_the_whole_run_then_rerun_gives_the_uninterrupted_outputs(corpus, singles, tmp_path):

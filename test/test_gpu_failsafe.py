@@ -20,6 +20,7 @@ from fcn_perception.inference.backends import OnnxRuntimeBackend, create_backend
 from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.preprocess import inference_size
 from fcn_perception.inference.segmenter import EngineBuilding, Segmenter, SegmenterConfig
+from fcn_perception.waiting import wait_until
 
 FRONT, SIDE = "/gpu_front/image_raw", "/gpu_side/image_raw"
 FRONT_SIZE, SIDE_FRAME = (480, 360), (720, 360)  # 4:3 (the model's own size) and 2:1 (a second build)
@@ -101,9 +102,7 @@ def test_a_failed_build_is_a_backend_fault_not_retried_and_the_node_falls_back_s
         def serve(cam, size, sec):
             node._on_image(cam.index, _image(size, sec, "cam"))
             node.worker.serve_one(*node.worker.take())
-            deadline = time.monotonic() + 10
-            while node.pipeline.segmenter.building and time.monotonic() < deadline:  # the build thread ends
-                time.sleep(0.01)
+            wait_until(lambda: not node.pipeline.segmenter.building, 10, 0.01)  # the build thread ends
 
         for sec in range(1, 6):  # interleaved: the healthy camera's successes must not hide the broken one
             serve(front, FRONT_SIZE, sec)

@@ -18,6 +18,8 @@ import time
 import numpy as np
 import pytest
 
+from fcn_perception.waiting import wait_until
+
 # as loud as missing data: CI has the wheels (tools/bootstrap.sh installs them from ../shared/wheels);
 # launch_ros is only looked up here, as it imports composition_interfaces (a stand-in at launch time)
 _MISSING = [m for m in ("launch", "launch_ros") if importlib.util.find_spec(m) is None]
@@ -58,12 +60,7 @@ def _launch(install, tmp_path, args):
 
 
 def _wait(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+    return wait_until(predicate, timeout, 0.1)
 
 
 @pytest.mark.parametrize(

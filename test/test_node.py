@@ -12,17 +12,13 @@ from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.tools import demo
 from fcn_perception.tools.demo import NodeProcess
+from fcn_perception.waiting import wait_until
 
 PARAMS = Path(__file__).resolve().parents[1] / "config" / "fcn_perception.yaml"
 
 
 def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(predicate, timeout)
 
 
 def _start(ros_node, topics, tmp_path, extra=None):

@@ -6,6 +6,7 @@ from fcn_perception.bags.bag_io import BagWriter, bag_topics, count_messages, re
 from fcn_perception.bags.replay import replay
 from fcn_perception.ros.topics import camera_namespace, is_output_topic
 from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
+from fcn_perception.waiting import wait_until
 
 REPO_PARAMS = "config/fcn_perception.yaml"
 SAMPLE_POSE = {"camera_pose": list(SAMPLE_CAMERA_POSE)}
@@ -115,9 +116,7 @@ def test_replay_stopped_mid_run_leaves_no_partial_bag(sample_bag, tmp_path, sig)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-m", "fcn_perception", "replay", str(looped), "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.*")) and time.monotonic() < deadline:  # the writer's temporary folder: mid-run
-        time.sleep(0.05)
+    wait_until(lambda: bool(list(tmp_path.glob(".out.*"))), 120)  # the writer's temporary folder: mid-run
     time.sleep(2.0)
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)

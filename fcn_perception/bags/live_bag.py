@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from fcn_perception.bags.bag_io import BagWriter
 from fcn_perception.ros.messages import msg_class
+from fcn_perception.waiting import wait_until
 
 
 class BagPlayer:
@@ -31,12 +32,11 @@ class BagPlayer:
 
     def wait_for_subscriber(self, topics: list[str], node_name: str, timeout: float = 20.0, alive=lambda: True) -> bool:
         """Block until ``node_name`` subscribes to every topic (False on timeout or when ``alive()`` fails)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and alive():
-            if all(any(i.node_name == node_name for i in self.node.get_subscriptions_info_by_topic(t)) for t in topics):
-                return True
-            time.sleep(0.05)
-        return False
+
+        def subscribed() -> bool:
+            return all(any(i.node_name == node_name for i in self.node.get_subscriptions_info_by_topic(t)) for t in topics)
+
+        return wait_until(lambda: not alive() or subscribed(), timeout) and alive()
 
     def play(self, loops: int = 1, progress: bool = False) -> int:
         count = 0

@@ -26,6 +26,7 @@ from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
+from fcn_perception.waiting import wait_until
 
 BENCH_ENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bench" / "bin" / "python"
 
@@ -182,9 +183,7 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
     pub_mask = pub_node.create_publisher(Image, "/bench/segmentation/mask", qos)
     pub_poly = pub_node.create_publisher(PolygonStamped, "/bench/drivable_area/polygon", qos)
     try:
-        deadline = time.monotonic() + 10
-        while (pub_mask.get_subscription_count() == 0 or pub_poly.get_subscription_count() == 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: pub_mask.get_subscription_count() > 0 and pub_poly.get_subscription_count() > 0, 10)
         bgr = sample_frames(size, 1)[0]
         msg = Image(encoding="bgr8", width=size[0], height=size[1], step=size[0] * 3)
         msg.data = bgr.tobytes()

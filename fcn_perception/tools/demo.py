@@ -26,6 +26,7 @@ from fcn_perception.ros.messages import OUTPUTS
 from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import camera_namespace, output_topic
 from fcn_perception.stats import percentiles
+from fcn_perception.waiting import wait_until
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SAMPLE_BAG = PACKAGE / "sample" / "camvid_0016E5"
@@ -149,9 +150,7 @@ def run(
         # every output the recorder keeps must be matched before the first frame: outputs are volatile,
         # so a sample published before its reader matched is never delivered (seen: a first polygon)
         outputs = [output_topic(camera_namespace(t), o.topic) for t in image_topics for o in OUTPUTS.values() if o.live]
-        deadline = time.monotonic() + timeout
-        while any(ros.count_publishers(o) == 0 for o in outputs) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: all(ros.count_publishers(o) > 0 for o in outputs), timeout)
         time.sleep(1.0)  # both ends of each match: the node's writers see the recorder's readers too
         t0 = time.monotonic()
         frames = player.play(progress=progress)
@@ -174,9 +173,7 @@ def run(
                     return False
             return True
 
-        deadline = time.monotonic() + 30.0  # a loaded machine settles late; a settled run exits at once
-        while not settled() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(settled, 30.0, 0.1)  # a loaded machine settles late; a settled run exits at once
     finally:
         exit_code = node.stop()
         for sub in recorder.subs:

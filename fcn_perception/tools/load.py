@@ -28,6 +28,7 @@ from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
+from fcn_perception.waiting import wait_until
 
 
 def _proc_status(pid: int) -> tuple[int, int]:
@@ -137,9 +138,7 @@ def run_load(
                 x and int(x["frames_received"]) == frames and int(x["frames_published"]) + int(x["frames_dropped"]) + int(x["frames_bad"]) == frames for x in d
             )
 
-        deadline = time.monotonic() + 20
-        while not settled() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(settled, 20, 0.1)
         time.sleep(1.2)  # one more diagnostics period, and the last masks in flight
         end_rss, end_threads = _proc_status(node.proc.pid)
     finally:
