@@ -71,7 +71,9 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert (m.msg.width, m.msg.height, m.msg.encoding) == (480, 360, "mono8")
     # the confidence image (the recorder subscribes to it): one per mask, mono8, the mask's header and size
     confs = list(read_messages(out, ["/camera_front/segmentation/confidence", "/camera_rear/segmentation/confidence"]))
-    assert len(confs) == len(masks)
+    got = {(m.topic.split("/")[1], m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in confs}
+    want = [(m.topic.split("/")[1], m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in masks]
+    assert len(confs) == len(masks), [(i, k) for i, k in enumerate(want) if k not in got]
     for m in confs:
         key = (m.topic.split("/")[1], m.msg.header.stamp.sec, m.msg.header.stamp.nanosec)
         assert stamps[key] == m.msg.header.frame_id and (m.msg.width, m.msg.height, m.msg.encoding) == (480, 360, "mono8")

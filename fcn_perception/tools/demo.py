@@ -157,19 +157,23 @@ def run(
         play_s = time.monotonic() - t0
         n_images = sum(len(player.sent[t]) for t in image_topics)
         polygons = [output_topic(camera_namespace(t), OUTPUTS["polygon"].topic) for t in image_topics]
+        confidences = [output_topic(camera_namespace(t), OUTPUTS["confidence"].topic) for t in image_topics]
 
         def settled() -> bool:
             """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
             every published mask and polygon has arrived here (a small output lost in a burst of big ones
-            is only resent at the writer's next heartbeat, seconds later)."""
+            is only resent at the writer's next heartbeat, seconds later), and so has every confidence
+            image (sent after its mask: the last one can still be on its way; none from a model without)."""
             last = _last_diagnostics(recorder)
-            for topic, mask, polygon in zip(image_topics, masks, polygons, strict=True):
+            for topic, mask, polygon, confidence in zip(image_topics, masks, polygons, confidences, strict=True):
                 d = last.get(f"{NODE_NAME}: {topic}")
                 if d is None or int(d["frames_received"]) < len(player.sent[topic]):
                     return False
                 if int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_bad"]) < int(d["frames_received"]):
                     return False
                 if not recorder.count(mask) == recorder.count(polygon) == int(d["frames_published"]):
+                    return False
+                if recorder.count(confidence) not in (0, recorder.count(mask)):
                     return False
             return True
 
