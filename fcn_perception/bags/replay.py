@@ -263,11 +263,11 @@ def replay(
             summary.cameras[t].video, summary.cameras[t].video_frames = str(video.path), video.frames
     if uncertain:
         top, gap = uncertain
-        summary.uncertain = [c.to_json() for t in image_topics for c in spread_lowest(scores[t], top, gap)]
-        if export_uncertain:
-            picks = spread_lowest((Candidate(**c) for c in summary.uncertain), top, gap)
-            summary.uncertain = [c.to_json() for c in picks]
-            summary.exported = str(write_label_set(export_uncertain, picks, pipeline))
+        kept = [c for t in image_topics for c in spread_lowest(scores[t], top, gap)]
+        if export_uncertain:  # this recording's pick: over its cameras' candidates
+            kept = spread_lowest(kept, top, gap)
+            summary.exported = str(write_label_set(export_uncertain, kept, pipeline))
+        summary.uncertain = [c.to_json() for c in kept]
     summary.output_counts = dict(bag.counts)
     summary.input_bytes, summary.output_bytes = _size(Path(in_bag)), _size(Path(out_bag))
     if summary_json:

@@ -280,9 +280,14 @@ def _uncertain(args: argparse.Namespace) -> tuple[int, float] | None:
     """(top, min_gap_s) when --export-uncertain is asked for; bad values are one line."""
     if not args.export_uncertain:
         return None
+    _check_top_and_gap(args)
+    return args.top, args.min_gap
+
+
+def _check_top_and_gap(args: argparse.Namespace) -> None:
+    """--top and --min-gap (see ``uncertain_args``), refused in one line when out of range."""
     if args.top < 1 or args.min_gap < 0:
         raise ValueError(f"--top must be at least 1 and --min-gap at least 0, got {args.top} and {args.min_gap}")
-    return args.top, args.min_gap
 
 
 def _is_corpus_folder(path: str) -> bool:
@@ -326,8 +331,7 @@ def _replay_corpus(args: argparse.Namespace, overrides: dict) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from fcn_perception.tools.compare import run
 
-    if args.top < 1 or args.min_gap < 0:
-        raise ValueError(f"--top must be at least 1 and --min-gap at least 0, got {args.top} and {args.min_gap}")
+    _check_top_and_gap(args)  # --top also sizes the page, with or without --export-uncertain
     return run(
         args.inputs,
         args.baseline,
