@@ -156,6 +156,23 @@ def test_a_long_build_runs_off_the_serving_path_and_diagnostics_say_engine_build
         node.destroy_node()
 
 
+def test_shutdown_waits_for_a_background_build_instead_of_exiting_inside_it(ros_node, fake_gpu):
+    """A build thread still inside a runtime's compile at interpreter exit aborts the process: the
+    node's cleanup waits for it (bounded) before letting the backend go."""
+    fake_gpu["build_s"] = 1.5
+    node = _node({"image_topics": [SIDE], "backend": "torch", "diagnostics_period": 60.0})
+    segmenter = node.pipeline.segmenter
+    try:
+        node._on_image(node.cameras[0].index, _image(SIDE_FRAME, 1, "cam"))
+        assert wait_until(lambda: segmenter.building == [SIDE_SIZE], 5, 0.01)
+        threads = list(segmenter._building.values())
+    finally:
+        node.on_shutdown(None)
+        node.destroy_node()
+    assert threads and not any(t.is_alive() for t in threads)
+    assert segmenter.close() == []
+
+
 def test_replay_and_eval_build_in_the_caller_and_a_failed_size_stays_failed(fake_gpu):
     """Without background builds (replay, eval) a new size is built before the frame is served; a
     failed one is an InferenceError for every later frame of that size, without a rebuild."""

@@ -147,6 +147,18 @@ class Segmenter:
             self._backends[size] = backend
             self._building.pop(size, None)
 
+    def close(self, timeout: float = 5.0) -> list[tuple[int, int]]:
+        """Wait up to ``timeout`` s for the background builds still running; returns the sizes whose
+        build outlived it. A build cannot be interrupted, and a thread still inside a runtime's
+        compile when the interpreter exits aborts the process (std::terminate: seen as exit code -6
+        on SIGTERM during OpenVINO's first compile of a new size)."""
+        deadline = time.monotonic() + timeout
+        with self._build_lock:
+            running = dict(self._building)
+        for thread in running.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [size for size, thread in running.items() if thread.is_alive()]
+
     @property
     def building(self) -> list[tuple[int, int]]:
         """Sizes whose backend is being built now (diagnostics say so, at WARN)."""

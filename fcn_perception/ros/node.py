@@ -211,6 +211,8 @@ class FcnPerceptionNode(LifecycleNode):
         for pub in [p for io in self.io for p in io.pubs.values()] + ([self.pub_diag] if self.pub_diag is not None else []):
             self.destroy_lifecycle_publisher(pub)
         self.pub_diag, self.cameras, self.io = None, [], []
+        if self.pipeline is not None and (left := self.pipeline.segmenter.close()):
+            self.get_logger().warning(f"backend builds still running at cleanup: {left}")
         self.pipeline = self.guard = None  # frees the backend (sessions, engines, GPU memory)
         return TransitionCallbackReturn.SUCCESS
 
