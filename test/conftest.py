@@ -12,6 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 CAMVID = Path(os.environ.get("CAMVID_DIR", REPO.parent / "shared" / "data" / "camvid"))
 
 
+def cpu_has_vnni() -> bool:
+    """INT8 dot products with VNNI (Intel Xeon here) or without (AMD EPYC here: ONNX Runtime's and
+    OpenVINO's u8s8 products then saturate in int16, and INT8 strays further from fp32)."""
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+@pytest.fixture(scope="session")
+def int8_vnni() -> bool:
+    return cpu_has_vnni()
+
+
 @pytest.fixture(scope="session")
 def camvid() -> Path:
     if not (CAMVID / "train").is_dir():

@@ -22,15 +22,21 @@ from fcn_perception.tools.cli import main as cli
 from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
 
 POSE = {"camera_pose": list(SAMPLE_CAMERA_POSE)}
+
+
+#: INT8 bound (mean, p99 |difference| in levels of 255): with VNNI (Intel Xeon here) 1.4 / 17-19
+#: measured; without it (AMD EPYC here) the u8s8 products saturate in int16 and 2.8-3.2 / 36-43
+#: were measured (masks still 98.7-98.9 % equal to the checkpoint's)
+INT8_LIMITS = {True: (3.0, 30), False: (4.0, 50)}
 FRONT = "/camera_front/image_raw/compressed"
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("kind", ["onnx", "int8"])
-def test_every_cpu_backend_and_int8_give_the_same_confidence_as_the_checkpoint(camvid, backend, kind):
+def test_every_cpu_backend_and_int8_give_the_same_confidence_as_the_checkpoint(camvid, backend, kind, int8_vnni):
     """The graph's confidence (fp32 and INT8 graphs: the class-score head stays float) against the
     checkpoint's softmax on PyTorch. Measured mean / p99 |difference| in levels of 255: ONNX Runtime
-    fp32 0 / 0, OpenVINO fp32 (bf16 on AMX) 0.5 / 6, INT8 1.4 / 17-19 (the trunk's quantisation)."""
+    fp32 0 / 0, OpenVINO fp32 (bf16 on AMX) 0.5 / 6, INT8: the trunk's quantisation, by CPU (INT8_LIMITS)."""
     ref = create_backend("torch", default_model_path("pt"), device="cpu")
     other = create_backend(backend, default_model_path(kind), (480, 360), threads=2)
     seg = Segmenter(SegmenterConfig(backend="onnxruntime", precision="fp32"))
@@ -39,7 +45,7 @@ def test_every_cpu_backend_and_int8_give_the_same_confidence_as_the_checkpoint(c
         a, b = ref.infer(x), other.infer(x)
         assert b.confidence.dtype == np.uint8 and b.confidence.shape == b.mask.shape
         diff = np.abs(a.confidence.astype(int) - b.confidence.astype(int))
-        mean_limit, p99_limit = (0.1, 1) if (backend, kind) == ("onnxruntime", "onnx") else (1.0, 10) if kind == "onnx" else (3.0, 30)
+        mean_limit, p99_limit = (0.1, 1) if (backend, kind) == ("onnxruntime", "onnx") else (1.0, 10) if kind == "onnx" else INT8_LIMITS[int8_vnni]
         assert diff.mean() <= mean_limit and np.percentile(diff, 99) <= p99_limit, (backend, kind, diff.mean(), np.percentile(diff, 99))
         assert b.confidence.min() >= 255 // len(seg.classes)  # a top-class probability is at least 1 / classes
 
