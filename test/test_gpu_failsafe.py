@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from fcn_perception.inference import segmenter as segmenter_module
-from fcn_perception.inference.backends import OnnxRuntimeBackend, create_backend
+from fcn_perception.inference.backends import create_backend
+from fcn_perception.inference.base import Backend
 from fcn_perception.inference.model_store import resolve_model
+from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 from fcn_perception.inference.preprocess import inference_size
 from fcn_perception.inference.segmenter import EngineBuilding, Segmenter, SegmenterConfig
 from fcn_perception.waiting import wait_until
@@ -27,7 +29,7 @@ FRONT_SIZE, SIDE_FRAME = (480, 360), (720, 360)  # 4:3 (the model's own size) an
 SIDE_SIZE = inference_size(*SIDE_FRAME, 360)  # what the 2:1 frames run at
 
 
-class FakeGpuBackend:
+class FakeGpuBackend(Backend):
     """A fixed-size "engine" per input size, whose build for one size fails or takes ``build_s``."""
 
     dynamic = False

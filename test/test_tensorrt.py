@@ -1,5 +1,9 @@
 """TensorRT backend: runs where TensorRT and a CUDA GPU exist (a vehicle computer), skips elsewhere.
 
+Per major: TensorRT 10 builds fp16 and int8 from the fp32 graph with builder flags and a calibrator;
+11 is strongly typed — fp16 from the fp16 export, int8 from the symmetric Q/DQ graph — and refuses
+the flags' route. Each test that belongs to one major skips on the other with its reason.
+
 On a vehicle: `make setup && .venv/bin/python -m pytest -q test/test_tensorrt.py`
 """
 
@@ -8,13 +12,23 @@ import json
 import numpy as np
 import pytest
 
-from fcn_perception.inference import tensorrt_backend as trtb
 from fcn_perception.inference.backends import create_backend, onnx_for
 from fcn_perception.inference.model_store import default_model_path
+from fcn_perception.inference.tensorrt import versions
+from fcn_perception.inference.tensorrt.build import build_engine, calibration_frames
+from fcn_perception.inference.tensorrt.runtime import TensorRTBackend
 from fcn_perception.inference.torch_backend import TorchBackend
 from fcn_perception.model.fcn import load_model
 
-pytestmark = pytest.mark.skipif(not trtb.available(), reason=trtb.unavailable_reason() or "available")
+pytestmark = pytest.mark.skipif(not versions.available(), reason=versions.unavailable_reason() or "available")
+STRONG = versions.strongly_typed()  # TensorRT 11 (evaluated only where TensorRT is installed)
+only_10 = pytest.mark.skipif(versions.trt_major() != 10, reason="TensorRT 10's weak typing (builder flags, calibrator); 11 removed it")
+only_11 = pytest.mark.skipif(versions.trt_major() != 11, reason="TensorRT 11's strongly typed routes")
+
+
+def fp16_graph(w: int = 480, h: int = 360):
+    """The graph an fp16 engine is built from: the fp32 export on 10, the fp16 export on 11."""
+    return onnx_for(default_model_path(), w, h, half=STRONG)
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +50,18 @@ def test_engine_masks_agree_with_torch(frames, precision, agreement):
 
 
 def test_engines_are_cached_by_key_and_rebuilt_when_stale():
-    onnx = onnx_for(default_model_path(), 480, 360)
-    first = trtb.build_engine(onnx, "fp16")
-    assert trtb.build_engine(onnx, "fp16") == first  # cache hit
+    onnx = fp16_graph()
+    first = build_engine(onnx, "fp16")
+    assert build_engine(onnx, "fp16") == first  # cache hit
     manifest = first.with_suffix(".json")
     data = json.loads(manifest.read_text())
     data["key"]["tensorrt"] = "0.0.0"  # a mismatched build key must never be loaded
     manifest.write_text(json.dumps(data))
-    rebuilt = trtb.build_engine(onnx, "fp16")
+    rebuilt = build_engine(onnx, "fp16")
     assert json.loads(rebuilt.with_suffix(".json").read_text())["key"]["tensorrt"] != "0.0.0"
 
 
+@only_10
 def test_int8_calibrated_on_real_frames(frames, tmp_path):
     import cv2
 
@@ -55,18 +70,43 @@ def test_int8_calibrated_on_real_frames(frames, tmp_path):
     for i, bgr in enumerate(sample_frames((480, 360), 40)):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)
     onnx = onnx_for(default_model_path(), 480, 360)
-    calib = trtb.calibration_frames(onnx, tmp_path, limit=40)
-    engine = trtb.build_engine(onnx, "int8", calib_frames=calib)
-    trt = trtb.TensorRTBackend(onnx, "int8")  # no frames now: the INT8 engine built above is found
+    calib = calibration_frames(onnx, tmp_path, limit=40, size=(480, 360))
+    engine = build_engine(onnx, "int8", calib_frames=calib)
+    trt = TensorRTBackend(onnx, "int8")  # no frames now: the INT8 engine built above is found
     ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
     assert engine.is_file()
     assert np.mean([np.mean(trt.infer(x).mask == ref.infer(x).mask) for x in frames]) >= 0.97
 
 
+@only_10
 def test_int8_without_frames_or_an_engine_is_a_clear_error(tmp_path):
     onnx = onnx_for(default_model_path(), 320, 240)
-    with pytest.raises(ValueError, match="int8 needs calibration frames"):
-        trtb.build_engine(onnx, "int8", cache=tmp_path / "empty_cache")
+    with pytest.raises(ValueError, match="int8 from an fp32 graph on TensorRT 10 needs calibration frames"):
+        build_engine(onnx, "int8", cache=tmp_path / "empty_cache")
+
+
+@only_11
+def test_tensorrt_11_refuses_the_flag_routes_with_the_graph_they_need(tmp_path):
+    onnx = onnx_for(default_model_path(), 320, 240)
+    with pytest.raises(ValueError, match="precision fp16 needs an fp16 export"):
+        build_engine(onnx, "fp16", cache=tmp_path)
+    with pytest.raises(ValueError, match="precision int8 needs a symmetric INT8 Q/DQ ONNX"):
+        build_engine(onnx, "int8", cache=tmp_path)
+
+
+def test_int8_from_the_symmetric_qdq_graph_on_either_major(frames, tmp_path):
+    """The explicit-quantisation route: 11's only INT8, 10's without a calibrator."""
+    import cv2
+
+    from fcn_perception.inference.quantize import quantize_int8
+    from fcn_perception.tools.bench import sample_frames
+
+    for i, bgr in enumerate(sample_frames((480, 360), 16)):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)
+    qdq = quantize_int8(onnx_for(default_model_path(), 480, 360), tmp_path / "sym.int8.onnx", tmp_path, frames=16, symmetric=True)
+    trt = TensorRTBackend(qdq, "int8", cache=tmp_path / "cache")
+    ref = TorchBackend(load_model(default_model_path()), device="cuda", fp16=False)
+    assert np.mean([np.mean(trt.infer(x).mask == ref.infer(x).mask) for x in frames]) >= 0.9
 
 
 def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
@@ -89,8 +129,8 @@ def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
 
 
 def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path):
-    onnx = onnx_for(default_model_path(), 480, 360)
-    engine = trtb.build_engine(onnx, "fp16", cache=tmp_path / "cache")
+    onnx = fp16_graph()
+    engine = build_engine(onnx, "fp16", cache=tmp_path / "cache")
     elsewhere = tmp_path / "vendor.engine"
     elsewhere.write_bytes(engine.read_bytes())
     trusted = create_backend("tensorrt", default_model_path(), input_size=(480, 360), engine=elsewhere, cache=tmp_path / "other")
@@ -101,4 +141,4 @@ def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the cached engine
     engine.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="does not match its manifest"):
-        trtb.TensorRTBackend(onnx, "fp16", cache=tmp_path / "cache")
+        TensorRTBackend(onnx, "fp16", cache=tmp_path / "cache")

@@ -8,7 +8,7 @@ distro=${FCN_ROS_DISTRO:-jazzy}
 lock=requirements/${distro}.lock
 venv=${VENV:-.venv}
 [ -f "$lock" ] || { echo "bootstrap: no lock for ROS 2 '$distro' ($lock)" >&2; exit 2; }
-want=$( (sha256sum "$lock" setup.py; ls ../shared/wheels 2>/dev/null) | sha256sum | cut -d' ' -f1)
+want=$( (sha256sum "$lock" setup.py requirements/tensorrt-bindings.txt; ls ../shared/wheels 2>/dev/null) | sha256sum | cut -d' ' -f1)
 stamp=$venv/.fcn_perception_lock
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
@@ -28,6 +28,19 @@ if compgen -G "$wheels/launch*.whl" > /dev/null; then
 fi
 # the package itself, editable: .venv/bin/fcn-perception and .venv/bin/fcn_perception_node work from any folder
 "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+# TensorRT's bindings wheels (no libraries), pinned by hash, for the names test; never installed
+bindings=$venv/tensorrt-bindings
+mkdir -p "$bindings"
+grep -v '^#' requirements/tensorrt-bindings.txt | while read -r req sha; do
+  [ -n "$req" ] || continue
+  if ! ls "$bindings"/*"${req#*==}"-*.whl > /dev/null 2>&1; then
+    "$venv/bin/python" -m pip download -q --no-deps --only-binary=:all: -d "$bindings" "$req" > /dev/null 2>&1 || echo "bootstrap: could not download $req (the TensorRT names test will skip)"
+  fi
+  for whl in "$bindings"/*"${req#*==}"-*.whl; do
+    [ -f "$whl" ] || continue
+    if [ "$(sha256sum "$whl" | cut -d' ' -f1)" != "$sha" ]; then echo "bootstrap: $whl does not match its pinned sha256; removed" >&2; rm -f "$whl"; fi
+  done
+done
 touch "$venv/COLCON_IGNORE"  # colcon build in this folder must not walk into the venv
 echo "$want" > "$stamp"
 echo "bootstrap: done"

@@ -141,8 +141,8 @@ def current_record(out: Path, fp: dict) -> dict | None:
 
 def model_sha256(values: dict) -> str:
     """SHA-256 of the model file these parameters serve (hashed, not loaded)."""
+    from fcn_perception.inference.backends import default_kind
     from fcn_perception.inference.model_store import resolve_model
-    from fcn_perception.inference.segmenter import default_kind
     from fcn_perception.ros.node_config import NodeConfig
 
     cfg = NodeConfig.from_dict(values)

@@ -1,8 +1,6 @@
-"""Inference backends behind one call: normalised NCHW float32 in, uint8 class ids and confidence out.
-
-The argmax and the confidence happen inside the backend (in the exported graph), so a GPU backend
-only ships two compact uint8 images to the host.
-Only what the chosen backend needs is imported: ONNX Runtime serves an .onnx model without PyTorch.
+"""The registry of inference backends: which ones exist, what ``auto`` means here, which shipped
+model file and precisions each takes, and the one factory. The contract they all keep is in
+``base``; each backend is imported only when chosen (ONNX Runtime serves an .onnx without PyTorch).
 """
 
 from __future__ import annotations
@@ -10,16 +8,25 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import NamedTuple, Protocol
-
-import numpy as np
 
 from fcn_perception.files import file_sha256
-from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.model.config import CONFIDENCE_NAME, EXPORT_VERSION, MASK_NAME, ModelConfig, config_from_metadata
+from fcn_perception.inference.base import Backend
+from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, cache_dir, cache_file
+from fcn_perception.model.config import EXPORT_VERSION
 
 #: The one list of backend names: node parameter, CLI choices and replay overrides all read it.
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
+#: The one list of precision names (node parameter, CLI choices); what each backend runs is in PRECISIONS_BY_BACKEND.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+#: What each concrete backend runs (auto included), and the shipped model file each precision starts
+#: from on the CPU: the one table of "which precision and model file go with which backend".
+PRECISIONS_BY_BACKEND = {
+    "tensorrt": ("auto", "fp32", "fp16", "int8"),
+    "torch": ("auto", "fp32", "fp16"),
+    "openvino": ("auto", "fp32", "bf16", "int8"),
+    "onnxruntime": ("auto", "fp32", "int8"),
+}
+CPU_MODEL_KIND = {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}
 #: Device files an NVIDIA driver creates (desktop/server GPUs, Jetson's integrated GPU).
 _GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
 
@@ -38,9 +45,9 @@ def concrete_backend(name: str, device: str = "auto") -> str:
     if name != "auto":
         return name
     if device != "cpu" and gpu_present():
-        from fcn_perception.inference import tensorrt_backend
+        from fcn_perception.inference.tensorrt import versions
 
-        if tensorrt_backend.available():
+        if versions.available():
             return "tensorrt"
         if torch_cuda_available():
             return "torch"
@@ -57,49 +64,20 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-class InferenceError(RuntimeError):
-    """The backend failed on a frame (driver error, out of memory, a broken session) — as opposed to a
-    bad frame. The node counts these apart and applies its ``on_backend_failure`` policy."""
-
-
-class Inference(NamedTuple):
-    """What a backend returns for a batch: (N, H, W) uint8 class ids, and (N, H, W) uint8 confidence
-    (the top class's softmax probability, 255 = 1.0) — None from a graph exported without it."""
-
-    mask: np.ndarray
-    confidence: np.ndarray | None = None
-
-
-class Backend(Protocol):
-    name: str
-    config: ModelConfig
-
-    def infer(self, batch: np.ndarray) -> Inference:
-        """(N, 3, H, W) float32 normalised -> class ids and confidence."""
-
-
-class OnnxRuntimeBackend:
-    """ONNX Runtime on the CPU execution provider: the real-time path on machines without a GPU."""
-
-    def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map)
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        #: a graph exported with symbolic height/width takes every frame size
-        self.dynamic = any(not isinstance(d, int) for d in inp.shape[2:])
-        has_confidence = CONFIDENCE_NAME in {o.name for o in self.session.get_outputs()}
-        self._outputs = [MASK_NAME, CONFIDENCE_NAME] if has_confidence else [MASK_NAME]
-        self.name = "onnxruntime-cpu"
-
-    def infer(self, batch: np.ndarray) -> Inference:
-        return Inference(*self.session.run(self._outputs, {self.input_name: np.ascontiguousarray(batch, np.float32)}))
+def default_kind(backend: str, device: str, precision: str) -> str:
+    """Which shipped file serves a backend: the CPU runtimes read an .onnx (no PyTorch needed), the
+    GPU backends start from the checkpoint (TensorRT builds its engine per input size from it)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    chosen = concrete_backend(backend, device)
+    if precision not in PRECISIONS_BY_BACKEND[chosen]:
+        runs = ", ".join(p for p in PRECISIONS_BY_BACKEND[chosen] if p != "auto")
+        if precision == "fp16":
+            raise ValueError(f"precision fp16 needs a GPU backend; {chosen} on the CPU runs {runs}")
+        if precision == "bf16":
+            raise ValueError(f"precision bf16 runs on OpenVINO (backend openvino); {chosen} runs {runs}")
+        raise ValueError(f"precision {precision}: {chosen} runs {runs}")
+    return "pt" if chosen in ("torch", "tensorrt") else CPU_MODEL_KIND[precision]
 
 
 def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", model=None, half: bool = False) -> Path:
@@ -129,14 +107,15 @@ def create_backend(
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
 
-    auto: TensorRT when it is importable and a GPU is present, else PyTorch on CUDA, else ONNX Runtime.
+    auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
+    Runtime, on the CPU).
     ``engine``: a TensorRT engine from outside the cache, trusted explicitly (tensorrt only).
     """
-    from fcn_perception.inference import tensorrt_backend
+    from fcn_perception.inference.tensorrt import versions
 
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "tensorrt" and (reason := tensorrt_backend.unavailable_reason()):
+    if name == "tensorrt" and (reason := versions.unavailable_reason()):
         raise ValueError(f"backend tensorrt: {reason}")
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
@@ -144,16 +123,20 @@ def create_backend(
     use_trt = chosen == "tensorrt"
     trt_precision = "fp16" if precision == "auto" else precision  # TensorRT's default: fp16
     if engine and not use_trt:
-        raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({tensorrt_backend.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
+        raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({versions.UNAVAILABLE_REASON}, and backend tensorrt or auto)")
 
     def trt(onnx: Path):
-        return tensorrt_backend.TensorRTBackend(onnx, trt_precision, engine=engine or None, cache=cache, size=input_size)
+        from fcn_perception.inference.tensorrt.runtime import TensorRTBackend
+
+        return TensorRTBackend(onnx, trt_precision, engine=engine or None, cache=cache, size=input_size)
 
     def cpu(onnx: Path):
         if chosen == "openvino":
             from fcn_perception.inference.openvino_backend import OpenVinoBackend
 
             return OpenVinoBackend(onnx, input_size, threads, precision, cache)
+        from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+
         return OnnxRuntimeBackend(onnx, threads)
 
     if model_path.suffix == ".onnx":
@@ -172,6 +155,6 @@ def create_backend(
         model = load_model(model_path)
         input_size = tuple(model.cfg.input_size)
     # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
-    half = use_trt and trt_precision == "fp16" and tensorrt_backend.strongly_typed()
+    half = use_trt and trt_precision == "fp16" and versions.strongly_typed()
     onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)
     return trt(onnx_path) if use_trt else cpu(onnx_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_perception.inference.backends import Inference
+from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
@@ -60,11 +60,11 @@ def cpu_has_bf16() -> bool:
     return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-class OpenVinoBackend:
-    """A model compiled for one input size on the CPU."""
+class OpenVinoBackend(Backend):
+    """A model compiled for one input size on the CPU; any other size compiles from the same file."""
 
-    dynamic = False  # one compiled model per size
-    resizable = True  # any size can be compiled from the same file
+    resizable = True
+    name = "openvino-cpu"
 
     def __init__(self, onnx_path: str | Path, size: tuple[int, int] | None = None, threads: int = 0, precision: str = "auto", cache: str | Path = "") -> None:
         if precision not in HINTS:
@@ -94,7 +94,6 @@ class OpenVinoBackend:
         self._confidence = self.compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
         self.size = (w, h)
         self.precision = precision
-        self.name = "openvino-cpu"
 
     def infer(self, batch: np.ndarray) -> Inference:
         out = self.request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})

@@ -12,6 +12,11 @@ from fcn_perception.files import atomic_write_bytes
 from fcn_perception.inference.frames import calibration_batch
 from fcn_perception.model.config import INPUT_NAME, config_from_metadata, route_mask_through_float
 
+#: TensorRT's explicit quantisation: signed INT8 with zero points 0, and biases left in float —
+#: TensorRT dequantizes INT8 only and quantizes the bias itself (ONNX Runtime's default INT32 bias
+#: DequantizeLinear is refused by its parser: "only activation types allowed as input to this layer").
+TENSORRT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+
 
 class _Frames:
     """onnxruntime CalibrationDataReader over preprocessed frames (duck-typed: get_next)."""
@@ -28,8 +33,9 @@ def quantize_int8(
     onnx_path: str | Path, out: str | Path, calib_dir: str | Path, frames: int = 100, per_channel: bool = True, method: str = "minmax", symmetric: bool = False
 ) -> Path:
     """QDQ INT8 with per-channel weights; the argmax/uint8 tail and the upsampling stay in float.
-    ``symmetric``: signed INT8 activations with zero points 0 (TensorRT's INT8), else ONNX Runtime's
-    faster asymmetric uint8 activations."""
+    ``symmetric``: the graph TensorRT parses (signed INT8, zero points 0, float biases; checked
+    against its parser's rules before it is written), else ONNX Runtime's faster asymmetric uint8
+    activations."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -55,13 +61,18 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method],
             nodes_to_exclude=float_head,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {},
+            extra_options=TENSORRT_OPTIONS if symmetric else {},
         )
         qproto = onnx.load(str(q))
     route_mask_through_float(qproto)  # the pre-processing folded the float32 step of the mask cast
     del qproto.metadata_props[:]
     for key, value in {**meta, "precision": "int8"}.items():
         qproto.metadata_props.add(key=key, value=value)
+    if symmetric:
+        from fcn_perception.inference.tensorrt.graph import SHOWN, parser_refusals
+
+        if reasons := parser_refusals(qproto):
+            raise RuntimeError(f"quantize --symmetric made a graph TensorRT would refuse ({len(reasons)}): {'; '.join(reasons[:SHOWN])}")
     atomic_write_bytes(out, qproto.SerializeToString())
     return Path(out)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.inference.backends import Inference, InferenceError, concrete_backend, create_backend
-from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, resolve_model
+from fcn_perception.inference.backends import create_backend, default_kind
+from fcn_perception.inference.base import Inference, InferenceError
+from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
 from fcn_perception.model.classes import palette_bgr
 
@@ -31,22 +32,6 @@ class SegmenterConfig:
     #: build the backend for a new frame size in a background thread, dropping that size's frames
     #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
     background_builds: bool = False
-
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-
-
-def default_kind(backend: str, device: str, precision: str) -> str:
-    """Which shipped file serves a backend: ONNX Runtime reads an .onnx (no PyTorch needed), the
-    GPU backends start from the checkpoint (TensorRT builds its engine per input size from it)."""
-    chosen = concrete_backend(backend, device)
-    if chosen in ("torch", "tensorrt"):
-        return "pt"
-    if precision == "fp16":
-        raise ValueError(f"precision fp16 needs a GPU backend; {chosen} on the CPU runs fp32, int8{' or bf16' if chosen == 'openvino' else ''}")
-    if precision == "bf16" and chosen != "openvino":
-        raise ValueError("precision bf16 runs on OpenVINO (backend openvino); ONNX Runtime on the CPU runs fp32 or int8")
-    return {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}[precision]
 
 
 class EngineBuilding(RuntimeError):
@@ -74,8 +59,6 @@ class Segmenter:
 
     def __init__(self, cfg: SegmenterConfig | None = None) -> None:
         self.cfg = cfg or SegmenterConfig()
-        if self.cfg.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.cfg.precision!r}")
         self.model_path: Path = resolve_model(self.cfg.model, default_kind(self.cfg.backend, self.cfg.device, self.cfg.precision))
         forced = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
         self.backend = self._create(forced)
@@ -91,11 +74,11 @@ class Segmenter:
         self._build_lock = threading.Lock()
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
-        device = getattr(self.backend, "device", None)
+        device = self.backend.device
         if self.cfg.device_preprocess not in ("auto", "on", "off"):
             raise ValueError(f"device_preprocess must be auto, on or off, got {self.cfg.device_preprocess!r}")
         on_gpu = device is not None and device.type == "cuda"
-        self.on_device = hasattr(self.backend, "infer_device") and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
+        self.on_device = device is not None and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
         self.warmup()
 
     def _create(self, size: tuple[int, int] | None):
@@ -105,7 +88,7 @@ class Segmenter:
     def _resizable(self) -> bool:
         """Frames can run at their own size: one graph takes any (dynamic), a graph per size can be
         made (a checkpoint to export from, or an ONNX with a free height/width for TensorRT)."""
-        return getattr(self.backend, "dynamic", False) or getattr(self.backend, "resizable", False) or self.model_path.suffix != ".onnx"
+        return self.backend.dynamic or self.backend.resizable or self.model_path.suffix != ".onnx"
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """(w, h) the network runs a ``width x height`` frame at."""
@@ -119,7 +102,7 @@ class Segmenter:
         every frame. With ``background_builds`` it runs off the caller's thread; frames of that size
         raise :class:`EngineBuilding` until it is done.
         """
-        if getattr(self.backend, "dynamic", False):
+        if self.backend.dynamic:
             return self.backend
         with self._build_lock:
             backend = self._backends.get(size)

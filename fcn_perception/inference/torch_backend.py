@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fcn_perception.inference.backends import Inference
+from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.model.fcn import FCN, class_and_confidence
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     dynamic = True  # eager PyTorch takes any input size
 
     def __init__(self, model: FCN, device: str = "auto", fp16: bool | None = None, threads: int = 0) -> None:

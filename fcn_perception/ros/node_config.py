@@ -82,7 +82,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "precision",
         "auto",
         "Numeric precision: auto = TensorRT fp16, on the CPU the shipped INT8 model; fp32; fp16 (GPU backends); bf16 "
-        "(OpenVINO on a CPU with bf16); int8 (TensorRT builds a calibrated engine; CPU runtimes use the shipped INT8 model).",
+        "(OpenVINO on a CPU with bf16); int8 (TensorRT: a symmetric Q/DQ graph, on 10 also a calibrated engine; CPU: the shipped INT8 model).",
         choices=("auto", "fp32", "fp16", "bf16", "int8"),
     ),
     ParamSpec("threads", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fcn_perception.inference.backends import InferenceError
+from fcn_perception.inference.base import InferenceError
 from fcn_perception.inference.segmenter import EngineBuilding
 from fcn_perception.scene.ground import GroundConfig
 from fcn_perception.scene.image_codec import BadFrame, header_warnings

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from fcn_perception.inference.backends import BACKENDS
-from fcn_perception.inference.segmenter import PRECISIONS, Segmenter, SegmenterConfig
+from fcn_perception.inference.backends import BACKENDS, PRECISIONS
+from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
 from fcn_perception.tools.args import size_arg
 
 
@@ -105,17 +105,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
     """Serialize a TensorRT engine for this GPU into the engine cache (needs TensorRT and CUDA)."""
-    from fcn_perception.inference import tensorrt_backend as trtb
+    from fcn_perception.inference.tensorrt.build import build_engine, calibration_frames
+    from fcn_perception.inference.tensorrt.plan import build_plan
+    from fcn_perception.inference.tensorrt.versions import trt_major, unavailable_reason
 
-    if reason := trtb.unavailable_reason():
+    if reason := unavailable_reason():
         raise ValueError(f"build-engine: {reason}")
-    frames = None
-    if args.precision == "int8":
-        if not args.calib_dir:
-            raise ValueError("int8 needs --calib-dir with real frames")
-        frames = trtb.calibration_frames(args.onnx, args.calib_dir, args.calib_frames)
     size = (args.width, args.height) if args.width and args.height else None
-    path = trtb.build_engine(args.onnx, args.precision, size, calib_frames=frames)
+    plan = build_plan(args.onnx, args.precision, size, trt_major())
+    frames = None
+    if plan.calibrate:  # TensorRT 10, INT8 from an fp32 graph; 11 and a Q/DQ graph need no frames
+        if not args.calib_dir:
+            raise ValueError("int8 from an fp32 graph on TensorRT 10 needs --calib-dir with real frames (or give the Q/DQ graph of quantize --symmetric)")
+        _, _, h, w = plan.input_shape
+        frames = calibration_frames(args.onnx, args.calib_dir, args.calib_frames, size=(w, h))
+    path = build_engine(args.onnx, args.precision, size, calib_frames=frames)
     print(f"engine: {path}")
     return 0
 
@@ -353,7 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", default="", help="checkpoint (.pt) or .onnx; default: the shipped model")
         if backend:
             sp.add_argument("--backend", default="auto", choices=BACKENDS)
-            sp.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: TensorRT fp16, ONNX Runtime the shipped INT8")
+            sp.add_argument(
+                "--precision",
+                default="auto",
+                choices=PRECISIONS,
+                help="auto: TensorRT fp16, PyTorch on CUDA fp16, on the CPU the shipped INT8 (OpenVINO or ONNX Runtime); bf16: OpenVINO on a CPU with bf16",
+            )
             sp.add_argument("--size", type=size_arg, default=None, help="force the network's input WxH (default: model height, each frame's aspect)")
         sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
 
@@ -408,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX export (GPU + TensorRT only)")
     sp.add_argument("--onnx", required=True)
     sp.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
-    sp.add_argument("--calib-dir", default="", help="folder of real frames for INT8 calibration")
+    sp.add_argument(
+        "--calib-dir", default="", help="folder of real frames: INT8 calibration on TensorRT 10 from an fp32 graph (not needed for a Q/DQ graph, nor on 11)"
+    )
     sp.add_argument("--calib-frames", type=int, default=200)
     sp.add_argument("--width", type=int, default=0, help="frame size the engine serves (needed for an ONNX with a free height/width)")
     sp.add_argument("--height", type=int, default=0)

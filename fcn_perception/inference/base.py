@@ -1,0 +1,51 @@
+"""The backend contract: what every inference backend takes, returns and declares about itself.
+
+Backends import this module and nothing of each other; the registry (``backends``) imports them, so
+there is no cycle. Capabilities are declared as class attributes, never probed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from fcn_perception.model.config import ModelConfig
+
+
+class InferenceError(RuntimeError):
+    """The backend failed on a frame (driver error, out of memory, a broken session) — as opposed to a
+    bad frame. The node counts these apart and applies its ``on_backend_failure`` policy."""
+
+
+class Inference(NamedTuple):
+    """What a backend returns for a batch: (N, H, W) uint8 class ids, and (N, H, W) uint8 confidence
+    (the top class's softmax probability, 255 = 1.0) — None from a graph exported without it."""
+
+    mask: np.ndarray
+    confidence: np.ndarray | None = None
+
+
+class Backend:
+    """Normalised (N, 3, H, W) float32 in, class ids and confidence out (the argmax and the confidence
+    are in the graph, so a GPU backend ships two compact uint8 images to the host).
+
+    Declared by each backend, read by the Segmenter:
+    - ``dynamic``: one instance takes every input size;
+    - ``resizable``: an instance per size can be made from the same model file;
+    - ``device``: the torch device its tensors live on, None for a host runtime; a backend with a
+      device implements :meth:`infer_device` (preprocessing and argmax stay there).
+    """
+
+    dynamic: bool = False
+    resizable: bool = False
+    name: str
+    config: ModelConfig
+    device = None
+
+    def infer(self, batch: np.ndarray) -> Inference:
+        raise NotImplementedError
+
+    def infer_device(self, x):
+        """(N, 3, H, W) float32 tensor on ``device`` -> (mask, confidence) tensors left there."""
+        raise NotImplementedError(f"{self.name} runs on the host")
