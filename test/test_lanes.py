@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fcn_perception.bags.bag_io import rosbags_message
-from fcn_perception.ros.messages import cloud_msg, frame_messages
+from fcn_perception.ros import outputs
+from fcn_perception.ros.messages import cloud_msg
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, rpy_matrix
 from fcn_perception.scene.lanes import lane_pixels, lane_points
 
@@ -95,7 +96,7 @@ def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame
     no_pose = pipeline.process_rgb(rgb, state)
     assert no_pose.lanes is None  # no pose: no cloud
     hdr = rosbags_message("std_msgs/msg/Header", frame_id="camera_optical_frame")
-    assert "lane_points" not in frame_messages(rosbags_message, hdr, no_pose, "base_footprint")
+    assert "lane_points" not in outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, no_pose, "base_footprint", lambda: no_pose.mask)
     state.calibrate(info, GroundConfig(), (0.0, 0.0, 1.5), (0.0, 0.0, 0.0))
     res = pipeline.process_rgb(rgb, state)
     predicted = res.mask == LANE
@@ -105,5 +106,5 @@ def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame
     u, v = np.round(res.lanes.pixels).astype(int).T
     assert (res.mask[v, u] == LANE).all()  # every point comes from a lane pixel of the published mask
     assert pipeline.drivable_pixels(res.mask)[predicted].all()  # painted lines are drivable: never a hole
-    out = frame_messages(rosbags_message, hdr, res, "base_footprint")
+    out = outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, res, "base_footprint", lambda: res.mask)
     assert out["lane_points"].header.frame_id == "base_footprint" and out["lane_points"].width == len(res.lanes.ground)

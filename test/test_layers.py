@@ -1,7 +1,7 @@
 """The README's arrows as a test: every module's imports (parsed, not executed) against its layer's rules.
 
 README, "Layout and architecture":
-    tools ─► bags ─► ros ─► scene ─► inference ─► model
+    tools ─► bags ─► ros ─► params ─► scene ─► inference ─► model
     training ─► inference, model
 The core (model, training, inference, scene) imports no ROS: no rclpy, cv_bridge, tf2, message
 packages, ``ros/`` or ``bags/``, and no rosbags beyond its image conversions (``rosbags.image``).
@@ -21,12 +21,13 @@ ALLOWED = {
     "inference": {"inference", "model"},
     "scene": {"scene", "inference", "model"},
     "training": {"training", "inference", "model"},
-    "ros": {"ros", "scene", "inference", "model"},
-    "bags": {"bags", "ros", "scene", "inference", "model"},
-    "tools": {"tools", "bags", "ros", "scene", "inference", "model", "training", "studies"},
+    "params": {"params", "scene", "inference", "model"},
+    "ros": {"ros", "params", "scene", "inference", "model"},
+    "bags": {"bags", "ros", "params", "scene", "inference", "model"},
+    "tools": {"tools", "bags", "ros", "params", "scene", "inference", "model", "training", "studies"},
     "studies": {"studies", "training", "inference", "model"},
 }
-CORE = ("model", "training", "inference", "scene")
+CORE = ("model", "training", "inference", "scene", "params")
 ROS_MODULES = ("rclpy", "cv_bridge", "tf2_ros", "tf2_msgs", "launch", "launch_ros", "rosidl_runtime_py", "rcl_interfaces", "lifecycle_msgs")
 ROS_SUFFIXES = ("_msgs", "_interfaces")
 

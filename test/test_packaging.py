@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from fcn_perception.inference.model_store import default_model_path
-from fcn_perception.ros.messages import OUTPUTS
-from fcn_perception.ros.node_config import PARAMS, NodeConfig, load_params_yaml
+from fcn_perception.params.node_config import NodeConfig, load_params_yaml
+from fcn_perception.params.table import PARAMS
+from fcn_perception.ros.outputs import OUTPUTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,16 +180,19 @@ def test_core_layers_import_no_ros_and_the_runtime_no_training_code():
 
 
 def test_node_config_fields_are_the_parameter_table():
-    """NodeConfig is written out with types (a type checker sees them); PARAMS stays the one table."""
-    from dataclasses import MISSING, fields
+    """NodeConfig's fields are made from the table (declared type, default): nothing to keep equal by
+    hand. A default that is not of its declared type is refused where the table is written."""
+    from dataclasses import fields
 
-    from fcn_perception.ros.node_config import python_type
+    from fcn_perception.params.table import PY_TYPES, ParamSpec
 
     got = {f.name: f for f in fields(NodeConfig)}
     assert list(got) == [p.name for p in PARAMS]
     for spec in PARAMS:
-        f = got[spec.name]
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        assert (str(f.type), default) == (python_type(spec), spec.default), spec.name
+        assert (got[spec.name].type, got[spec.name].default_factory()) == (PY_TYPES[spec.type], spec.default), spec.name
+    with pytest.raises(TypeError, match=r"default 1\.5 is not a int"):
+        ParamSpec("threads", "int", 1.5, "a float default for an int")
+    with pytest.raises(TypeError, match="type 'integer' is not one of"):
+        ParamSpec("threads", "integer", 1, "an unknown type")
     cfg = NodeConfig.from_dict({"camera_pose": (0, 0, 1.5, 0, 0, 0)})
     assert cfg.camera_pose == [0, 0, 1.5, 0, 0, 0] and isinstance(cfg.threads, int)

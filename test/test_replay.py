@@ -4,7 +4,8 @@ import pytest
 
 from fcn_perception.bags.bag_io import BagWriter, bag_topics, count_messages, read_messages
 from fcn_perception.bags.replay import replay
-from fcn_perception.ros.topics import camera_namespace, is_output_topic
+from fcn_perception.ros.outputs import is_output_topic
+from fcn_perception.ros.topics import camera_namespace
 from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
 from fcn_perception.waiting import wait_until
 

@@ -3,6 +3,10 @@
     .venv/bin/python tools/make_sample_drive.py ../shared/data/camvid fcn_perception/sample/camvid_0016E5
 
 Frames of sequence 0016E5 are every 2nd frame of 30 Hz video, so stamps are frame_number / 30 s.
+A longer or larger drive for benchmarks (the sequence's frames again and again, 30 Hz stamps,
+re-encoded at the size asked; the intrinsics scaled with it):
+
+    .venv/bin/python tools/make_sample_drive.py ../shared/data/camvid /tmp/drive900 --frames 900 --size 1280x720 --loop
 """
 
 from __future__ import annotations
@@ -33,24 +37,32 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--first", default="0016E5_08081.png")
     ap.add_argument("--quality", type=int, default=85)
+    ap.add_argument("--size", default="", help="WxH: frames resized to this (default: as recorded, 480x360)")
+    ap.add_argument("--loop", action="store_true", help="repeat the sequence to reach --frames, stamps 1/30 s apart")
     args = ap.parse_args()
     frames = sorted((Path(args.camvid) / "val").glob("0016E5_*.png"))
     start = [f.name for f in frames].index(args.first)
-    frames = frames[start : start + args.frames]
+    frames = frames[start:] if args.loop else frames[start : start + args.frames]
+    frames = [frames[i % len(frames)] for i in range(args.frames)] if args.loop else frames
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     with BagWriter(out) as bag:
-        for f in frames:
-            stamp = EPOCH_NS + int(f.stem.split("_")[1]) * 1_000_000_000 // 30
+        for i, f in enumerate(frames):
+            stamp = EPOCH_NS + (i if args.loop else int(f.stem.split("_")[1])) * 1_000_000_000 // 30
             bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            scale = 1.0
+            if size:
+                scale = size[0] / bgr.shape[1]
+                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
             ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, args.quality])
             assert ok
             bag.write(TOPIC, COMPRESSED, stamp, compressed_image(stamp, FRAME_ID, jpeg.tobytes()))
             h, w = bgr.shape[:2]
-            bag.write(INFO_TOPIC, CAMERA_INFO, stamp, camera_info(stamp, FRAME_ID, w, h, FX, FY, CX, CY))
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {out}: {len(frames)} frames, {size / 1e6:.2f} MB")
+            bag.write(INFO_TOPIC, CAMERA_INFO, stamp, camera_info(stamp, FRAME_ID, w, h, FX * scale, FY * scale, CX * scale, CY * scale))
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out}: {len(frames)} frames, {total / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Regenerate the README's parameter table from :data:`PARAMS`, the one place parameters are defined.
+"""Regenerate the README's parameter table from the parameter table (``params/table.py``) and its
+output-topic table from the output registry (``ros/outputs.py``): each is defined once, there.
 
 .venv/bin/python tools/readme_tables.py          # rewrite README.md in place
 .venv/bin/python tools/readme_tables.py --check  # exit 1 if README.md is stale (the tests run this)
@@ -11,25 +12,24 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fcn_perception.ros.node_config import PARAMS
+from fcn_perception.params.table import PARAMS
+from fcn_perception.ros.outputs import ALWAYS, ASKED, OUTPUTS, SUBSCRIBED
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MARKS = {"params": ("<!-- params:begin (tools/readme_tables.py) -->", "<!-- params:end -->")}
+MARKS = {
+    "params": ("<!-- params:begin (tools/readme_tables.py) -->", "<!-- params:end -->"),
+    "outputs": ("<!-- outputs:begin (tools/readme_tables.py) -->", "<!-- outputs:end -->"),
+}
 
 
-def _type(p) -> str:
-    if p.type:
-        return p.type
-    d = p.default
-    if isinstance(d, bool):
-        return "bool"
-    if isinstance(d, int):
-        return "int"
-    if isinstance(d, float):
-        return "double"
-    if isinstance(d, str):
-        return "string"
-    return "double[]" if d and isinstance(d[0], float) else "string[]"
+def outputs_table() -> str:
+    rows = ["| topic | type | node | replay | what |", "| --- | --- | --- | --- | --- |"]
+    for o in OUTPUTS.values():
+        msgtype = o.msgtype.replace("/msg/", "/")
+        node = {ALWAYS: "always", SUBSCRIBED: "while subscribed"}.get(o.node, "—")
+        replay = {ALWAYS: "always", ASKED: f"`--{o.ask}`"}.get(o.replay, "—")
+        rows.append(f"| `<camera>/{o.topic}` | `{msgtype}` | {node} | {replay} | {o.description} |")
+    return "\n".join(rows)
 
 
 def params_table() -> str:
@@ -37,12 +37,12 @@ def params_table() -> str:
     for p in PARAMS:
         default = "not set" if p.default == [] else f"`{json.dumps(p.default)}`"
         rng = " \\| ".join(p.choices) if p.choices else (f"{p.min} – {p.max}" if p.min is not None else "")
-        rows.append(f"| `{p.name}` | {_type(p)} | {default} | {rng} | {'restart' if p.read_only else 'runtime'} | {p.description} |")
+        rows.append(f"| `{p.name}` | {p.type} | {default} | {rng} | {'restart' if p.read_only else 'runtime'} | {p.description} |")
     return "\n".join(rows)
 
 
 def render(text: str) -> str:
-    for key, table in (("params", params_table()),):
+    for key, table in (("params", params_table()), ("outputs", outputs_table())):
         begin, end = MARKS[key]
         head, _, rest = text.partition(begin)
         _, _, tail = rest.partition(end)

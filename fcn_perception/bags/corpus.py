@@ -19,16 +19,20 @@ import json
 import os
 import queue
 import shutil
+import signal
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fcn_perception.bags.recording import open_recording
+from fcn_perception.bags.recording import is_recording_folder, open_recording
 from fcn_perception.files import file_sha256
 
-BAG_SUFFIXES = (".mcap", ".db3")
+if TYPE_CHECKING:
+    from fcn_perception.bags.replay import ReplaySummary
+
 #: documents and pictures beside recordings: listed as ignored, not replayed. Any other file in a
 #: searched folder is tried, and reported with its reason if it is not a recording (a .bag of ROS 1,
 #: a truncated upload, a stray export): a corpus must not hide a drive it could not read.
@@ -57,7 +61,9 @@ class Settings:
 
 
 @dataclass
-class Outcome:
+class RecordingOutcome:
+    """One recording's line in corpus.json: what became of it, and its replay summary's totals."""
+
     input: str
     output: str = ""
     status: str = "failed"  # done | skipped (final and current) | failed
@@ -74,12 +80,15 @@ class Outcome:
     fps: float = 0.0
     output_bytes: int = 0
 
-
-def _is_recording_folder(folder: Path) -> bool:
-    """A rosbag2 folder: its metadata.yaml, or (cut short, no metadata) storage files named after it."""
-    if (folder / "metadata.yaml").is_file():
-        return True
-    return any(f.suffix in BAG_SUFFIXES and f.stem.rsplit("_", 1)[0] == folder.name for f in folder.iterdir() if f.is_file())
+    def fill(self, summary: ReplaySummary) -> None:
+        self.frames, self.bad_frames, self.cut_short = summary.frames, summary.bad_frames, summary.cut_short
+        self.masks = sum(c.masks for c in summary.cameras.values())
+        for c in summary.cameras.values():
+            for k, v in c.bad_reasons.items():
+                self.bad_reasons[k] = self.bad_reasons.get(k, 0) + v
+        self.ground = {t: c.ground_status for t, c in summary.cameras.items()}
+        self.drivable_confidence = {t: c.drivable_confidence for t, c in summary.cameras.items()}
+        self.uncertain = list(summary.uncertain)
 
 
 def find_inputs(paths: list[str | Path]) -> tuple[list[Input], list[str]]:
@@ -87,12 +96,12 @@ def find_inputs(paths: list[str | Path]) -> tuple[list[Input], list[str]]:
     files passed over as sidecars. A file named explicitly is always an input (a bad one fails)."""
     inputs, ignored = [], []
     for given in map(Path, paths):
-        if given.is_dir() and not _is_recording_folder(given):
+        if given.is_dir() and not is_recording_folder(given):
             for root, dirs, files in os.walk(given):
                 root_p = Path(root)
                 dirs.sort()
                 for d in list(dirs):
-                    if d.startswith(".") or _is_recording_folder(root_p / d):
+                    if d.startswith(".") or is_recording_folder(root_p / d):
                         dirs.remove(d)
                         if not d.startswith("."):
                             inputs.append(Input(root_p / d, Path(given.name) / (root_p / d).relative_to(given)))
@@ -143,7 +152,7 @@ def model_sha256(values: dict) -> str:
     """SHA-256 of the model file these parameters serve (hashed, not loaded)."""
     from fcn_perception.inference.backends import default_kind
     from fcn_perception.inference.model_store import resolve_model
-    from fcn_perception.ros.node_config import NodeConfig
+    from fcn_perception.params.node_config import NodeConfig
 
     cfg = NodeConfig.from_dict(values)
     return file_sha256(resolve_model(cfg.model, default_kind(cfg.backend, "auto", cfg.precision)))
@@ -156,7 +165,7 @@ def _pipeline(settings: Settings):
     """The worker's one pipeline (a model load per worker process, not per bag)."""
     from dataclasses import replace
 
-    from fcn_perception.ros.node_config import NodeConfig
+    from fcn_perception.params.node_config import NodeConfig
     from fcn_perception.scene.pipeline import Pipeline
 
     key = json.dumps([settings.values, settings.threads], sort_keys=True)
@@ -167,11 +176,11 @@ def _pipeline(settings: Settings):
     return _PIPELINES[key]
 
 
-def replay_one(inp: Path, out: Path, fp: dict, settings: Settings, on_frame: Callable[[], None] | None = None) -> Outcome:
+def replay_one(inp: Path, out: Path, fp: dict, settings: Settings, on_frame: Callable[[], None] | None = None) -> RecordingOutcome:
     """One input to its final output, via a temporary folder beside it; never raises."""
     from fcn_perception.bags.replay import replay
 
-    outcome = Outcome(str(inp), str(out))
+    outcome = RecordingOutcome(str(inp), str(out))
     scratch = partial_dir(out, os.getpid())  # the bag is written as scratch/<name>, then renamed into place
     tmp = scratch / out.name
     t0 = time.perf_counter()
@@ -183,18 +192,17 @@ def replay_one(inp: Path, out: Path, fp: dict, settings: Settings, on_frame: Cal
             inp,
             tmp,
             settings.topics,
-            None,
-            settings.values,
-            settings.storage,
-            False,
-            settings.overlay,
+            overrides=settings.values,
             pipeline=pipeline,
             on_frame=on_frame,
+            storage=settings.storage,
+            progress=False,
+            overlay=settings.overlay,
             confidence=settings.confidence,
             uncertain=settings.uncertain,
         )
         outcome.status = "done"
-        _fill(outcome, summary.to_json())
+        outcome.fill(summary)
         outcome.seconds = round(time.perf_counter() - t0, 2)
         outcome.fps = round(outcome.frames / outcome.seconds, 2) if outcome.seconds else 0.0
         outcome.output_bytes = summary.output_bytes
@@ -217,25 +225,22 @@ def partial_dir(out: Path, pid: int) -> Path:
     return out.parent / f"{PARTIAL}-{out.name}-{pid}"
 
 
-def _fill(outcome: Outcome, summary: dict) -> None:
-    outcome.frames, outcome.bad_frames, outcome.cut_short = summary["frames"], summary["bad_frames"], summary["cut_short"]
-    outcome.masks = sum(c["masks"] for c in summary["cameras"].values())
-    for c in summary["cameras"].values():
-        for k, v in c["bad_reasons"].items():
-            outcome.bad_reasons[k] = outcome.bad_reasons.get(k, 0) + v
-    outcome.ground = {t: c["ground_status"] for t, c in summary["cameras"].items()}
-    outcome.drivable_confidence = {t: c["drivable_confidence"] for t, c in summary["cameras"].items()}
-    outcome.uncertain = summary["uncertain"]
-
-
 # -- one machine: worker processes ----------------------------------------------------------------
+#: For tests of a worker's death at a known point: worker 0 stops itself (SIGSTOP) at this frame of
+#: its first recording, to be killed there. Unset in normal use.
+STOP_WORKER_AT_ENV = "FCN_PERCEPTION_STOP_WORKER_AT"
+
+
 def _worker(wid: int, tasks, results, settings: Settings) -> None:
     """A worker process: one task at a time from its own queue; progress and outcomes to the parent."""
-    pending = 0
+    pending, frames = 0, 0
+    stop_at = int(os.environ.get(STOP_WORKER_AT_ENV, "0")) if wid == 0 else 0
 
     def on_frame() -> None:
-        nonlocal pending
-        pending += 1
+        nonlocal pending, frames
+        pending, frames = pending + 1, frames + 1
+        if frames == stop_at:
+            os.kill(os.getpid(), signal.SIGSTOP)
         if pending >= 10:
             results.put(("progress", wid, pending))
             pending = 0
@@ -248,7 +253,7 @@ def _worker(wid: int, tasks, results, settings: Settings) -> None:
         results.put(("done", wid, index, asdict(outcome)))
 
 
-def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, workers: int, bar, on_outcome: Callable[[int, Outcome], None]) -> None:
+def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, workers: int, bar, on_outcome: Callable[[int, RecordingOutcome], None]) -> None:
     """Each job on one of ``workers`` processes; a worker that dies fails its job (reason: its exit
     code) and is replaced, so the others go on."""
     import multiprocessing as mp
@@ -279,7 +284,7 @@ def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, wo
             if current is not None and not p.is_alive():
                 _, inp, out, _ = jobs_by_index[current]
                 shutil.rmtree(partial_dir(out, p.pid), ignore_errors=True)
-                on_outcome(current, Outcome(str(inp), str(out), "failed", f"worker process died (exit code {p.exitcode})"))
+                on_outcome(current, RecordingOutcome(str(inp), str(out), "failed", f"worker process died (exit code {p.exitcode})"))
                 remaining -= 1
                 del procs[wid]
                 if todo:
@@ -302,7 +307,7 @@ def run_workers(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, wo
             if wid in procs and procs[wid][2] == index:
                 procs[wid][2] = None
                 remaining -= 1
-            on_outcome(index, Outcome(**outcome))  # a reaped worker's late "done" replaces its failure
+            on_outcome(index, RecordingOutcome(**outcome))  # a reaped worker's late "done" replaces its failure
         reap()  # every turn: a busy neighbour's progress messages must not hide a death
     for _p, q, _ in procs.values():
         q.put(None)
@@ -325,9 +330,9 @@ def run_ray(jobs: list[tuple[int, Path, Path, dict]], settings: Settings, addres
             done, pending = ray.wait(pending, num_returns=1)
             index, inp, out = futures[done[0]]
             try:
-                outcome = Outcome(**ray.get(done[0]))
+                outcome = RecordingOutcome(**ray.get(done[0]))
             except Exception as exc:  # the task's worker died: this input's outcome
-                outcome = Outcome(str(inp), str(out), "failed", f"Ray task failed: {exc.__class__.__name__}")
+                outcome = RecordingOutcome(str(inp), str(out), "failed", f"Ray task failed: {exc.__class__.__name__}")
             bar.update(outcome.frames)
             on_outcome(index, outcome)
     finally:
@@ -348,6 +353,61 @@ def _ray_task(inp: str, out: str, fp: dict, settings: Settings) -> dict:
 
 
 # -- the corpus ---------------------------------------------------------------------------------------
+def _prepare(paths: list[str | Path], out_dir: Path) -> tuple[list[Input], list[str]]:
+    """The recordings to replay (never our own outputs) and the files passed over; stale partial
+    outputs of a killed run removed (never final, never reused)."""
+    inputs, ignored = find_inputs(paths)
+    inputs = [i for i in inputs if not i.path.resolve().is_relative_to(out_dir.resolve())]
+    if not inputs:
+        raise ValueError(f"no recordings found in {', '.join(map(str, paths))}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in list(out_dir.rglob(f"{PARTIAL}-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    return inputs, ignored
+
+
+def _plan(inputs: list[Input], out_dir: Path, settings: Settings, force: bool) -> tuple[list, list, int | None]:
+    """(outcomes with the current outputs already filled in as skipped, the jobs to run, the frames
+    to expect: None once a recording cannot say how many it has)."""
+    from fcn_perception.bags.camera_feed import camera_topics
+
+    sha = model_sha256(settings.values)
+    outcomes: list[RecordingOutcome | None] = [None] * len(inputs)
+    jobs, total = [], 0
+    for k, inp in enumerate(inputs):
+        out = out_dir / inp.rel
+        fp = fingerprint(inp.path, settings, sha)
+        record = None if force else current_record(out, fp)
+        if record is not None:
+            outcomes[k] = RecordingOutcome(**{**record["outcome"], "status": "skipped", "reason": "output is final and current"})
+            continue
+        with contextlib.suppress(Exception):  # a bad input: found out (and reported) by its job
+            rec = open_recording(inp.path)
+            cams = camera_topics(rec)
+            known = all(t in rec.counts for t in cams)
+            total = total + sum(rec.counts[t] for t in cams) if known and total is not None else None
+        jobs.append((k, inp.path, out, fp))
+    return outcomes, jobs, total
+
+
+def _totals(outcomes: list[RecordingOutcome], seconds: float, workers: int, settings: Settings, ray_address: str) -> dict:
+    done = [o for o in outcomes if o.status == "done"]
+    return {
+        "recordings": len(outcomes),
+        "done": len(done),
+        "skipped": sum(o.status == "skipped" for o in outcomes),
+        "failed": sum(o.status == "failed" for o in outcomes),
+        "frames": sum(o.frames for o in done),
+        "masks": sum(o.masks for o in done),
+        "bad_frames": sum(o.bad_frames for o in done),
+        "seconds": round(seconds, 2),
+        "frames_per_s": round(sum(o.frames for o in done) / seconds, 2) if seconds else 0.0,
+        "workers": workers,
+        "threads_per_worker": settings.threads,
+        "ray": ray_address or None,
+    }
+
+
 def replay_corpus(
     paths: list[str | Path],
     out_dir: str | Path,
@@ -363,7 +423,7 @@ def replay_corpus(
     from tqdm import tqdm
 
     from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
-    from fcn_perception.bags.replay import camera_topics
+    from fcn_perception.params.node_config import NodeConfig
 
     out_dir = Path(out_dir)
     if ray_address:
@@ -372,36 +432,14 @@ def replay_corpus(
         check_out_dir(export_uncertain)
         if settings.uncertain is None:
             raise ValueError("export_uncertain needs settings.uncertain = (top, min_gap_s)")
-    inputs, ignored = find_inputs(paths)
-    inputs = [i for i in inputs if not i.path.resolve().is_relative_to(out_dir.resolve())]  # never our own outputs
-    if not inputs:
-        raise ValueError(f"no recordings found in {', '.join(map(str, paths))}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in list(out_dir.rglob(f"{PARTIAL}-*")):  # left by a killed run: never final, never reused
-        shutil.rmtree(stale, ignore_errors=True)
+    inputs, ignored = _prepare(paths, out_dir)
     workers = max(1, workers)
-    cores = os.cpu_count() or 1
-    settings.threads = settings.threads or max(1, cores // min(workers, len(inputs)))
-    sha = model_sha256(settings.values)
-    outcomes: list[Outcome | None] = [None] * len(inputs)
-    jobs, total = [], 0  # total: None once a recording cannot say how many frames it has (no metadata)
-    for k, inp in enumerate(inputs):
-        out = out_dir / inp.rel
-        fp = fingerprint(inp.path, settings, sha)
-        record = None if force else current_record(out, fp)
-        if record is not None:
-            outcomes[k] = Outcome(**{**record["outcome"], "status": "skipped", "reason": "output is final and current"})
-            continue
-        with contextlib.suppress(Exception):  # a bad input: found out (and reported) by its job
-            rec = open_recording(inp.path)
-            cams = camera_topics(rec)
-            known = all(t in rec.counts for t in cams)
-            total = total + sum(rec.counts[t] for t in cams) if known and total is not None else None
-        jobs.append((k, inp.path, out, fp))
+    settings.threads = settings.threads or max(1, (os.cpu_count() or 1) // min(workers, len(inputs)))
+    outcomes, jobs, total = _plan(inputs, out_dir, settings, force)
     start = time.perf_counter()
     with tqdm(total=total, desc="corpus", unit="frame", disable=not progress, dynamic_ncols=True) as bar:
 
-        def record(index: int, outcome: Outcome) -> None:
+        def record(index: int, outcome: RecordingOutcome) -> None:
             outcomes[index] = outcome
             bar.set_postfix(done=sum(o is not None for o in outcomes), failed=sum(o is not None and o.status == "failed" for o in outcomes))
 
@@ -412,31 +450,16 @@ def replay_corpus(
                 record(index, replay_one(inp, out, fp, settings, lambda: bar.update(1)))
         else:
             run_workers(jobs, settings, workers, bar, record)
-    seconds = time.perf_counter() - start
-    done = [o for o in outcomes if o.status == "done"]
     exported = None
     if export_uncertain:  # over the whole corpus: each input kept its cameras' candidates
         top, gap = settings.uncertain
         picks = spread_lowest((Candidate(**c) for o in outcomes if o.status != "failed" for c in o.uncertain), top, gap)
-        exported = str(write_label_set(export_uncertain, picks, _pipeline(settings)))
+        exported = str(write_label_set(export_uncertain, picks, _pipeline(settings), NodeConfig.from_dict(settings.values)))
     result = {
         "inputs": [asdict(o) for o in outcomes],
         "ignored_files": ignored,
-        "totals": {
-            "recordings": len(outcomes),
-            "done": len(done),
-            "skipped": sum(o.status == "skipped" for o in outcomes),
-            "failed": sum(o.status == "failed" for o in outcomes),
-            "frames": sum(o.frames for o in done),
-            "masks": sum(o.masks for o in done),
-            "bad_frames": sum(o.bad_frames for o in done),
-            "seconds": round(seconds, 2),
-            "frames_per_s": round(sum(o.frames for o in done) / seconds, 2) if seconds else 0.0,
-            "workers": workers,
-            "threads_per_worker": settings.threads,
-            "ray": ray_address or None,
-        },
-        "exported": exported,
+        "totals": _totals(outcomes, time.perf_counter() - start, workers, settings, ray_address),
     }
+    result["exported"] = exported
     (out_dir / "corpus.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -28,8 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.bags.bag_io import TYPESTORE
+from fcn_perception.bags.camera_feed import CameraFeed
 from fcn_perception.bags.recording import open_recording
+from fcn_perception.params.node_config import NodeConfig
+from fcn_perception.scene.frame_loop import KeepLast, serve_frame
 from fcn_perception.scene.pipeline import Pipeline
 
 SPLIT = "frames"
@@ -83,9 +85,10 @@ def _name(rank: int, c: Candidate) -> str:
     return f"{rank:04d}_{Path(c.bag).stem}_{cam}_{c.stamp_ns}"
 
 
-def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipeline) -> Path:
+def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipeline, cfg: NodeConfig | None = None) -> Path:
     """``picks`` as a generic-layout dataset with ``pipeline``'s masks as colour pre-labels, plus
-    frames.csv (bag, topic, stamp_ns, confidence, ...), in score order. Returns the folder."""
+    frames.csv (bag, topic, stamp_ns, confidence, ...), in score order. Returns the folder. Frames
+    are read again and served by the frame loop with the car's parameters ``cfg``."""
     out = check_out_dir(out_dir)
     images, labels = out / SPLIT / "images", out / SPLIT / "labels"
     images.mkdir(parents=True)
@@ -102,13 +105,17 @@ def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipel
     for c in picks:
         wanted[c.bag][(c.topic, c.log_time_ns)] = c
     written: dict[Candidate, str] = {}
+    cfg = cfg or NodeConfig.from_dict({})
     for bag, by_key in wanted.items():
         rec = open_recording(bag)
-        for m in rec.messages({t for t, _ in by_key}):
+        feed = CameraFeed(rec, cfg, sorted({t for t, _ in by_key}))
+        cams, keep = feed.workflows(), KeepLast()
+        for m in rec.messages(set(feed.topics)):
             c = by_key.get((m.topic, m.timestamp))
-            if c is None or c in written:
+            if c is None or c in written or (msg := feed.receive(m, cams)) is None:
                 continue
-            result = pipeline.process(TYPESTORE.deserialize_cdr(m.data, m.msgtype))
+            if (result := serve_frame(cams[m.topic], pipeline, msg, feed.pose, keep).result) is None:
+                continue  # served when it was picked; now not (reported below as not found)
             name = _name(rank[c], c)
             cv2.imwrite(str(images / f"{name}.png"), np.ascontiguousarray(result.rgb[..., ::-1]))
             # written as BGR: the file holds the class_dict.csv colours

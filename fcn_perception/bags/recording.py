@@ -61,6 +61,18 @@ def storage_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
 
 
+#: storage files of a rosbag2 recording
+STORAGE_SUFFIXES = (".mcap", ".db3")
+
+
+def is_recording_folder(folder: Path) -> bool:
+    """A rosbag2 folder: its metadata.yaml, or (cut short, no metadata) storage files named after it
+    (the recorder names them ``<folder>_0.mcap``, ...)."""
+    if (folder / "metadata.yaml").is_file():
+        return True
+    return any(f.suffix in STORAGE_SUFFIXES and f.stem.rsplit("_", 1)[0] == folder.name for f in folder.iterdir() if f.is_file())
+
+
 def open_recording(path: str | Path) -> Recording:
     path = Path(path)
     if not path.exists():

@@ -1,4 +1,5 @@
-"""The node's output messages, built once for both the node (rclpy) and replay (rosbags).
+"""Message builders for the outputs (``ros/outputs.py`` names which output uses which), one for both
+the node (rclpy) and replay (rosbags).
 
 Builders take a ``new(msgtype, **fields)`` factory: :func:`rclpy_factory` makes rclpy messages,
 :func:`fcn_perception.bags.bag_io.rosbags_message` makes rosbags ones. Fields are given as numpy arrays
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from fcn_perception.ros.topics import COMPRESSED, IMAGE
 
 if TYPE_CHECKING:
     from fcn_perception.scene.ground import GridSpec
@@ -20,50 +22,10 @@ if TYPE_CHECKING:
 
 Factory = Callable[..., object]
 
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED = "sensor_msgs/msg/CompressedImage"
 POLYGON_STAMPED = "geometry_msgs/msg/PolygonStamped"
 OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
-
-
-@dataclass(frozen=True)
-class Output:
-    topic: str  # relative to the camera namespace (image_transport / REP-144 style names)
-    msgtype: str
-    description: str
-    live: bool = True  # published by the node (False: replay's compact form only)
-
-
-OUTPUTS: dict[str, Output] = {
-    "mask": Output("segmentation/mask", IMAGE, "mono8 class ids, the input's size, stamp and frame_id"),
-    "mask_compressed": Output(
-        "segmentation/mask/compressed", COMPRESSED, "the mask as lossless PNG (image_transport's compressed twin); only while subscribed"
-    ),
-    "overlay": Output("segmentation/overlay", IMAGE, "bgr8 class colours over the frame with the ego polygon; only while subscribed"),
-    "confidence": Output(
-        "segmentation/confidence",
-        IMAGE,
-        "mono8 per-pixel confidence: the top class's softmax probability, 255 = 1.0, the input's size; only while subscribed (replay: --confidence)",
-    ),
-    "polygon": Output("drivable_area/polygon", POLYGON_STAMPED, "ego drivable region's outline, pixels (x right, y down), input frame_id; empty = none ahead"),
-    "polygon_ground": Output(
-        "drivable_area/polygon_ground", POLYGON_STAMPED, "the same outline on the ground, metres in base_frame (needs CameraInfo); empty = none ahead"
-    ),
-    "grid": Output("drivable_area/grid", OCCUPANCY_GRID, "bird's-eye grid in base_frame: 0 drivable, 100 seen and not drivable, -1 not seen"),
-    "markers": Output(
-        "drivable_area/markers", MARKER_ARRAY, "regions and holes as line strips: ns image/* (optical frame, z = 1 m) and ground/*; lane points: ground/lane"
-    ),
-    "lane_points": Output(
-        "lane_markings/points", POINT_CLOUD2, "lane-marking pixels on the ground, x y z float32 in base_frame (z = 0); needs CameraInfo and a pose"
-    ),
-    "overlay_compressed": Output("segmentation/overlay/compressed", COMPRESSED, "the overlay as JPEG (replay --overlay)", live=False),
-}
-
-
-def output_topic(namespace: str, name: str) -> str:
-    return f"{namespace.rstrip('/')}/{name}"
 
 
 _CLASSES: dict[str, type] = {}
@@ -224,42 +186,3 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
             )
         )
     return new(MARKER_ARRAY, markers=markers)
-
-
-def frame_messages(
-    new: Factory,
-    header,
-    result: FrameResult,
-    base_frame: str,
-    overlay: np.ndarray | None = None,
-    markers: bool = True,
-    mask_png: bool = False,
-    raw_mask: bool = True,
-    overlay_jpeg: bool = False,
-    confidence: bool = False,
-) -> dict[str, object]:
-    """Every output message of one frame, keyed like :data:`OUTPUTS`. Image outputs carry the input's
-    header; ground outputs its stamp with ``base_frame``. Ground outputs are absent without calibration,
-    the confidence image without a model that gives one.
-    The node sends the raw mask and, for a subscriber, its PNG twin; replay writes both."""
-    out = {"polygon": polygon_msg(new, header, result.ego.outer if result.ego is not None else None)}
-    if raw_mask:
-        out["mask"] = image_msg(new, header, result.mask, "mono8")
-    if mask_png:
-        out["mask_compressed"] = png_msg(new, header, result.mask)
-    if confidence and result.confidence is not None:
-        out["confidence"] = image_msg(new, header, result.confidence, "mono8")
-    if overlay is not None:
-        out["overlay_compressed" if overlay_jpeg else "overlay"] = (jpeg_msg if overlay_jpeg else image_msg)(
-            new, header, overlay, *(() if overlay_jpeg else ("bgr8",))
-        )
-    ground_header = new("std_msgs/msg/Header", stamp=header.stamp, frame_id=base_frame)
-    if result.ground is not None:
-        ego = result.ground.ego
-        out["polygon_ground"] = polygon_msg(new, ground_header, ego.outer if ego is not None else None)
-        out["grid"] = grid_msg(new, ground_header, result.ground.grid, result.ground.spec)
-    if result.lanes is not None:  # the same pose rules as polygon_ground: no pose, no cloud
-        out["lane_points"] = cloud_msg(new, ground_header, result.lanes.ground)
-    if markers:
-        out["markers"] = markers_msg(new, header, ground_header, result)
-    return out

@@ -1,10 +1,10 @@
 """``fcn_perception_node``: camera images in, segmentation masks and drivable-area polygons out.
 
-A managed (lifecycle) node, thin glue over the ROS-free core: each camera's workflow
-(:class:`~fcn_perception.scene.camera.CameraWorkflow`: pose rules, calibration, counting) runs
-frames through one :class:`~fcn_perception.scene.pipeline.Pipeline`, which replay runs too. The node
-adds what only a node does: parameters, lifecycle, subscriptions, TF lookups, publishing and
-/diagnostics. Callbacks only park the newest frame per camera; one worker thread
+A managed (lifecycle) node, thin glue over the ROS-free core: every frame goes through the one frame
+loop (:func:`~fcn_perception.scene.frame_loop.serve_frame`: pose, process, emit, served) that replay
+runs too, and every output comes from the one registry (``ros/outputs.py``). The node adds what only
+a node does: parameters, lifecycle, subscriptions, TF lookups, publishers and /diagnostics.
+Callbacks only park the newest frame per camera; one worker thread
 (:class:`~fcn_perception.scene.scheduler.FrameWorker`) runs inference, so the executor never blocks.
 """
 
@@ -17,28 +17,29 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import NameValidationException, ParameterException, ParameterUninitializedException
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from fcn_perception.inference.segmenter import Segmenter
+from fcn_perception.params.node_config import runtime_update
+from fcn_perception.params.table import NODE_NAME, SPECS
+from fcn_perception.ros import outputs
 from fcn_perception.ros.diagnostics import camera_status
 from fcn_perception.ros.image_bridge import cv_bridge_converter
-from fcn_perception.ros.messages import OUTPUTS, frame_messages, msg_class, rclpy_factory
-from fcn_perception.ros.node_config import NODE_NAME, PARAMS, SPECS, NodeConfig, check_known, runtime_update
+from fcn_perception.ros.messages import msg_class, rclpy_factory
+from fcn_perception.ros.parameters import declare_all, declare_labels
 from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
 from fcn_perception.scene.backend_guard import BackendGuard, BackendHealth
 from fcn_perception.scene.camera import CameraWorkflow
-from fcn_perception.scene.drivable import MaskSmoother
+from fcn_perception.scene.frame_loop import serve_frame
 from fcn_perception.scene.ground import quaternion_matrix
-from fcn_perception.scene.pipeline import Pipeline
+from fcn_perception.scene.pipeline import FrameResult, Pipeline
 from fcn_perception.scene.scheduler import FrameWorker
 
-ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service", "classes", "class_colors")
 NO_PUBLISHER_WARN_S = 5.0  # a camera topic nobody publishes for this long is named once at WARN
 
 try:  # TF is optional: present on a ROS install, not in the PyPI wheels
@@ -61,26 +62,6 @@ class CameraIo:
     warned_no_publisher: bool = False
 
 
-def _descriptor(name: str) -> ParameterDescriptor:
-    spec = SPECS[name]
-    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-    if spec.choices:
-        d.additional_constraints = f"one of {list(spec.choices)}"
-    if spec.min is not None:
-        if isinstance(spec.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)]
-        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            d.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
-    return d
-
-
-def _value(node: LifecycleNode, name: str):
-    try:
-        return node.get_parameter(name).value
-    except ParameterUninitializedException:  # declared by type only (camera_pose) and not set
-        return None
-
-
 def lookup_pose(buffer, base_frame: str, header, timeout_s: float) -> tuple[np.ndarray | None, str]:
     """(base_frame -> the image's frame as 4x4, "tf") at the image's stamp, waiting at most
     ``timeout_s``; or (None, why TF has none)."""
@@ -95,47 +76,33 @@ def lookup_pose(buffer, base_frame: str, header, timeout_s: float) -> tuple[np.n
     return m, "tf"
 
 
-def publish_frame(pipeline: Pipeline, io: CameraIo, new, cfg: NodeConfig, header, result) -> None:
-    """Every output of one frame on the camera's publishers; what only a viewer needs (overlay,
-    markers, the mask's PNG twin, the confidence image) is made only while someone subscribes."""
-    t = time.perf_counter()
-    overlay = None
-    if cfg.publish_overlay and io.pubs["overlay"].get_subscription_count() > 0:
-        overlay = pipeline.overlay_bgr(result, cfg.overlay_alpha)
-    markers = io.pubs["markers"].get_subscription_count() > 0
-    mask_png = io.pubs["mask_compressed"].get_subscription_count() > 0
-    confidence = io.pubs["confidence"].get_subscription_count() > 0
-    for key, m in frame_messages(new, header, result, cfg.base_frame, overlay, markers, mask_png, confidence=confidence).items():
-        io.pubs[key].publish(m)
-    result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
+class Publishers:
+    """The frame loop's sink for one camera: the registry's outputs the node builds now (those only
+    a viewer needs — overlay, markers, the mask's PNG twin, confidence — only while subscribed) on
+    the camera's publishers."""
 
+    def __init__(self, node: FcnPerceptionNode, io: CameraIo) -> None:
+        self.node, self.io = node, io
 
-def label_params(seg: Segmenter) -> list[tuple[str, list[str], str]]:
-    """The model's class names and colours as read-only parameters: a consumer names mask ids without MODEL.md."""
-    colours = [f"#{r:02x}{g:02x}{b:02x}" for b, g, r in seg.palette_bgr[: len(seg.classes)]]
-    return [
-        ("classes", list(seg.classes), "Class names of the model, index = mask id."),
-        ("class_colors", colours, "Overlay colour of each class (#rrggbb), index = mask id."),
-    ]
+    def emit(self, cam: CameraWorkflow, msg, result: FrameResult) -> None:
+        cfg, pubs, pipeline = self.node.cfg, self.io.pubs, self.node.pipeline
+        keys = outputs.node_keys(lambda k: pubs[k].get_subscription_count() > 0, lambda gate: getattr(cfg, gate))
+        for key, out in outputs.build(keys, self.node.new, msg.header, result, cfg.base_frame, lambda: pipeline.overlay_bgr(result, cfg.overlay_alpha)).items():
+            pubs[key].publish(out)
 
 
 class FcnPerceptionNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for spec in PARAMS:
-            default = Parameter.Type.DOUBLE_ARRAY if spec.type == "double[]" and not spec.default else spec.default
-            self.declare_parameter(spec.name, default, _descriptor(spec.name))
-        # an unknown name in the YAML (a typo such as overlay_alfa) is refused as replay refuses it
-        check_known({n: None for n in self._parameter_overrides if n not in ROS_OWN_PARAMS and not n.startswith("qos_overrides.")})
         # validated now, so a bad parameter file fails at start with one line, before any transition
-        self.cfg = NodeConfig.from_dict({p.name: _value(self, p.name) for p in PARAMS})
+        self.cfg = declare_all(self, self._parameter_overrides)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline: Pipeline | None = None
         self.guard: BackendGuard | None = None
         self.cameras: list[CameraWorkflow] = []
         self.io: list[CameraIo] = []
         self.worker = FrameWorker(0, self._serve)
-        self._timers, self._new, self._tf_buffer, self.pub_diag = [], rclpy_factory(), None, None
+        self._timers, self.new, self._tf_buffer, self.pub_diag = [], rclpy_factory(), None, None
         self._last_diag, self._active = time.monotonic(), False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -153,10 +120,7 @@ class FcnPerceptionNode(LifecycleNode):
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s")
-        for name, value, what in label_params(seg):
-            if self.has_parameter(name):
-                self.undeclare_parameter(name)
-            self.declare_parameter(name, value, ParameterDescriptor(description=what, read_only=True), ignore_override=True)
+        declare_labels(self, seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
         # falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it
         out_qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
@@ -168,15 +132,19 @@ class FcnPerceptionNode(LifecycleNode):
         self.cameras = [CameraWorkflow(t, i, cfg.pose(i), ground, cfg.temporal_smoothing, why.format(camera_info_topic(t))) for i, t in enumerate(topics)]
         self.io = [CameraIo(t, camera_namespace(t), camera_info_topic(t)) for t in topics]
         for io in self.io:
-            for key, out in OUTPUTS.items():
+            for key, out in outputs.OUTPUTS.items():
                 if out.live:
                     io.pubs[key] = self.create_lifecycle_publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), out_qos)
         self.pub_diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.worker = FrameWorker(len(self.cameras), self._serve)
         self.worker.start()
+        self._subscribe()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _subscribe(self) -> None:
+        """Subscriptions live from configure to cleanup: a frame that arrives while inactive is
+        received and counted (``dropped: inactive``), never served, so a manager can see the camera
+        is there before it activates the node."""
         cfg = self.cfg
         qos = QoSProfile(depth=cfg.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=qos_profile_sensor_data.durability)
         if cfg.qos_reliability == "reliable":
@@ -187,19 +155,18 @@ class FcnPerceptionNode(LifecycleNode):
                 self.create_subscription(msg_type, io.topic, lambda msg, i=i: self._on_image(i, msg), qos),
                 self.create_subscription(CameraInfo, io.info_topic, lambda msg, i=i: setattr(self.cameras[i], "info", msg), qos),
             ]
-            io.unpublished_since, io.warned_no_publisher = None, False
             self.get_logger().info(f"camera {io.topic} ({msg_type.__name__}) + {io.info_topic} -> {io.namespace or '/'}/{{segmentation,drivable_area}}/...")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for io in self.io:
+            io.unpublished_since, io.warned_no_publisher = None, False
         self._last_diag = time.monotonic()
-        self._timers = [self.create_timer(cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_publishers)]
+        self._timers = [self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_publishers)]
         self._active = True
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        for io in self.io:
-            for sub in io.subs:
-                self.destroy_subscription(sub)
-            io.subs = []
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
@@ -208,6 +175,8 @@ class FcnPerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.worker.stop()
+        for sub in [s for io in self.io for s in io.subs]:
+            self.destroy_subscription(sub)
         for pub in [p for io in self.io for p in io.pubs.values()] + ([self.pub_diag] if self.pub_diag is not None else []):
             self.destroy_lifecycle_publisher(pub)
         self.pub_diag, self.cameras, self.io = None, [], []
@@ -226,8 +195,10 @@ class FcnPerceptionNode(LifecycleNode):
     # -- executor thread -------------------------------------------------------------------
     def _on_image(self, index: int, msg) -> None:
         self.cameras[index].received(msg.header)
-        if self.worker.put(index, msg, time.monotonic()):
-            self.cameras[index].counters.count("dropped", "newer_frame")
+        if not self._active:
+            self.cameras[index].dropped("inactive")
+        elif self.worker.put(index, msg, time.monotonic()):
+            self.cameras[index].dropped("newer_frame")
 
     def _check_publishers(self) -> None:
         """The most common start-up mistake is a topic name nobody publishes: say it once, by name."""
@@ -249,7 +220,7 @@ class FcnPerceptionNode(LifecycleNode):
                     self.pipeline.set_drivable(new_cfg.drivable())
                 if new_cfg.temporal_smoothing != self.cfg.temporal_smoothing:
                     for cam in self.cameras:
-                        cam.state.smoother = MaskSmoother(new_cfg.temporal_smoothing)
+                        cam.set_smoothing(new_cfg.temporal_smoothing)
                 if self.guard is not None:
                     self.guard.configure(new_cfg.backend_failure_limit, new_cfg.on_backend_failure, new_cfg.stall_timeout)
                 self.cfg = new_cfg
@@ -259,33 +230,16 @@ class FcnPerceptionNode(LifecycleNode):
 
     # -- worker thread ---------------------------------------------------------------------
     def _serve(self, index: int, msg, received: float) -> None:
-        """One frame, whatever happens: published, or counted by the camera with its reason."""
-        cam, io, log = self.cameras[index], self.io[index], self.get_logger()
-        try:  # the pose step reads the header: a malformed one is this frame's problem, not the worker's
-            line = cam.calibrate(*self._tf_pose(io, msg.header)) if cam.info is not None else None
-        except Exception as exc:
-            if bad := cam.bad("processing_error", f"pose lookup: {exc.__class__.__name__}: {exc}").log:
-                log.warning(bad)
-            return
-        if line and cam.state.ground is not None:  # once per change of calibration, not per frame
-            log.info(f"{io.info_topic}: {line}")
-        elif line:  # (rclpy refuses two severities from one call site)
-            log.warning(f"{io.info_topic}: {line}")
-        out = cam.process(self.pipeline, msg)
-        if out.log:
-            log.warning(out.log)
-        if out.fault and (line := self.guard.fault(index, out.detail)[1]):
-            log.error(line)
-        if out.result is None:
-            return
-        self.guard.ok(index)
-        try:  # a publisher that fails (the context ending at shutdown) costs this frame, not the worker
-            publish_frame(self.pipeline, io, self._new, self.cfg, msg.header, out.result)
-        except Exception as exc:
-            if line := cam.bad("publish_error", f"{exc.__class__.__name__}: {exc}").log:
+        """One frame through the frame loop; its lines logged (rclpy wants one severity per call site)."""
+        io, log = self.io[index], self.get_logger()
+        served = serve_frame(self.cameras[index], self.pipeline, msg, lambda header: self._tf_pose(io, header), Publishers(self, io), self.guard, received)
+        for level, line in served.logs:
+            if level == "error":
+                log.error(line)
+            elif level == "info":
+                log.info(line)
+            else:
                 log.warning(line)
-            return
-        cam.served((time.monotonic() - received) * 1e3, out.result)
 
     def _tf_pose(self, io: CameraIo, header) -> tuple[np.ndarray | None, str]:
         if self._tf_buffer is None or not header.frame_id:
@@ -337,8 +291,9 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError, RuntimeError, ParameterException, NameValidationException) as exc:
-        print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)  # one clear line, no traceback
-        code = 2
+        if rclpy.ok():  # after SIGINT/SIGTERM shut the context down, the executor's error is the stop itself
+            print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)  # one clear line, no traceback
+            code = 2
     finally:
         if node is not None:
             try:

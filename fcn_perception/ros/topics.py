@@ -11,8 +11,6 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 # image_transport base names, longest first so "image_raw/compressed" wins over "compressed"
 _IMAGE_SUFFIXES = ("image_raw/compressed", "image/compressed", "image_raw", "image")
-#: First path segments of what the node publishes under a camera namespace: never camera inputs.
-OUTPUT_ROOTS = ("segmentation", "drivable_area", "lane_markings")
 
 
 def camera_namespace(topic: str) -> str:
@@ -32,9 +30,3 @@ def camera_info_topic(image_topic: str) -> str:
 
 def output_topic(namespace: str, name: str) -> str:
     return f"{namespace.rstrip('/')}/{name}"
-
-
-def is_output_topic(topic: str) -> bool:
-    """A topic the node itself writes (``.../segmentation/...``, ``.../drivable_area/...``): an earlier
-    run's output, not a camera, however its type looks."""
-    return any(part in OUTPUT_ROOTS for part in topic.strip("/").split("/"))

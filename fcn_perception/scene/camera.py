@@ -18,6 +18,7 @@ import numpy as np
 
 from fcn_perception.inference.base import InferenceError
 from fcn_perception.inference.segmenter import EngineBuilding
+from fcn_perception.scene.drivable import MaskSmoother
 from fcn_perception.scene.ground import GroundConfig
 from fcn_perception.scene.image_codec import BadFrame, header_warnings
 from fcn_perception.scene.pipeline import STAGES, CameraState, FrameResult, Pipeline
@@ -156,6 +157,19 @@ class CameraWorkflow:
         self.last_stamp_ns = stamp
         for w in warnings:
             self.counters.warn(w)
+
+    def unreadable(self, exc: Exception) -> None:
+        """A message that does not even deserialize: received, and a bad frame."""
+        self.counters.count("received")
+        self.bad(f"unreadable_message ({exc.__class__.__name__})", str(exc))
+
+    def dropped(self, reason: str) -> None:
+        """A frame replaced before it was served (``newer_frame``)."""
+        self.counters.count("dropped", reason)
+
+    def set_smoothing(self, value: float) -> None:
+        """A new ``temporal_smoothing``: the average starts again."""
+        self.state.smoother = MaskSmoother(value)
 
     # -- pose and calibration --------------------------------------------------------------------
     def calibrate(self, tf: np.ndarray | None, tf_note: str) -> str | None:

@@ -40,6 +40,40 @@ class VideoOut:
             self._writer = None
 
 
+class StreamingVideo:
+    """An overlay video written as frames arrive, so memory does not grow with the drive: the first
+    ``RATE_FRAMES`` frames wait (as JPEG, a tenth of their pixels) until their stamps give the camera's
+    rate (:func:`recorded_fps`), then every frame goes straight to the file."""
+
+    RATE_FRAMES = 10
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._waiting: list[tuple[np.ndarray, int]] = []
+        self._out: VideoOut | None = None
+
+    def add(self, bgr: np.ndarray, stamp_ns: int) -> None:
+        if self._out is not None:
+            self._out.write(bgr)
+            return
+        self._waiting.append((cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], stamp_ns))
+        if len(self._waiting) >= self.RATE_FRAMES:
+            self._start()
+
+    def _start(self) -> None:
+        self._out = VideoOut(self.path, recorded_fps([stamp for _, stamp in self._waiting]))
+        for jpeg, _ in self._waiting:
+            self._out.write(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+        self._waiting = []
+
+    def close(self) -> VideoOut:
+        """The finished video (a drive shorter than ``RATE_FRAMES`` frames is written now)."""
+        if self._out is None:
+            self._start()
+        self._out.close()
+        return self._out
+
+
 def recorded_fps(stamps_ns: list[int], default: float = 10.0) -> float:
     """The camera's rate from its stamps (median interval), so a video plays at the recorded pace."""
     if len(stamps_ns) < 2:

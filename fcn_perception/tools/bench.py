@@ -20,7 +20,7 @@ import numpy as np
 
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.inference.backends import BACKENDS
-from fcn_perception.ros.node_config import NodeConfig
+from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.stats import percentiles

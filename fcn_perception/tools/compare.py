@@ -7,6 +7,10 @@ embedded) are written; the exit code is 1 when the mean drivable agreement falls
 ``--min-agreement`` (or any frame below ``--min-frame-agreement``), so a CI job can gate a model.
 With ``--export-uncertain`` the frames that changed most (spread by ``--min-gap``) are written as a
 labelling set with the candidate's masks as pre-labels (label_export.py).
+
+Frames go through the node's frame loop with the car's parameters (``--params``): the same cameras,
+drivable classes, polygon settings and CameraInfo/TF as in the car, and a frame either model cannot
+serve is counted by its camera (``bad_frames`` in the report), as the node counts it.
 """
 
 from __future__ import annotations
@@ -21,15 +25,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.bags.bag_io import TYPESTORE
+from fcn_perception.bags.camera_feed import CameraFeed
 from fcn_perception.bags.corpus import find_inputs
 from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
 from fcn_perception.bags.recording import open_recording
-from fcn_perception.bags.replay import camera_topics
-from fcn_perception.inference.segmenter import SegmenterConfig
+from fcn_perception.bags.tf_graph import TF_TOPICS
+from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.ros.topics import stamp_ns
-from fcn_perception.scene.image_codec import BadFrame
+from fcn_perception.scene.frame_loop import KeepLast, serve_frame
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
+
+
+def pipeline_for(cfg: NodeConfig, model: str) -> Pipeline:
+    """A model with the car's parameters (drivable classes, polygons, backend, threads, ...)."""
+    from dataclasses import replace
+
+    return Pipeline(replace(cfg.segmenter(), model=model), cfg.drivable(), cfg.max_pixels)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,6 +69,7 @@ class Comparison:
     worst: list = field(default_factory=list)  # heap of (-(1 - iou), index, jpeg) for the report
     skipped: dict[str, str] = field(default_factory=dict)  # input -> why it was not compared
     candidates: list[Candidate] = field(default_factory=list)  # every frame, scored by agreement (--export-uncertain)
+    bad_frames: dict[str, int] = field(default_factory=lambda: {"baseline": 0, "candidate": 0})  # frames a model could not serve
 
 
 def _composite(rgb: np.ndarray, a: FrameResult, b: FrameResult, pa: Pipeline, pb: Pipeline) -> bytes:
@@ -75,51 +87,73 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 5)
 
 
-def compare(paths: list[str | Path], baseline: str, candidate: str, top: int = 8, progress: bool = True, pipelines=None) -> Comparison:
-    """``pipelines``: (A, B) already loaded (else made from the two model paths)."""
+def _frame_record(cmp: Comparison, bag: str, topic: str, header, a: FrameResult, b: FrameResult, pa: Pipeline, pb: Pipeline) -> dict:
+    na, nb = len(cmp.classes_a), len(cmp.classes_b)
+    da, db = pa.drivable_pixels(a.mask) > 0, pb.drivable_pixels(b.mask) > 0
+    pixels = a.mask.size
+    return {
+        "bag": bag,
+        "topic": topic,
+        "stamp_ns": stamp_ns(header),
+        "drivable_iou": round(iou(da, db), 5),
+        "ego_iou": round(iou(ego_mask(a), ego_mask(b)), 5),
+        # how sure each model is on its own drivable region (None: no confidence output / no region)
+        "confidence_a": _round(a.drivable_confidence),
+        "confidence_b": _round(b.drivable_confidence),
+        "share_a": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_a, np.bincount(a.mask.ravel(), minlength=na)[:na], strict=True)},
+        "share_b": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_b, np.bincount(b.mask.ravel(), minlength=nb)[:nb], strict=True)},
+    }
+
+
+def _add(cmp: Comparison, frame: dict, log_time: int, a: FrameResult, b: FrameResult, pa: Pipeline, pb: Pipeline, top: int) -> None:
+    na, nb = len(cmp.classes_a), len(cmp.classes_b)
+    cmp.confusion += np.bincount(a.mask.ravel().astype(np.int64) * nb + b.mask.ravel(), minlength=na * nb)[: na * nb].reshape(na, nb)
+    index = len(cmp.frames)
+    cmp.frames.append(frame)
+    cmp.candidates.append(
+        Candidate(frame["bag"], frame["topic"], frame["stamp_ns"], log_time, frame["drivable_iou"], frame["confidence_b"], frame["drivable_iou"])
+    )
+    key = (1.0 - frame["drivable_iou"], -index)
+    if len(cmp.worst) < top or key > cmp.worst[0][:2]:
+        item = (*key, _composite(a.rgb, a, b, pa, pb))
+        (heapq.heappush if len(cmp.worst) < top else heapq.heapreplace)(cmp.worst, item)
+
+
+def _compare_recording(cmp: Comparison, path: Path, cfg: NodeConfig, pa: Pipeline, pb: Pipeline, top: int) -> None:
+    """Both models over one recording's camera frames, each through its own camera workflows."""
+    rec = open_recording(path)
+    feed = CameraFeed(rec, cfg)
+    cams_a, cams_b = feed.workflows(), feed.workflows()
+    feed.prime(cams_a, cams_b)
+    keep_a, keep_b = KeepLast(), KeepLast()
+    for m in rec.messages(set(feed.topics) | set(feed.info_topics) | set(TF_TOPICS)):
+        if feed.follow(m, cams_a, cams_b) or (msg := feed.receive(m, cams_a, cams_b)) is None:
+            continue
+        a = serve_frame(cams_a[m.topic], pa, msg, feed.pose, keep_a).result
+        b = serve_frame(cams_b[m.topic], pb, msg, feed.pose, keep_b).result
+        if a is not None and b is not None:  # a frame either model cannot serve is counted, not compared
+            _add(cmp, _frame_record(cmp, str(path), m.topic, msg.header, a, b, pa, pb), m.timestamp, a, b, pa, pb, top)
+    cmp.bad_frames["baseline"] += sum(c.counters.bad for c in cams_a.values())
+    cmp.bad_frames["candidate"] += sum(c.counters.bad for c in cams_b.values())
+
+
+def compare(
+    paths: list[str | Path], baseline: str, candidate: str, top: int = 8, progress: bool = True, pipelines=None, cfg: NodeConfig | None = None
+) -> Comparison:
+    """``pipelines``: (A, B) already loaded (else made from the two model paths); ``cfg``: the car's
+    parameters (default: the node's defaults)."""
     from tqdm import tqdm
 
-    pa, pb = pipelines or (Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate)))
+    cfg = cfg or NodeConfig.from_dict({})
+    pa, pb = pipelines or (pipeline_for(cfg, baseline), pipeline_for(cfg, candidate))
     cmp = Comparison(list(pa.segmenter.classes), list(pb.segmenter.classes))
-    na, nb = len(cmp.classes_a), len(cmp.classes_b)
-    cmp.confusion = np.zeros((na, nb), np.int64)
+    cmp.confusion = np.zeros((len(cmp.classes_a), len(cmp.classes_b)), np.int64)
     inputs, _ = find_inputs(paths)
     for inp in tqdm(inputs, desc="compare", unit="bag", disable=not progress):
         try:
-            rec = open_recording(inp.path)
-        except Exception as exc:
+            _compare_recording(cmp, inp.path, cfg, pa, pb, top)
+        except Exception as exc:  # not a recording, nothing readable, no camera: said in the report
             cmp.skipped[str(inp.path)] = f"{exc.__class__.__name__}: {exc}"
-            continue
-        for m in rec.messages(set(camera_topics(rec))):
-            try:
-                msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
-                a, b = pa.process(msg), pb.process(msg)
-            except (BadFrame, ValueError, KeyError):
-                continue  # a frame neither model can read is no disagreement
-            da, db = pa.drivable_pixels(a.mask) > 0, pb.drivable_pixels(b.mask) > 0
-            pixels = a.mask.size
-            frame = {
-                "bag": str(inp.path),
-                "topic": m.topic,
-                "stamp_ns": stamp_ns(msg.header),
-                "drivable_iou": round(iou(da, db), 5),
-                "ego_iou": round(iou(ego_mask(a), ego_mask(b)), 5),
-                # how sure each model is on its own drivable region (None: no confidence output / no region)
-                "confidence_a": _round(a.drivable_confidence),
-                "confidence_b": _round(b.drivable_confidence),
-                "share_a": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_a, np.bincount(a.mask.ravel(), minlength=na)[:na], strict=True)},
-                "share_b": {c: round(float(v) / pixels, 5) for c, v in zip(cmp.classes_b, np.bincount(b.mask.ravel(), minlength=nb)[:nb], strict=True)},
-            }
-            cmp.confusion += np.bincount(a.mask.ravel().astype(np.int64) * nb + b.mask.ravel(), minlength=na * nb)[: na * nb].reshape(na, nb)
-            index = len(cmp.frames)
-            cmp.frames.append(frame)
-            cmp.candidates.append(
-                Candidate(frame["bag"], m.topic, frame["stamp_ns"], m.timestamp, frame["drivable_iou"], frame["confidence_b"], frame["drivable_iou"])
-            )
-            key = (1.0 - frame["drivable_iou"], -index)
-            if len(cmp.worst) < top or key > cmp.worst[0][:2]:
-                item = (*key, _composite(a.rgb, a, b, pa, pb))
-                (heapq.heappush if len(cmp.worst) < top else heapq.heapreplace)(cmp.worst, item)
     return cmp
 
 
@@ -140,6 +174,7 @@ def report_json(cmp: Comparison, baseline: str, candidate: str) -> dict:
         "classes_b": cmp.classes_b,
         "confusion": cmp.confusion.tolist(),
         "skipped": cmp.skipped,
+        "bad_frames": cmp.bad_frames,
     }
 
 
@@ -214,16 +249,18 @@ def run(
     top: int = 8,
     export_uncertain: str | Path | None = None,
     min_gap_s: float = 1.0,
+    cfg: NodeConfig | None = None,
 ) -> int:
     if export_uncertain:
         check_out_dir(export_uncertain)
-    pipelines = Pipeline(SegmenterConfig(model=baseline)), Pipeline(SegmenterConfig(model=candidate))
-    cmp = compare(paths, baseline, candidate, top, pipelines=pipelines)
+    cfg = cfg or NodeConfig.from_dict({})
+    pipelines = pipeline_for(cfg, baseline), pipeline_for(cfg, candidate)
+    cmp = compare(paths, baseline, candidate, top, pipelines=pipelines, cfg=cfg)
     if not cmp.frames:
         raise ValueError(f"no camera frame found to compare in {', '.join(map(str, paths))}")
     if export_uncertain:  # the frames the models disagree on most, pre-labelled by the candidate
         picks = spread_lowest(cmp.candidates, top, min_gap_s)
-        print(f"wrote the {len(picks)} frames that changed most to {write_label_set(export_uncertain, picks, pipelines[1])}")
+        print(f"wrote the {len(picks)} frames that changed most to {write_label_set(export_uncertain, picks, pipelines[1], cfg)}")
     data = report_json(cmp, baseline, candidate)
     out = Path(report)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 
 from fcn_perception.bags.bag_io import bag_topics
+from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import read_statuses
-from fcn_perception.ros.messages import OUTPUTS
-from fcn_perception.ros.node_config import NODE_NAME
+from fcn_perception.ros.outputs import OUTPUTS
 from fcn_perception.ros.topics import camera_namespace, output_topic
 from fcn_perception.stats import percentiles
 from fcn_perception.waiting import wait_until

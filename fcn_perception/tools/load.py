@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from fcn_perception.bags.bag_io import read_messages
+from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import read_statuses
-from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
@@ -42,6 +42,137 @@ def _proc_status(pid: int) -> tuple[int, int]:
     return rss, threads
 
 
+def _sample_jpegs(size: tuple[int, int] | None) -> list[bytes]:
+    """The sample drive's real frames as JPEG, re-encoded at ``size`` when given."""
+    jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    if size is None:
+        return jpegs
+    import cv2
+    import numpy as np
+
+    resized = (cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), size, interpolation=cv2.INTER_LINEAR) for j in jpegs)
+    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in resized]
+
+
+class _Probe:
+    """What the load run sees of the node: each mask's latency (stamp sent -> mask received), the
+    node's last diagnostics per camera, and its memory and threads over time."""
+
+    def __init__(self, ros, topics: list[str], qos) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+
+        self.ros, self.topics, self.lock = ros, topics, threading.Lock()
+        self.sent_at: dict[tuple[int, int, int], float] = {}  # (camera, sec, nanosec) -> send time
+        self.latencies: list[list[float]] = [[] for _ in topics]
+        self.masks = [0] * len(topics)
+        self.last_diag: dict[str, dict[str, str]] = {}
+        self.samples: list[tuple[int, int, int]] = []  # (frames sent per camera, rss KiB, threads)
+        self.sent = 0
+        self.stop = threading.Event()
+        self.subs = [ros.create_subscription(Image, f"/load_cam{i}/segmentation/mask", lambda m, i=i: self._on_mask(i, m), qos) for i in range(len(topics))]
+        self.subs.append(ros.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50))
+
+    def _on_mask(self, i: int, msg) -> None:
+        now = time.monotonic()
+        with self.lock:
+            t = self.sent_at.pop((i, msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+            self.masks[i] += 1
+            if t is not None:
+                self.latencies[i].append((now - t) * 1e3)
+
+    def _on_diag(self, arr) -> None:
+        for name, values in read_statuses(arr).items():
+            if name.startswith(NODE_NAME):
+                self.last_diag[name.split(": ", 1)[1]] = values | {"level": str(values["level"])}
+
+    def sample_memory(self, pid: int) -> None:
+        """Every 0.5 s in a thread of its own until ``stop``."""
+
+        def run() -> None:
+            while not self.stop.wait(0.5):
+                try:
+                    self.samples.append((self.sent, *_proc_status(pid)))
+                except (FileNotFoundError, ProcessLookupError):
+                    return
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def settled(self, frames: int) -> bool:
+        """Every frame sent is accounted for by the node's diagnostics (served, dropped or bad)."""
+        d = [self.last_diag.get(t) for t in self.topics]
+        return all(
+            x and int(x["frames_received"]) == frames and int(x["frames_published"]) + int(x["frames_dropped"]) + int(x["frames_bad"]) == frames for x in d
+        )
+
+    def close(self) -> None:
+        self.stop.set()
+        for s in self.subs:
+            self.ros.destroy_subscription(s)
+
+
+def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, progress: bool) -> float:
+    """``frames`` per camera at ``rate`` Hz, the cameras synchronised (one stamp per tick); returns the seconds it took."""
+    from sensor_msgs.msg import CompressedImage
+
+    msgs = [CompressedImage(format="jpeg", data=j) for j in jpegs]
+    start = time.monotonic()
+    for k in range(frames):
+        target = start + k / rate
+        while (delay := target - time.monotonic()) > 0:
+            time.sleep(delay)
+        for i, pub in enumerate(pubs):
+            msg = msgs[(k + 7 * i) % len(msgs)]
+            now_ns = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = now_ns // 1_000_000_000, now_ns % 1_000_000_000
+            msg.header.frame_id = f"load_cam{i}_optical_frame"
+            with probe.lock:
+                probe.sent_at[(i, msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
+            pub.publish(msg)
+        probe.sent = k + 1
+        if progress and probe.sent % 1000 == 0:
+            print(f"  {probe.sent}/{frames} frames per camera sent", file=sys.stderr, flush=True)
+    return time.monotonic() - start
+
+
+def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float, end: tuple[int, int], code: int) -> dict:
+    end_rss, end_threads = end
+    samples = probe.samples
+    warm = next((s for s in samples if s[0] >= warmup), samples[-1] if samples else (0, end_rss, end_threads))
+    per_camera = {}
+    for i, t in enumerate(probe.topics):
+        d = probe.last_diag.get(t, {})
+        per_camera[t] = {
+            "sent": frames,
+            "received": int(d.get("frames_received", -1)),
+            "published": int(d.get("frames_published", -1)),
+            "dropped": int(d.get("frames_dropped", -1)),
+            "bad": int(d.get("frames_bad", -1)),
+            "masks_received_here": probe.masks[i],
+            "latency_ms": percentiles(probe.latencies[i]),
+            "output_fps": round(probe.masks[i] / send_s, 2),
+        }
+    published = [c["published"] for c in per_camera.values()]
+    return {
+        "cameras": len(probe.topics),
+        "rate_hz": rate,
+        "frames_per_camera": frames,
+        "seconds": round(send_s, 1),
+        "per_camera": per_camera,
+        "accounted": all(c["received"] == frames == c["published"] + c["dropped"] + c["bad"] for c in per_camera.values()),
+        "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
+        "rss_mb": {
+            "after_warmup": round(warm[1] / 1024, 1),
+            "end": round(end_rss / 1024, 1),
+            "peak": round(max([s[1] for s in samples] + [end_rss]) / 1024, 1),
+        },
+        "rss_growth_pct": round(100.0 * (end_rss - warm[1]) / max(warm[1], 1), 2),
+        "threads": {"after_warmup": warm[2], "end": end_threads},
+        "node_exit_code": code,
+        "diagnostic_levels": {t: probe.last_diag.get(t, {}).get("level") for t in probe.topics},
+    }
+
+
 def run_load(
     cameras: int = 1,
     rate: float = 30.0,
@@ -58,129 +189,37 @@ def run_load(
         ensure_domain_id()
         with spinning_node("fcn_perception_load") as own:
             return run_load(cameras, rate, frames, warmup, own, log, progress, size)
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage, Image
+    from sensor_msgs.msg import CompressedImage
 
-    jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
-    if size is not None:
-        import cv2
-        import numpy as np
-
-        resized = (cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), size, interpolation=cv2.INTER_LINEAR) for j in jpegs)
-        jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in resized]
+    jpegs = _sample_jpegs(size)
     topics = [f"/load_cam{i}/image_raw/compressed" for i in range(cameras)]
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    lock = threading.Lock()
-    sent_at: dict[tuple[int, int, int], float] = {}  # (camera, sec, nanosec) -> send time
-    latencies: list[list[float]] = [[] for _ in topics]
-    masks = [0] * cameras
-    last_diag: dict[str, dict[str, str]] = {}
-
-    def on_mask(i: int, msg) -> None:
-        now = time.monotonic()
-        with lock:
-            t = sent_at.pop((i, msg.header.stamp.sec, msg.header.stamp.nanosec), None)
-            masks[i] += 1
-            if t is not None:
-                latencies[i].append((now - t) * 1e3)
-
-    def on_diag(arr) -> None:
-        for name, values in read_statuses(arr).items():
-            if name.startswith(NODE_NAME):
-                last_diag[name.split(": ", 1)[1]] = values | {"level": str(values["level"])}
-
-    subs = [ros.create_subscription(Image, f"/load_cam{i}/segmentation/mask", lambda m, i=i: on_mask(i, m), qos) for i in range(cameras)]
-    subs.append(ros.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50))
+    probe = _Probe(ros, topics, qos)
     pubs = [ros.create_publisher(CompressedImage, t, qos) for t in topics]
     node = NodeProcess(default_params_file(), topics, ["-p", "qos_reliability:=reliable"], log=log)
-    samples: list[tuple[int, int, int]] = []  # (frames sent per camera, rss KiB, threads)
-    sent = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.5):
-            try:
-                samples.append((sent, *_proc_status(node.proc.pid)))
-            except (FileNotFoundError, ProcessLookupError):
-                return
-
     try:
-        deadline = time.monotonic() + 90
-        while any(p.get_subscription_count() == 0 for p in pubs) or any(ros.count_publishers(f"/load_cam{i}/segmentation/mask") == 0 for i in range(cameras)):
-            if time.monotonic() > deadline or node.proc.poll() is not None:
+
+        def up() -> bool:
+            if node.proc.poll() is not None:
                 raise RuntimeError(f"the node did not come up:\n{node.output()[-2000:]}")
-            time.sleep(0.1)
-        time.sleep(0.5)
-        threading.Thread(target=sample, daemon=True).start()
-        msgs = [CompressedImage(format="jpeg", data=j) for j in jpegs]
-        start = time.monotonic()
-        for k in range(frames):
-            target = start + k / rate
-            while (delay := target - time.monotonic()) > 0:
-                time.sleep(delay)
-            for i, pub in enumerate(pubs):
-                msg = msgs[(k + 7 * i) % len(msgs)]
-                now_ns = time.time_ns()
-                msg.header.stamp.sec, msg.header.stamp.nanosec = now_ns // 1_000_000_000, now_ns % 1_000_000_000
-                msg.header.frame_id = f"load_cam{i}_optical_frame"
-                with lock:
-                    sent_at[(i, msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
-                pub.publish(msg)
-            sent = k + 1
-            if progress and sent % 1000 == 0:
-                print(f"  {sent}/{frames} frames per camera sent", file=sys.stderr, flush=True)
-        send_s = time.monotonic() - start
+            masks_seen = all(ros.count_publishers(f"/load_cam{i}/segmentation/mask") > 0 for i in range(cameras))
+            return masks_seen and all(p.get_subscription_count() > 0 for p in pubs)
 
-        def settled() -> bool:
-            d = [last_diag.get(t) for t in topics]
-            return all(
-                x and int(x["frames_received"]) == frames and int(x["frames_published"]) + int(x["frames_dropped"]) + int(x["frames_bad"]) == frames for x in d
-            )
-
-        wait_until(settled, 20, 0.1)
+        if not wait_until(up, 90, 0.1):
+            raise RuntimeError(f"the node did not come up:\n{node.output()[-2000:]}")
+        time.sleep(0.5)  # discovery settles both ways before the clock starts
+        probe.sample_memory(node.proc.pid)
+        send_s = _send(probe, pubs, jpegs, frames, rate, progress)
+        wait_until(lambda: probe.settled(frames), 20, 0.1)
         time.sleep(1.2)  # one more diagnostics period, and the last masks in flight
-        end_rss, end_threads = _proc_status(node.proc.pid)
+        end = _proc_status(node.proc.pid)
     finally:
-        stop.set()
+        probe.close()
         code = node.stop()
-        for s in subs:
-            ros.destroy_subscription(s)
         for p in pubs:
             ros.destroy_publisher(p)
-    warm = next((s for s in samples if s[0] >= warmup), samples[-1] if samples else (0, end_rss, end_threads))
-    per_camera = {}
-    for i, t in enumerate(topics):
-        d = last_diag.get(t, {})
-        per_camera[t] = {
-            "sent": frames,
-            "received": int(d.get("frames_received", -1)),
-            "published": int(d.get("frames_published", -1)),
-            "dropped": int(d.get("frames_dropped", -1)),
-            "bad": int(d.get("frames_bad", -1)),
-            "masks_received_here": masks[i],
-            "latency_ms": percentiles(latencies[i]),
-            "output_fps": round(masks[i] / send_s, 2),
-        }
-    published = [c["published"] for c in per_camera.values()]
-    return {
-        "cameras": cameras,
-        "rate_hz": rate,
-        "frames_per_camera": frames,
-        "seconds": round(send_s, 1),
-        "per_camera": per_camera,
-        "accounted": all(c["received"] == frames == c["published"] + c["dropped"] + c["bad"] for c in per_camera.values()),
-        "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
-        "rss_mb": {
-            "after_warmup": round(warm[1] / 1024, 1),
-            "end": round(end_rss / 1024, 1),
-            "peak": round(max([s[1] for s in samples] + [end_rss]) / 1024, 1),
-        },
-        "rss_growth_pct": round(100.0 * (end_rss - warm[1]) / max(warm[1], 1), 2),
-        "threads": {"after_warmup": warm[2], "end": end_threads},
-        "node_exit_code": code,
-        "diagnostic_levels": {t: last_diag.get(t, {}).get("level") for t in topics},
-    }
+    return _figures(probe, frames, rate, warmup, send_s, end, code)
 
 
 def loaded_libraries(pid: int) -> set[str]:

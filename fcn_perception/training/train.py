@@ -6,7 +6,6 @@ optimiser; :func:`train_one_epoch` runs steps; :func:`evaluate` scores the selec
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
@@ -211,9 +210,7 @@ def _setup_distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def train(cfg: TrainConfig, resume: bool = True) -> Path:
-    """Train, keeping ``best.pt`` (by mean selection mIoU) and ``last.pt`` (resumable) under ``cfg.out``."""
-    rank, world = _setup_distributed()
+def _device_and_seed(cfg: TrainConfig, rank: int) -> tuple[torch.device, int]:
     if cfg.device == "auto":
         device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     else:
@@ -224,11 +221,21 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    return device, seed
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+
+@dataclass
+class Data:
+    """The run's data: the training mix, the selection sets, the class weights and the partial-label sets."""
+
+    loader: DataLoader
+    sampler: MixSampler
+    val_loaders: list[tuple[str, DataLoader, LabelReader]]
+    weights: torch.Tensor | None
+    members: torch.Tensor
+
+
+def _data(cfg: TrainConfig, device: torch.device, seed: int, rank: int, world: int) -> Data:
     mc = cfg.model
     height = mc.input_size[1]
     specs = cfg.dataset_specs()
@@ -240,7 +247,6 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         if val is not None:
             val_ds = SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, height)
             val_sets.append((Path(spec.path).name + "/" + val.split, val_ds, labels))
-    members = torch.from_numpy(space.membership()).to(device)
     if rank == 0 and space.sets:
         print("partial labels: " + ", ".join("[" + ", ".join(mc.classes[c] for c in s) + "]" for s in space.sets))
     shares = [s.share for s in specs]
@@ -262,8 +268,13 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         generator=torch.Generator().manual_seed(seed),
     )
     val_loaders = [(name, DataLoader(ds, batch_size=1, num_workers=cfg.workers), labels) for name, ds, labels in val_sets]
+    return Data(loader, sampler, val_loaders, weights, torch.from_numpy(space.membership()).to(device))
 
-    model = build_model(mc, pretrained=cfg.pretrained and not cfg.init)
+
+def _model_and_optimizer(cfg: TrainConfig, device: torch.device, rank: int):
+    """The network (pretrained backbone, or a checkpoint to fine-tune from) and AdamW with the
+    backbone at ``backbone_lr_scale`` of the head's rate."""
+    model = build_model(cfg.model, pretrained=cfg.pretrained and not cfg.init)
     if cfg.init:
         kept = init_from_checkpoint(model, cfg.init)
         if rank == 0:
@@ -280,88 +291,121 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     )
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    return model, opt
 
-    state, elapsed_before = State(), 0.0
-    last = out / "last.pt"
-    if resume and last.is_file():
-        saved = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(saved["state_dict"])
-        opt.load_state_dict(saved["optimizer"])
-        state.step, state.best, elapsed_before = saved["step"], saved["best_miou"], saved.get("elapsed_s", 0.0)
-        if rank == 0:
-            print(f"resumed from {last} at step {state.step} (best selection mIoU {state.best:.4f})")
-    net: torch.nn.Module = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    log_path = out / "log.csv"
-    new_log = not log_path.is_file() or not resume
-    columns = ["step", "elapsed_s", "lr", "loss", "val_miou", "val_road_iou", "val_pixel_acc"]
-    columns += [f"{name}:{k}" for name, _, _ in val_loaders for k in ("miou", "road")] if len(val_loaders) > 1 else []
-    columns += [f"{name}:{mc.classes[c]}" for name, _, lab in val_loaders for c in _extra_classes(lab, mc.classes)]
-    budget = Budget(cfg, elapsed_before, world)
+class Selection:
+    """Model selection on the val sets: one log row per evaluation (log.csv), ``best.pt`` kept by
+    mean selection mIoU, ``last.pt`` for resuming. Rank 0 alone writes: a second writer would
+    truncate the log under the first."""
 
-    def checkpoint() -> None:
-        extra = {"optimizer": opt.state_dict(), "step": state.step, "best_miou": state.best, "elapsed_s": budget.elapsed()}
-        save_checkpoint(last, model, extra)
-        state.last_checkpoint = time.time()
+    def __init__(self, cfg: TrainConfig, model, opt, val_loaders, state: State, budget: Budget, device: torch.device) -> None:
+        self.cfg, self.model, self.opt, self.val_loaders, self.state, self.budget, self.device = cfg, model, opt, val_loaders, state, budget, device
+        self.out = Path(cfg.out)
+        self.log_file, self.log = None, None
 
-    def select(log) -> None:
-        results = [(name, evaluate(model, vl, lab, device)) for name, vl, lab in val_loaders]
+    def columns(self) -> list[str]:
+        classes, vl = self.cfg.model.classes, self.val_loaders
+        columns = ["step", "elapsed_s", "lr", "loss", "val_miou", "val_road_iou", "val_pixel_acc"]
+        columns += [f"{name}:{k}" for name, _, _ in vl for k in ("miou", "road")] if len(vl) > 1 else []
+        return columns + [f"{name}:{classes[c]}" for name, _, lab in vl for c in _extra_classes(lab, classes)]
+
+    def open_log(self, resume: bool) -> None:
+        path = self.out / "log.csv"
+        new = not path.is_file() or not resume
+        self.log_file = open(path, "w" if new else "a", newline="")  # noqa: SIM115 - closed by close()
+        self.log = csv.writer(self.log_file)
+        if new:
+            self.log.writerow(self.columns())
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+
+    def checkpoint(self) -> None:
+        extra = {"optimizer": self.opt.state_dict(), "step": self.state.step, "best_miou": self.state.best, "elapsed_s": self.budget.elapsed()}
+        save_checkpoint(self.out / "last.pt", self.model, extra)
+        self.state.last_checkpoint = time.time()
+
+    def select(self) -> None:
+        results = [(name, evaluate(self.model, vl, lab, self.device)) for name, vl, lab in self.val_loaders]
         if not results:
             return
+        state, classes = self.state, self.cfg.model.classes
         miou = float(np.mean([r["miou"] for _, r in results]))
         road = float(np.mean([r["per_class_iou"].get("Road") or 0.0 for _, r in results]))
         acc = float(np.mean([r["pixel_accuracy"] for _, r in results]))
-        row = [
-            state.step,
-            f"{budget.elapsed():.0f}",
-            f"{opt.param_groups[-1]['lr']:.3e}",
-            f"{state.running or 0:.4f}",
-            f"{miou:.4f}",
-            f"{road:.4f}",
-            f"{acc:.4f}",
-        ]
+        lr = self.opt.param_groups[-1]["lr"]
+        row = [state.step, f"{self.budget.elapsed():.0f}", f"{lr:.3e}", f"{state.running or 0:.4f}", f"{miou:.4f}", f"{road:.4f}", f"{acc:.4f}"]
         if len(results) > 1:
             row += [f"{v:.4f}" for _, r in results for v in (r["miou"], r["per_class_iou"].get("Road") or 0.0)]
-        extra = [(name, mc.classes[c], r) for (name, r), (_, _, lab) in zip(results, val_loaders, strict=True) for c in _extra_classes(lab, mc.classes)]
+        pairs = zip(results, self.val_loaders, strict=True)
+        extra = [(name, classes[c], r) for (name, r), (_, _, lab) in pairs for c in _extra_classes(lab, classes)]
         row += [f"{r['per_class_iou'][c] or 0.0:.4f}" for _, c, r in extra]
-        log.writerow(row)
-        log_file.flush()
+        self.log.writerow(row)
+        self.log_file.flush()
         detail = "  ".join(f"{name} {r['miou']:.4f}" for name, r in results)
         detail += "".join(f"  {name}:{c} {r['per_class_iou'][c] or 0.0:.4f}" for name, c, r in extra)
         tqdm.write(f"step {state.step}: selection mIoU {miou:.4f} road {road:.4f}  ({detail})")
         if miou > state.best:
             state.best = miou
-            save_checkpoint(out / "best.pt", model, {"val": {name: r for name, r in results}, "step": state.step})
+            save_checkpoint(self.out / "best.pt", self.model, {"val": {name: r for name, r in results}, "step": state.step})
 
-    # rank 0 alone writes the log: a second writer would truncate it under the first
-    with open(log_path, "w" if new_log else "a", newline="") if rank == 0 else contextlib.nullcontext() as log_file:
-        log = csv.writer(log_file) if rank == 0 else None
-        if rank == 0 and new_log:
-            log.writerow(columns)
+    def on_step(self) -> None:
+        if self.state.step % self.cfg.eval_every == 0:
+            self.select()
+            self.checkpoint()
+        elif self.cfg.checkpoint_minutes and time.time() - self.state.last_checkpoint >= self.cfg.checkpoint_minutes * 60:
+            self.checkpoint()
 
-        def on_step() -> None:
-            if rank != 0:
-                return
-            if state.step % cfg.eval_every == 0:
-                select(log)
-                checkpoint()
-            elif cfg.checkpoint_minutes and time.time() - state.last_checkpoint >= cfg.checkpoint_minutes * 60:
-                checkpoint()
 
+def _resume(last: Path, model, opt, state: State, device: torch.device, rank: int) -> float:
+    """Model, optimizer and progress from ``last.pt``; returns the seconds already trained."""
+    saved = torch.load(last, map_location=device, weights_only=True)
+    model.load_state_dict(saved["state_dict"])
+    opt.load_state_dict(saved["optimizer"])
+    state.step, state.best = saved["step"], saved["best_miou"]
+    if rank == 0:
+        print(f"resumed from {last} at step {state.step} (best selection mIoU {state.best:.4f})")
+    return saved.get("elapsed_s", 0.0)
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Train, keeping ``best.pt`` (by mean selection mIoU) and ``last.pt`` (resumable) under ``cfg.out``."""
+    rank, world = _setup_distributed()
+    device, seed = _device_and_seed(cfg, rank)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+    data = _data(cfg, device, seed, rank, world)
+    model, opt = _model_and_optimizer(cfg, device, rank)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    state, elapsed_before = State(), 0.0
+    if resume and (out / "last.pt").is_file():
+        elapsed_before = _resume(out / "last.pt", model, opt, state, device, rank)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    budget = Budget(cfg, elapsed_before, world)
+    selection = Selection(cfg, model, opt, data.val_loaders, state, budget, device)
+    if rank == 0:
+        selection.open_log(resume)
+    try:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         bar = tqdm(total=1000, disable=rank != 0, desc="train", dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        on_step = selection.on_step if rank == 0 else (lambda: None)
         done, epoch = budget.progress(state.step) >= 1.0, 0
         while not done:
-            sampler.set_epoch(epoch)
+            data.sampler.set_epoch(epoch)
             epoch += 1
-            done = train_one_epoch(net, loader, opt, scaler, weights, members, cfg, budget, state, device, gen, bar, on_step)
+            done = train_one_epoch(net, data.loader, opt, scaler, data.weights, data.members, cfg, budget, state, device, gen, bar, on_step)
         bar.close()
         if rank == 0 and state.step % cfg.eval_every != 0:
-            select(log)
-            checkpoint()
+            selection.select()
+            selection.checkpoint()
+    finally:
+        selection.close()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -1,0 +1,81 @@
+"""The one per-frame sequence — pose, process, emit, served — that the node, replay, compare and the
+label export all run, so a bad frame is counted the same way everywhere.
+
+A :class:`Sink` receives what a served frame produced: the node's publishers, replay's bag writer,
+compare's collector, the label exporter. The loop owns the order and the counting; the sink only
+emits. A failing sink costs that frame (``publish_error``), never the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from fcn_perception.scene.backend_guard import BackendGuard
+from fcn_perception.scene.camera import CameraWorkflow
+from fcn_perception.scene.pipeline import FrameResult, Pipeline
+
+#: (4x4 base_frame -> camera or None, where it came from or why there is none), for a frame's header
+PoseSource = Callable[[object], tuple[np.ndarray | None, str]]
+
+
+class Sink(Protocol):
+    def emit(self, cam: CameraWorkflow, msg, result: FrameResult) -> None:
+        """Send, write or keep what one served frame produced (``msg``: the input message)."""
+
+
+@dataclass
+class Served:
+    """What became of one frame, and the lines worth logging (level, line), in order."""
+
+    result: FrameResult | None = None
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def serve_frame(
+    cam: CameraWorkflow, pipeline: Pipeline, msg, pose: PoseSource, sink: Sink, guard: BackendGuard | None = None, received_s: float | None = None
+) -> Served:
+    """One frame, whatever happens: emitted and counted as served, or counted with its reason.
+    ``received_s``: ``time.monotonic()`` at arrival, for the latency (replay has none: 0)."""
+    out = Served()
+    try:  # the pose step reads the header: a malformed one is this frame's problem, not the caller's
+        line = cam.calibrate(*pose(msg.header)) if cam.info is not None else None
+    except Exception as exc:
+        if bad := cam.bad("processing_error", f"pose lookup: {exc.__class__.__name__}: {exc}").log:
+            out.logs.append(("warning", bad))
+        return out
+    if line:  # once per change of calibration, not per frame
+        out.logs.append(("info" if cam.state.ground is not None else "warning", f"{cam.topic}: {line}"))
+    done = cam.process(pipeline, msg)
+    if done.log:
+        out.logs.append(("warning", done.log))
+    if done.fault and guard is not None and (line := guard.fault(cam.index, done.detail)[1]):
+        out.logs.append(("error", line))
+    if done.result is None:
+        return out
+    if guard is not None:
+        guard.ok(cam.index)
+    t = time.perf_counter()
+    try:  # a sink that fails (a publisher at shutdown, a full disk) costs this frame only
+        sink.emit(cam, msg, done.result)
+    except Exception as exc:
+        if line := cam.bad("publish_error", f"{exc.__class__.__name__}: {exc}").log:
+            out.logs.append(("warning", line))
+        return out
+    done.result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
+    cam.served((time.monotonic() - received_s) * 1e3 if received_s is not None else 0.0, done.result)
+    out.result = done.result
+    return out
+
+
+class KeepLast:
+    """The sink of compare and the label export: the served frame's result, kept for the caller."""
+
+    result: FrameResult | None = None
+
+    def emit(self, cam: CameraWorkflow, msg, result: FrameResult) -> None:
+        self.result = result

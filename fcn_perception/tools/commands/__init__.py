@@ -1,0 +1,1 @@
+"""One module per ``fcn-perception`` command: its arguments (``add_arguments``) and its run (``run``)."""
