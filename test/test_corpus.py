@@ -119,8 +119,8 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
 
 
-def _start(corpus: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _start(corpus: Path, out: Path, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     cmd = [sys.executable, "-m", "fcn_perception", "replay", str(corpus), "--out", str(out), "--workers", "2"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -145,19 +145,24 @@ def test_kill_9_of_the_whole_run_then_rerun_gives_the_uninterrupted_outputs(corp
 
 
 def test_a_worker_killed_mid_bag_fails_that_bag_only_and_a_rerun_redoes_it(corpus, singles, tmp_path):
+    """Killed at a known point: worker 0 stops itself at frame 12 of its first recording (no race
+    with a short bag), the test kills it there."""
+    from fcn_perception.bags.corpus import STOP_WORKER_AT_ENV
+
     out = tmp_path / "out"
-    run = _start(corpus, out)
+    run = _start(corpus, out, {STOP_WORKER_AT_ENV: "12"})
     victim = {}
 
-    def a_worker_is_mid_bag() -> bool:
+    def a_worker_stopped_mid_bag() -> bool:
         for part in out.rglob(".partial-*") if out.exists() else []:
             pid = int(part.name.rsplit("-", 1)[1])
-            if pid in _children(run.pid) and any(part.iterdir()):
+            stat = Path(f"/proc/{pid}/stat")
+            if pid in _children(run.pid) and stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
                 victim["pid"], victim["output"] = pid, part.name.split("-", 1)[1].rsplit("-", 1)[0]
                 return True
         return False
 
-    assert _wait_for(a_worker_is_mid_bag), "no worker was ever mid-bag"
+    assert _wait_for(a_worker_stopped_mid_bag), "worker 0 never stopped mid-bag"
     os.kill(victim["pid"], signal.SIGKILL)
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 1 and "Traceback" not in stderr, stderr[-2000:]

@@ -8,8 +8,8 @@ import pytest
 
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.bags.live_bag import Recorder
+from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import read_statuses
-from fcn_perception.ros.node_config import NODE_NAME
 from fcn_perception.tools import demo
 from fcn_perception.tools.demo import NodeProcess
 from fcn_perception.waiting import wait_until
@@ -101,13 +101,13 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
     from sensor_msgs.msg import CompressedImage, Image
 
     raw_topic, jpg_topic = "/badcam/image_raw", "/badcam2/image_raw/compressed"
-    node = _start(ros_node, [raw_topic, jpg_topic], tmp_path)
+    node = _start(ros_node, [raw_topic, jpg_topic], tmp_path, ["-p", "diagnostics_period:=0.2"])
     try:
         rec = Recorder(ros_node, {"/badcam/segmentation/mask": "sensor_msgs/msg/Image", "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"})
         pub = ros_node.create_publisher(Image, raw_topic, 10)
         pub_c = ros_node.create_publisher(CompressedImage, jpg_topic, 10)
         assert _wait(lambda: ros_node.count_publishers("/badcam/segmentation/mask") > 0)
-        time.sleep(0.5)
+        assert _wait(lambda: pub.get_subscription_count() > 0 and pub_c.get_subscription_count() > 0)
         frame = np.full((120, 160, 3), 100, np.uint8)
 
         def image(encoding="bgr8", data=None, step=None, w=160, h=120, sec=1):
@@ -123,13 +123,18 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
             image(w=0, h=0, step=0, data=b""),
             image(encoding="32FC1", step=160 * 4, data=np.zeros((120, 160), np.float32).tobytes()),
         ]
+
+        def bad_so_far() -> int:
+            values, _ = _diag_values(rec, raw_topic)
+            return int(values["frames_bad"]) if values else 0
+
         goods = 0
-        for i, msg in enumerate(bad):
+        for i, msg in enumerate(bad):  # each one counted before the next frame, so none is replaced by a newer one
             pub.publish(msg)
-            time.sleep(0.2)
+            assert _wait(lambda i=i: bad_so_far() == i + 1), _diag_values(rec, raw_topic)
             pub.publish(image(sec=100 + i))
             goods += 1
-            time.sleep(0.2)
+            assert _wait(lambda g=goods: rec.count("/badcam/segmentation/mask") == g)
         corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8garbage\xff\xd9")
         pub_c.publish(corrupt)
         assert _wait(lambda: rec.count("/badcam/segmentation/mask") >= goods, 20)
@@ -242,6 +247,7 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
     topic = "/stopload/image_raw"
     node = _start(ros_node, [topic], tmp_path)
     pub = ros_node.create_publisher(Image, topic, 10)
+    rec = Recorder(ros_node, {"/stopload/segmentation/mask": "sensor_msgs/msg/Image"})
     bgr = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)  # 720p: inference is busy
     done = threading.Event()
 
@@ -257,8 +263,7 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     try:
-        assert _wait(lambda: ros_node.count_publishers("/stopload/segmentation/mask") > 0)
-        time.sleep(2.0)  # frames flowing, the worker inside inference most of the time
+        assert _wait(lambda: rec.count("/stopload/segmentation/mask") >= 2, 60)  # frames flowing, the worker inside inference
         start = time.monotonic()
         code = node.stop(getattr(signal, sig))
         assert code == 0 and time.monotonic() - start < 10, node.output()[-2000:]
@@ -267,6 +272,8 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
         done.set()
         thread.join()
         ros_node.destroy_publisher(pub)
+        for sub in rec.subs:
+            ros_node.destroy_subscription(sub)
 
 
 def _lifecycle(ros_node, transition: str) -> bool:
@@ -305,31 +312,58 @@ def _state(ros_node) -> str:
 
 
 def test_lifecycle_with_autostart_false_serves_only_while_active(ros_node, tmp_path):
-    """unconfigured: nothing; configure -> inactive: still nothing; activate -> masks; deactivate -> none;
-    activate again -> masks; SIGTERM -> exit 0. Labels and the PNG mask twin come with the configured model."""
+    """unconfigured: no subscription; configured but inactive: frames are received and counted
+    (``dropped: inactive``) and none is published; activate -> masks; deactivate -> counted again,
+    none published; activate again -> masks; SIGTERM -> exit 0. Labels and the PNG mask twin come with
+    the configured model. Every wait is on a condition: a slow node cannot pass it by being slow."""
     import signal
 
     import cv2
+    from rclpy.duration import Duration
     from rclpy.parameter_client import AsyncParameterClient
     from sensor_msgs.msg import Image
 
     topic = "/lifecam/image_raw"
     rec = Recorder(
-        ros_node, {"/lifecam/segmentation/mask": "sensor_msgs/msg/Image", "/lifecam/segmentation/mask/compressed": "sensor_msgs/msg/CompressedImage"}
+        ros_node,
+        {
+            "/lifecam/segmentation/mask": "sensor_msgs/msg/Image",
+            "/lifecam/segmentation/mask/compressed": "sensor_msgs/msg/CompressedImage",
+            "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+        },
     )
     pub = ros_node.create_publisher(Image, topic, 10)
     frame = cv2.imread(str(sorted((Path(__file__).resolve().parents[2] / "shared/data/camvid/val").iterdir())[0]))
     sent = [0]
 
-    def publish(n=3):
+    def publish(n: int = 3, served: bool = False) -> list[int]:
+        """n frames with fresh stamps; ``served``: each one's mask awaited before the next (no frame
+        replaced by a newer one); else each acknowledged by the node's (reliable) reader before the
+        next step of the test, so a state change cannot overtake them."""
+        stamps = []
         for _ in range(n):
             sent[0] += 1
             msg = Image(encoding="bgr8", width=480, height=360, step=480 * 3, data=frame.tobytes())
             msg.header.stamp.sec, msg.header.frame_id = sent[0], "lifecam_optical_frame"
+            before = rec.count("/lifecam/segmentation/mask")
             pub.publish(msg)
-            time.sleep(0.3)
+            stamps.append(sent[0])
+            if served:
+                assert _wait(lambda b=before: rec.count("/lifecam/segmentation/mask") > b, 20), node.output()
+        if not served and pub.get_subscription_count():
+            assert pub.wait_for_all_acked(Duration(seconds=10))
+        return stamps
 
-    node = NodeProcess(PARAMS, [topic], ["-p", "autostart:=false", "-p", "qos_reliability:=reliable"], log=tmp_path / "node.log")
+    def dropped_inactive() -> int:
+        values, _ = _diag_values(rec, topic)
+        reasons = dict(r.split("=") for r in values["drop_reasons"].split(", ")) if values and values["drop_reasons"] != "none" else {}
+        return int(reasons.get("inactive", 0))
+
+    def node_subscribed() -> bool:
+        return pub.get_subscription_count() > 0
+
+    extra = ["-p", "autostart:=false", "-p", "qos_reliability:=reliable", "-p", "diagnostics_period:=0.2"]
+    node = NodeProcess(PARAMS, [topic], extra, log=tmp_path / "node.log")
     try:
         assert _wait(lambda: _state_ready(ros_node), 30), node.output()
         assert _state(ros_node) == "unconfigured"
@@ -342,28 +376,23 @@ def test_lifecycle_with_autostart_false_serves_only_while_active(ros_node, tmp_p
         assert _wait(future.done, 10)
         classes, colours = (list(v.string_array_value) for v in future.result().values)
         assert classes[3] == "Road" and len(colours) == len(classes) and colours[3] == "#804080"
-        publish()
-        time.sleep(0.5)
-        assert rec.count("/lifecam/segmentation/mask") == 0  # inactive: not serving
+        assert _wait(node_subscribed, 20)  # configured: subscribed, and counting
+        unserved = publish()
         assert _lifecycle(ros_node, "activate")
-        assert _wait(lambda: ros_node.count_publishers(topic) > 0 and any(i.node_name == NODE_NAME for i in ros_node.get_subscriptions_info_by_topic(topic)))
-        time.sleep(0.5)
-        publish()
-        assert _wait(lambda: rec.count("/lifecam/segmentation/mask") >= 2, 20), node.output()
+        assert _wait(lambda: dropped_inactive() == 3, 20), _diag_values(rec, topic)  # received while inactive, counted
+        publish(2, served=True)
         assert _wait(lambda: rec.count("/lifecam/segmentation/mask/compressed") >= 2, 20)
         raw, png = rec.messages("/lifecam/segmentation/mask")[-1], rec.messages("/lifecam/segmentation/mask/compressed")[-1]
         decoded = cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED)
         assert png.format == "png" and np.array_equal(decoded, np.frombuffer(bytes(raw.data), np.uint8).reshape(360, 480))
         assert len(png.data) <= 0.15 * len(raw.data), (len(png.data), len(raw.data))
         assert _lifecycle(ros_node, "deactivate") and _state(ros_node) == "inactive"
-        before = rec.count("/lifecam/segmentation/mask")
-        publish()
-        time.sleep(1.0)
-        assert rec.count("/lifecam/segmentation/mask") == before  # deactivated: masks stop
+        unserved += publish()
         assert _lifecycle(ros_node, "activate")
-        time.sleep(0.5)
-        publish()
-        assert _wait(lambda: rec.count("/lifecam/segmentation/mask") > before, 20)
+        assert _wait(lambda: dropped_inactive() == 6, 20), _diag_values(rec, topic)
+        publish(1, served=True)
+        served = {m.header.stamp.sec for m in rec.messages("/lifecam/segmentation/mask")}
+        assert served and not served & set(unserved), (served, unserved)  # nothing published while inactive
         assert node.stop(signal.SIGTERM) == 0
     finally:
         node.stop()
@@ -396,7 +425,7 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
     info_pub = ros_node.create_publisher(CameraInfo, "/posecam/camera_info", 10)
     node = _start(ros_node, [topic, ghost], tmp_path, ["-p", "qos_reliability:=reliable"])
     try:
-        time.sleep(0.5)
+        assert _wait(lambda: pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0)
         frame = np.full((120, 160, 3), 90, np.uint8)
         for i in range(6):
             info = CameraInfo(width=160, height=120, k=[150.0, 0.0, 80.0, 0.0, 150.0, 60.0, 0.0, 0.0, 1.0], p=[0.0] * 12, distortion_model="plumb_bob")
@@ -405,8 +434,7 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
             msg = Image(encoding="bgr8", width=160, height=120, step=480, data=frame.tobytes())
             msg.header.stamp.sec, msg.header.frame_id = 10 + i, "posecam_optical_frame"
             pub.publish(msg)
-            time.sleep(0.3)
-        assert _wait(lambda: rec.count("/posecam/segmentation/mask") >= 4, 20)
+            assert _wait(lambda i=i: rec.count("/posecam/segmentation/mask") == i + 1, 20)
 
         def warned():
             values, level = _diag_values(rec, topic)
