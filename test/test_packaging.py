@@ -94,6 +94,7 @@ ROSDEP = {
     "std_msgs": "std_msgs",
     "geometry_msgs": "geometry_msgs",
     "diagnostic_msgs": "diagnostic_msgs",
+    "nav_msgs": "nav_msgs",
     "tf2_ros": "tf2_ros_py",
     "launch": "launch",
     "launch_ros": "launch_ros",

@@ -13,22 +13,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fcn_perception.params.table import PARAMS
-from fcn_perception.ros.outputs import ALWAYS, ASKED, OUTPUTS, SUBSCRIBED
+from fcn_perception.ros.outputs import ALWAYS, ASKED, FUSED_OUTPUTS, OUTPUTS, SUBSCRIBED
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKS = {
     "params": ("<!-- params:begin (tools/readme_tables.py) -->", "<!-- params:end -->"),
     "outputs": ("<!-- outputs:begin (tools/readme_tables.py) -->", "<!-- outputs:end -->"),
+    "fused": ("<!-- fused:begin (tools/readme_tables.py) -->", "<!-- fused:end -->"),
 }
 
 
-def outputs_table() -> str:
+def outputs_table(registry: dict = OUTPUTS, prefix: str = "<camera>/") -> str:
     rows = ["| topic | type | node | replay | what |", "| --- | --- | --- | --- | --- |"]
-    for o in OUTPUTS.values():
+    for o in registry.values():
         msgtype = o.msgtype.replace("/msg/", "/")
         node = {ALWAYS: "always", SUBSCRIBED: "while subscribed"}.get(o.node, "—")
         replay = {ALWAYS: "always", ASKED: f"`--{o.ask}`"}.get(o.replay, "—")
-        rows.append(f"| `<camera>/{o.topic}` | `{msgtype}` | {node} | {replay} | {o.description} |")
+        rows.append(f"| `{prefix}{o.topic}` | `{msgtype}` | {node} | {replay} | {o.description} |")
     return "\n".join(rows)
 
 
@@ -42,7 +43,7 @@ def params_table() -> str:
 
 
 def render(text: str) -> str:
-    for key, table in (("params", params_table()), ("outputs", outputs_table())):
+    for key, table in (("params", params_table()), ("outputs", outputs_table()), ("fused", outputs_table(FUSED_OUTPUTS, ""))):
         begin, end = MARKS[key]
         head, _, rest = text.partition(begin)
         _, _, tail = rest.partition(end)

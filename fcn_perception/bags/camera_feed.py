@@ -110,6 +110,12 @@ class CameraFeed:
             cams[m.topic].received(msg.header)
         return msg
 
+    def fixed_pose(self, fixed_frame: str, header) -> np.ndarray | None:
+        """The car's pose (``header.frame_id``, base_frame) in ``fixed_frame`` at the header's stamp, from the recording's TF."""
+        if not self.use_tf:
+            return None
+        return self.tf.lookup(fixed_frame, header.frame_id, stamp_ns(header))
+
     def pose(self, header) -> tuple[np.ndarray | None, str]:
         """The recording's TF at the image's stamp, by the node's rules (the camera then falls back to camera_pose)."""
         if not self.use_tf:

@@ -27,11 +27,15 @@ from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lo
 from fcn_perception.bags.recording import RawMessage, open_recording
 from fcn_perception.params.node_config import NodeConfig, node_config
 from fcn_perception.ros import outputs
+from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.topics import camera_namespace, output_topic, stamp_ns
 from fcn_perception.scene.camera import CameraSummary, CameraWorkflow
 from fcn_perception.scene.frame_loop import serve_frame
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
 from fcn_perception.scene.video import StreamingVideo
+
+#: where replay writes the node-level fused outputs (the node: under its own namespace)
+FUSED_ROOT = "/"
 
 
 @dataclass
@@ -68,6 +72,7 @@ class ReplaySummary:
     #: --export-uncertain: each camera's least sure frames, spread over the drive (Candidate.to_json)
     uncertain: list[dict] = field(default_factory=list)
     exported: str = ""  # the labelling set written (one recording)
+    fused: dict[str, str] = field(default_factory=dict)  # the fused grid: cameras, stale ones, frame, grids written
 
     @property
     def frames(self) -> int:
@@ -98,6 +103,8 @@ class ReplaySummary:
             lines.append(f"skipped {topic}: {why}")
         if self.replaced_messages:
             lines.append(f"replaced {self.replaced_messages} recorded output messages with new ones")
+        if self.fused:
+            lines.append(f"fused grid: {self.fused['fusion_grids_made']} written, from {self.fused['fusion_cameras']} in {self.fused['fusion_frame']}")
         if self.exported:
             lines.append(f"wrote the {len(self.uncertain)} least sure frames to label to {self.exported}")
         if self.input_bytes:
@@ -120,9 +127,10 @@ class BagSink:
     """The frame loop's sink for replay: the registry's replay outputs into the output bag at the
     input's log time, the overlay into the camera's video, the frame's score for --export-uncertain."""
 
-    def __init__(self, bag: BagWriter, cfg: NodeConfig, pipeline: Pipeline, options: ReplayOptions, in_bag: str) -> None:
+    def __init__(self, bag: BagWriter, cfg: NodeConfig, pipeline: Pipeline, options: ReplayOptions, in_bag: str, odom=None) -> None:
         self.bag, self.cfg, self.pipeline, self.options, self.in_bag = bag, cfg, pipeline, options, in_bag
         self.keys = outputs.replay_keys(options.asked())
+        self.fusion = Fusion(cfg, pipeline.segmenter.classes, odom) if cfg.fusion_rate > 0 else None
         self.videos: dict[str, StreamingVideo] = {}
         self.scores: dict[str, list[Candidate]] = {}
         self.log_time = 0  # of the message being served
@@ -137,6 +145,9 @@ class BagSink:
                 name = (ns.strip("/") or "camera").replace("/", "_")
                 self.videos[cam.topic] = StreamingVideo(Path(self.options.video_dir) / f"{name}_overlay.mp4")
             self.videos[cam.topic].add(picture(), stamp_ns(msg.header))
+        if self.fusion is not None and self.fusion.feed(cam, msg.header, result) and self.fusion.due():
+            for key, out in self.fusion.messages(rosbags_message, list(outputs.FUSED_OUTPUTS)).items():
+                self.bag.write(FUSED_ROOT + outputs.FUSED_OUTPUTS[key].topic, outputs.FUSED_OUTPUTS[key].msgtype, self.log_time, out)
         sure = result.drivable_confidence
         if self.options.uncertain and sure is not None:  # a frame with no drivable pixels has nothing to be unsure of
             self.scores.setdefault(cam.topic, []).append(Candidate(self.in_bag, cam.topic, stamp_ns(msg.header), self.log_time, sure, sure))
@@ -155,11 +166,12 @@ class Replay:
     def run(self, out_bag: str | Path, options: ReplayOptions, on_frame: Callable[[], None] | None = None) -> ReplaySummary:
         summary = ReplaySummary(input=self.in_bag, output=str(out_bag), skipped_topics=dict(self.feed.skipped))
         written = {output_topic(camera_namespace(t), outputs.OUTPUTS[k].topic) for t in self.feed.topics for k in outputs.replay_keys(options.asked())}
+        written |= {FUSED_ROOT + o.topic for o in outputs.FUSED_OUTPUTS.values()} if self.cfg.fusion_rate > 0 else set()
         self.feed.prime(self.cameras)
         total = sum(self.rec.counts.get(t, 0) for t in self.feed.topics) or None
         start = time.perf_counter()
         with BagWriter(out_bag, options.storage, compress=True) as bag, tqdm(total=total, desc="replay", unit="frame", disable=not options.progress) as bar:
-            sink = BagSink(bag, self.cfg, self.pipeline, options, self.in_bag)
+            sink = BagSink(bag, self.cfg, self.pipeline, options, self.in_bag, self.feed.fixed_pose)
             for m in self.rec.messages():
                 if m.topic in written:  # recorded outputs on the topics replay writes: replaced by the new ones
                     summary.replaced_messages += 1
@@ -178,6 +190,8 @@ class Replay:
         summary.cameras = {t: cam.summary() for t, cam in self.cameras.items()}
         self._finish(summary, sink, options)
         summary.output_counts = dict(bag.counts)
+        if sink.fusion is not None:
+            summary.fused = sink.fusion.status()[1]
         summary.input_bytes, summary.output_bytes = _size(Path(self.in_bag)), _size(Path(out_bag))
         return summary
 

@@ -16,6 +16,7 @@ import yaml
 from fcn_perception.inference.segmenter import SegmenterConfig
 from fcn_perception.params.table import NODE_NAME, PARAMS, PY_TYPES, SPECS, check_known, check_value
 from fcn_perception.scene.drivable import DrivableConfig
+from fcn_perception.scene.fusion import FusionConfig
 from fcn_perception.scene.ground import GridSpec, GroundConfig
 
 Pose = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -29,8 +30,9 @@ class _NodeConfig:
         """Defaults overlaid with ``values``; every value checked against its spec (ValueError names it)."""
         check_known(values)
         merged = {p.name: values.get(p.name, p.default) for p in PARAMS}
-        if merged["camera_pose"] is None:  # declared by type only (ROS): not set
-            merged["camera_pose"] = []
+        for p in PARAMS:  # an array declared by type only (ROS) and not set
+            if p.type.endswith("[]") and merged[p.name] is None:
+                merged[p.name] = []
         for name, value in merged.items():
             check_value(name, value)
         cfg = cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in merged.items()})
@@ -76,6 +78,10 @@ class _NodeConfig:
             cache_dir=self.cache_dir,
             precision=self.precision,
         )
+
+    def fusion(self) -> FusionConfig:
+        """The fused grid: the per-camera grid's geometry (so the two compare cell by cell)."""
+        return FusionConfig(spec=self.ground().grid, decay_s=self.fusion_decay, max_age_s=self.fusion_max_age, max_range=self.ground_max_range)
 
     def drivable(self) -> DrivableConfig:
         return DrivableConfig(

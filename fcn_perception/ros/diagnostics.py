@@ -60,6 +60,15 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
     return level, message, values
 
 
+def fusion_status(warn: bool, values: dict[str, str]) -> tuple[int, str, dict]:
+    """The fused grid's status: WARN while a camera is stale (it fades out) or none takes part."""
+    if values["fusion_cameras"] == "none":
+        return WARN, "no camera takes part in the fused grid yet (a camera needs CameraInfo and a pose)", values
+    if warn:
+        return WARN, f"stale cameras fade out of the fused grid: {values['fusion_stale_cameras']}", values
+    return OK, f"fused from {values['fusion_cameras']} in {values['fusion_frame']}", values
+
+
 def read_statuses(arr) -> dict[str, dict]:
     """A DiagnosticArray (rclpy or rosbags) as {status name: {key: value, ..., "level": int, "message": str}}."""
     out = {}

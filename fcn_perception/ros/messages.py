@@ -97,14 +97,36 @@ def polygon_msg(new: Factory, header, vertices: np.ndarray | None):
 
 def grid_msg(new: Factory, header, grid: np.ndarray, spec: GridSpec) -> object:
     """int8 grid (rows along y, columns along x) -> OccupancyGrid whose origin is the (x_min, -half_width) corner."""
+    return occupancy_msg(new, header, grid, (spec.x_min, -spec.half_width), spec.resolution)
+
+
+def occupancy_msg(new: Factory, header, grid: np.ndarray, origin_xy: tuple[float, float], resolution: float) -> object:
+    """int8 grid (rows along y, columns along x) -> OccupancyGrid with cell (0, 0)'s corner at ``origin_xy``."""
     rows, cols = grid.shape
     origin = new(
         "geometry_msgs/msg/Pose",
-        position=new("geometry_msgs/msg/Point", x=float(spec.x_min), y=float(-spec.half_width), z=0.0),
+        position=new("geometry_msgs/msg/Point", x=float(origin_xy[0]), y=float(origin_xy[1]), z=0.0),
         orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0),
     )
-    info = new("nav_msgs/msg/MapMetaData", map_load_time=header.stamp, resolution=float(spec.resolution), width=cols, height=rows, origin=origin)
+    info = new("nav_msgs/msg/MapMetaData", map_load_time=header.stamp, resolution=float(resolution), width=cols, height=rows, origin=origin)
     return new(OCCUPANCY_GRID, header=header, info=info, data=np.ascontiguousarray(grid, np.int8).reshape(-1))
+
+
+def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
+    """A closed LINE_STRIP on the ground (z = 0)."""
+    closed = np.vstack([points, points[:1]])
+    return new(
+        "visualization_msgs/msg/Marker",
+        header=header,
+        ns=ns,
+        id=0,
+        type=4,  # LINE_STRIP
+        action=0,
+        pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
+        scale=new("geometry_msgs/msg/Vector3", x=width, y=0.0, z=0.0),
+        color=new("std_msgs/msg/ColorRGBA", r=rgb[0], g=rgb[1], b=rgb[2], a=1.0),
+        points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in closed],
+    )
 
 
 _COLOURS = {"outer": (0.1, 0.9, 0.2), "hole": (0.95, 0.1, 0.1)}

@@ -11,6 +11,7 @@ Callbacks only park the newest frame per camera; one worker thread
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -28,7 +29,8 @@ from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.params.node_config import runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
-from fcn_perception.ros.diagnostics import camera_status
+from fcn_perception.ros.diagnostics import camera_status, fusion_status
+from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.image_bridge import cv_bridge_converter
 from fcn_perception.ros.messages import msg_class, rclpy_factory
 from fcn_perception.ros.parameters import declare_all, declare_labels
@@ -89,6 +91,9 @@ class Publishers:
         keys = outputs.node_keys(lambda k: pubs[k].get_subscription_count() > 0, lambda gate: getattr(cfg, gate))
         for key, out in outputs.build(keys, self.node.new, msg.header, result, cfg.base_frame, lambda: pipeline.overlay_bgr(result, cfg.overlay_alpha)).items():
             pubs[key].publish(out)
+        if self.node.fusion is not None:
+            with self.node.fusion_lock:
+                self.node.fusion.feed(cam, msg.header, result)
 
 
 class FcnPerceptionNode(LifecycleNode):
@@ -102,6 +107,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.cameras: list[CameraWorkflow] = []
         self.io: list[CameraIo] = []
         self.worker = FrameWorker(0, self._serve)
+        self.fusion, self.fusion_lock, self.fused_pubs = None, threading.Lock(), {}
         self._timers, self.new, self._tf_buffer, self.pub_diag = [], rclpy_factory(), None, None
         self._last_diag, self._active = time.monotonic(), False
 
@@ -136,6 +142,9 @@ class FcnPerceptionNode(LifecycleNode):
                 if out.live:
                     io.pubs[key] = self.create_lifecycle_publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), out_qos)
         self.pub_diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
+            self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
+            self.fused_pubs = {k: self.create_lifecycle_publisher(msg_class(o.msgtype), o.topic, out_qos) for k, o in outputs.FUSED_OUTPUTS.items()}
         self.worker = FrameWorker(len(self.cameras), self._serve)
         self.worker.start()
         self._subscribe()
@@ -162,6 +171,8 @@ class FcnPerceptionNode(LifecycleNode):
             io.unpublished_since, io.warned_no_publisher = None, False
         self._last_diag = time.monotonic()
         self._timers = [self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_publishers)]
+        if self.fusion is not None:
+            self._timers.append(self.create_timer(1.0 / self.cfg.fusion_rate, self._publish_fused))
         self._active = True
         return super().on_activate(state)
 
@@ -177,9 +188,9 @@ class FcnPerceptionNode(LifecycleNode):
         self.worker.stop()
         for sub in [s for io in self.io for s in io.subs]:
             self.destroy_subscription(sub)
-        for pub in [p for io in self.io for p in io.pubs.values()] + ([self.pub_diag] if self.pub_diag is not None else []):
+        for pub in [p for io in self.io for p in io.pubs.values()] + list(self.fused_pubs.values()) + ([self.pub_diag] if self.pub_diag else []):
             self.destroy_lifecycle_publisher(pub)
-        self.pub_diag, self.cameras, self.io = None, [], []
+        self.pub_diag, self.cameras, self.io, self.fusion, self.fused_pubs = None, [], [], None, {}
         if self.pipeline is not None and (left := self.pipeline.segmenter.close()):
             self.get_logger().warning(f"backend builds still running at cleanup: {left}")
         self.pipeline = self.guard = None  # frees the backend (sessions, engines, GPU memory)
@@ -249,6 +260,14 @@ class FcnPerceptionNode(LifecycleNode):
         io.tf_ok = m is not None
         return m, note
 
+    def _publish_fused(self) -> None:
+        """The fused grid at its rate (nothing before a camera has a view); what only a viewer needs, only while subscribed."""
+        keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS or self.fused_pubs[k].get_subscription_count() > 0]
+        with self.fusion_lock:
+            made = self.fusion.messages(self.new, keys)
+        for key, msg in made.items():
+            self.fused_pubs[key].publish(msg)
+
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         if self.pub_diag is not None:
@@ -267,6 +286,12 @@ class FcnPerceptionNode(LifecycleNode):
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=io.namespace or "/", message=message)
             status.level = bytes([level])
             status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+            arr.status.append(status)
+        if self.fusion is not None:
+            with self.fusion_lock:
+                level, message, values = fusion_status(*self.fusion.status())
+            status = DiagnosticStatus(name=f"{self.get_name()}: fusion", hardware_id="fused", message=message)
+            status.level, status.values = bytes([level]), [KeyValue(key=k, value=v) for k, v in values.items()]
             arr.status.append(status)
         return arr
 

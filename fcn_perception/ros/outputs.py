@@ -151,8 +151,69 @@ OUTPUTS: dict[str, Output] = {
 }
 
 
+@dataclass
+class FusedFrame:
+    """What the fused outputs' builders read: the fused grid at one time, its header (the newest
+    image's stamp; odom_frame or base_frame) and its ego drivable polygon (None: none ahead)."""
+
+    new: Callable[..., object]
+    header: object
+    view: object  # scene.fusion.FusedView
+    polygon: np.ndarray | None
+
+
+def _fused_markers(f: FusedFrame):
+    markers = [f.new("visualization_msgs/msg/Marker", header=f.header, action=3)]  # DELETEALL
+    if f.polygon is not None:
+        markers.append(m.outline_marker(f.new, f.header, "fused/ego", f.polygon, (0.1, 0.9, 0.2)))
+    return f.new(m.MARKER_ARRAY, markers=markers)
+
+
+#: The node-level outputs fused from every camera, under the node's namespace (replay: at the root).
+FUSED_OUTPUTS: dict[str, Output] = {
+    "fused_grid": Output(
+        "fused/drivable_grid",
+        m.OCCUPANCY_GRID,
+        "the grid fused from every camera: 0 = drivable, 100 = seen and not drivable, -1 = unknown (no camera saw it, or its view"
+        " faded); in `odom_frame` where TF has it (the grid holds still while the car moves), else `base_frame` with the per-camera"
+        " grid's geometry",
+        lambda f: m.occupancy_msg(f.new, f.header, f.view.occupancy(), f.view.origin, f.view.resolution),
+    ),
+    "fused_cost": Output(
+        "fused/drivable_cost",
+        m.OCCUPANCY_GRID,
+        "the same grid as a cost: 100 x (1 - drivable probability), -1 unknown (probabilities weighted by each pixel's confidence and by distance)",
+        lambda f: m.occupancy_msg(f.new, f.header, f.view.cost(1.0 - f.view.drivable), f.view.origin, f.view.resolution),
+    ),
+    "fused_lanes": Output(
+        "fused/lane_grid",
+        m.OCCUPANCY_GRID,
+        "lane-paint probability x 100 per cell, -1 unknown",
+        lambda f: m.occupancy_msg(f.new, f.header, f.view.cost(f.view.lane), f.view.origin, f.view.resolution),
+    ),
+    "fused_polygon": Output(
+        "fused/drivable_area/polygon_ground",
+        m.POLYGON_STAMPED,
+        "the fused drivable region ahead of the car (holding the first drivable cell on its axis), counter-clockwise, in the grid's frame; empty = none",
+        lambda f: m.polygon_msg(f.new, f.header, f.polygon),
+    ),
+    "fused_markers": Output(
+        "fused/markers",
+        m.MARKER_ARRAY,
+        "the fused ego region's outline as a LINE_STRIP (ns `fused/ego`), after DELETEALL",
+        _fused_markers,
+        node=SUBSCRIBED,
+    ),
+}
+
+
+def build_fused(keys: list[str], new: Callable[..., object], header, view, polygon) -> dict[str, object]:
+    frame = FusedFrame(new, header, view, polygon)
+    return {key: FUSED_OUTPUTS[key].build(frame) for key in keys}
+
+
 #: First path segments of what the node publishes under a camera namespace: never camera inputs.
-OUTPUT_ROOTS = tuple(dict.fromkeys(o.topic.split("/")[0] for o in OUTPUTS.values()))
+OUTPUT_ROOTS = tuple(dict.fromkeys(o.topic.split("/")[0] for o in (*OUTPUTS.values(), *FUSED_OUTPUTS.values())))
 
 
 def is_output_topic(topic: str) -> bool:

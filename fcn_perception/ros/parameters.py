@@ -37,9 +37,10 @@ def _value(node: Node, name: str):
 def declare_all(node: Node, overrides: dict) -> NodeConfig:
     """Declare every parameter of the table and return the validated config. An unknown name in the
     YAML (a typo such as overlay_alfa) is refused as replay refuses it: a ValueError, one line."""
+    by_type = {"double[]": Parameter.Type.DOUBLE_ARRAY, "string[]": Parameter.Type.STRING_ARRAY}
     for spec in PARAMS:
-        unset = spec.type == "double[]" and not spec.default  # declared by type: "not set"
-        node.declare_parameter(spec.name, Parameter.Type.DOUBLE_ARRAY if unset else spec.default, descriptor(spec))
+        unset = spec.type in by_type and not spec.default  # an empty array is declared by type: "not set"
+        node.declare_parameter(spec.name, by_type[spec.type] if unset else spec.default, descriptor(spec))
     check_known({n: None for n in overrides if n not in ROS_OWN_PARAMS and not n.startswith("qos_overrides.")})
     return NodeConfig.from_dict({p.name: _value(node, p.name) for p in PARAMS})
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import read_statuses
-from fcn_perception.ros.topics import COMPRESSED
+from fcn_perception.ros.topics import COMPRESSED, camera_info_topic
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
@@ -70,8 +70,13 @@ class _Probe:
         self.samples: list[tuple[int, int, int]] = []  # (frames sent per camera, rss KiB, threads)
         self.sent = 0
         self.stop = threading.Event()
+        self.info_pubs: list = []  # (CameraInfo publisher, its message) per camera, with --ground
         self.subs = [ros.create_subscription(Image, f"/load_cam{i}/segmentation/mask", lambda m, i=i: self._on_mask(i, m), qos) for i in range(len(topics))]
         self.subs.append(ros.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50))
+        from nav_msgs.msg import OccupancyGrid
+
+        self.fused: list[float] = []  # arrival times of the fused grid (fusion_rate)
+        self.subs.append(ros.create_subscription(OccupancyGrid, "/fused/drivable_grid", lambda m: self.fused.append(time.monotonic()), qos))
 
     def _on_mask(self, i: int, msg) -> None:
         now = time.monotonic()
@@ -111,6 +116,20 @@ class _Probe:
             self.ros.destroy_subscription(s)
 
 
+def _camera_infos(ros, topics: list[str], jpeg: bytes, qos) -> list:
+    """A CameraInfo publisher per camera and the message it sends with every frame: the sample
+    drive's intrinsics scaled to the frame size."""
+    import cv2
+    import numpy as np
+    from sensor_msgs.msg import CameraInfo
+
+    h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    f = 460.0 * w / 480.0  # tools/make_sample_drive.py: fx = 460 px at 480x360
+    info = CameraInfo(width=w, height=h, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0], d=[0.0] * 5, distortion_model="plumb_bob")
+    info.p = [f, 0.0, w / 2, 0.0, 0.0, f, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return [(ros.create_publisher(CameraInfo, camera_info_topic(t), qos), info) for t in topics]
+
+
 def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, progress: bool) -> float:
     """``frames`` per camera at ``rate`` Hz, the cameras synchronised (one stamp per tick); returns the seconds it took."""
     from sensor_msgs.msg import CompressedImage
@@ -128,6 +147,10 @@ def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, pro
             msg.header.frame_id = f"load_cam{i}_optical_frame"
             with probe.lock:
                 probe.sent_at[(i, msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
+            if probe.info_pubs:
+                info_pub, info = probe.info_pubs[i]
+                info.header = msg.header
+                info_pub.publish(info)
             pub.publish(msg)
         probe.sent = k + 1
         if progress and probe.sent % 1000 == 0:
@@ -170,6 +193,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         "threads": {"after_warmup": warm[2], "end": end_threads},
         "node_exit_code": code,
         "diagnostic_levels": {t: probe.last_diag.get(t, {}).get("level") for t in probe.topics},
+        "fused_grid_hz": round(len(probe.fused) / send_s, 2),
     }
 
 
@@ -182,13 +206,17 @@ def run_load(
     log: Path | None = None,
     progress: bool = False,
     size: tuple[int, int] | None = None,
+    ground: bool = False,
+    params: list[str] | None = None,
 ) -> dict:
     """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring).
-    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded)."""
+    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded);
+    ``ground``: each camera with CameraInfo and the sample's camera_pose, so the ground outputs and
+    the fused grid are made too; ``params``: more node parameters, ``NAME:=VALUE``."""
     if ros is None:
         ensure_domain_id()
         with spinning_node("fcn_perception_load") as own:
-            return run_load(cameras, rate, frames, warmup, own, log, progress, size)
+            return run_load(cameras, rate, frames, warmup, own, log, progress, size, ground, params)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage
 
@@ -197,7 +225,13 @@ def run_load(
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     probe = _Probe(ros, topics, qos)
     pubs = [ros.create_publisher(CompressedImage, t, qos) for t in topics]
-    node = NodeProcess(default_params_file(), topics, ["-p", "qos_reliability:=reliable"], log=log)
+    extra = ["-p", "qos_reliability:=reliable"] + [a for p in params or [] for a in ("-p", p)]
+    if ground:
+        from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
+
+        extra += ["-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}"]
+        probe.info_pubs = _camera_infos(ros, topics, jpegs[0], qos)
+    node = NodeProcess(default_params_file(), topics, extra, log=log)
     try:
 
         def up() -> bool:
@@ -285,6 +319,7 @@ def report(res: dict) -> str:
         f"accounted={res['accounted']}  fairness(min/max published)={res['fairness_min_over_max']}",
         f"  node RSS after warm-up {res['rss_mb']['after_warmup']} MB, end {res['rss_mb']['end']} MB (growth {res['rss_growth_pct']} %), "
         f"peak {res['rss_mb']['peak']} MB; threads {res['threads']['after_warmup']} -> {res['threads']['end']}; exit code {res['node_exit_code']}",
+        f"  fused grid {res['fused_grid_hz']} Hz",
     ]
     for t, c in res["per_camera"].items():
         lines.append(
@@ -301,6 +336,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--frames", type=int, default=300, help="frames per camera (the soak: --frames 10000)")
     ap.add_argument("--warmup", type=int, default=100, help="frames per camera before the memory baseline is taken")
     ap.add_argument("--json", default="")
+    ap.add_argument("--ground", action="store_true", help="CameraInfo and the sample's camera_pose: ground outputs and the fused grid too")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="a node parameter (repeatable), e.g. fusion_rate:=0")
     ap.add_argument("--log", default="", help="write the node's output here")
     ap.add_argument("--startup", action="store_true", help="measure start-up instead: first mask, RSS after --frames masks, libtorch loaded?")
     ap.add_argument("--executable", default="", help="with --startup: an installed fcn_perception_node (default: this checkout)")
@@ -317,7 +354,8 @@ def run_args(args: argparse.Namespace) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0 if res["node_exit_code"] == 0 else 1
-    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=Path(args.log) if args.log else None, progress=True, size=args.size)
+    log = Path(args.log) if args.log else None
+    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=log, progress=True, size=args.size, ground=args.ground, params=args.param)
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
