@@ -48,8 +48,13 @@ class Fusion:
         return taken
 
     def due(self) -> bool:
-        """At ``fusion_rate`` of the images' time: replay calls this after each frame."""
-        return self.newest > 0 and (self.last_made is None or (self.newest - self.last_made) / 1e9 >= 1.0 / self.cfg.fusion_rate)
+        """At ``fusion_rate`` of the images' time, once every camera taking part has caught up to within
+        half a period of the newest frame (synchronised cameras: after the last of them, so a grid never
+        pairs one camera's frame with another's previous one). Replay calls this after each frame."""
+        ready = self.grid.caught_up(self.newest) if self.newest else None
+        if ready is None or (self.newest - ready) / 1e9 > 0.5 / self.cfg.fusion_rate:  # a camera yet to send this frame
+            return False
+        return self.last_made is None or (self.newest - self.last_made) / 1e9 >= 1.0 / self.cfg.fusion_rate
 
     def messages(self, new: Callable[..., object], keys: list[str]) -> dict[str, object]:
         """The fused outputs of ``keys`` at the newest stamp (empty before any camera has a view)."""

@@ -264,6 +264,13 @@ class FusedGrid:
         self.last[w > 0] = np.maximum(self.last[w > 0], view.stamp_ns)
 
     # -- reading -------------------------------------------------------------------------------------
+    def caught_up(self, now_ns: int) -> int | None:
+        """The oldest latest stamp among the cameras taking part at ``now_ns`` (not stale): every one of
+        them has a view at least this new. None before any view."""
+        with self.lock:
+            stamps = [v.stamp_ns for v in self.latest.values() if (now_ns - v.stamp_ns) / 1e9 <= self.cfg.max_age_s]
+        return min(stamps) if stamps else None
+
     def stale(self, now_ns: int) -> list[str]:
         """Cameras whose last view is older than ``max_age_s`` at ``now_ns`` (they take no part)."""
         with self.lock:

@@ -163,7 +163,8 @@ def run(
             """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
             every published mask and polygon has arrived here (a small output lost in a burst of big ones
             is only resent at the writer's next heartbeat, seconds later), and so has every confidence
-            image (sent after its mask: the last one can still be on its way; none from a model without)."""
+            image (sent after its mask: the last one can still be on its way; none from a model without),
+            every marker array and every grid of a ground polygon."""
             last = _last_diagnostics(recorder)
             for topic, mask, polygon, confidence in zip(image_topics, masks, polygons, confidences, strict=True):
                 d = last.get(f"{NODE_NAME}: {topic}")
@@ -174,6 +175,12 @@ def run(
                 if not recorder.count(mask) == recorder.count(polygon) == int(d["frames_published"]):
                     return False
                 if recorder.count(confidence) not in (0, recorder.count(mask)):
+                    return False
+                ns = camera_namespace(topic)
+                if recorder.count(output_topic(ns, OUTPUTS["markers"].topic)) != recorder.count(mask):  # subscribed: one per mask
+                    return False
+                ground = [recorder.count(output_topic(ns, OUTPUTS[k].topic)) for k in ("polygon_ground", "grid")]
+                if ground[0] != ground[1]:  # sent together, the grid after the polygon: the last may be on its way
                     return False
             return True
 
