@@ -142,3 +142,15 @@ def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path
     engine.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="does not match its manifest"):
         TensorRTBackend(onnx, "fp16", cache=tmp_path / "cache")
+
+
+def test_gpu_check_builds_both_routes_and_agrees_with_the_cpu_path(tmp_path):
+    """The one command for the car: TensorRT fp16 and int8 (symmetric Q/DQ) per size, figures printed."""
+    from fcn_perception.tools.cli import main
+
+    out = tmp_path / "gpu.json"
+    assert main(["gpu-check", "--sizes", "480x360", "--frames", "10", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    routes = {r["route"]: r for r in rows}
+    assert {"tensorrt-fp16", "tensorrt-int8"} <= set(routes)
+    assert routes["tensorrt-fp16"]["agreement"] >= 0.97 and routes["tensorrt-int8"]["agreement"] >= 0.9

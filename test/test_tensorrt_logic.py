@@ -288,3 +288,14 @@ def test_tensorrt_10_calibrates_at_the_profiles_shape_with_the_calibration_profi
     assert shapes and all(args[1] == (1, 3, 360, 704) for args in shapes)
     with pytest.raises(ValueError, match=r"calibration frames must be \(1, 3, 360, 480\)"):
         build_engine(shipped, "int8", (480, 360), calib_frames=frames, cache=tmp_path)
+
+
+def test_gpu_check_without_a_gpu_is_one_line_and_exit_code_2(capsys):
+    from fcn_perception.inference.backends import torch_cuda_available
+    from fcn_perception.tools.cli import main
+
+    if torch_cuda_available():
+        pytest.skip("a CUDA GPU is here: test/test_tensorrt.py runs the real thing")
+    assert main(["gpu-check", "--sizes", "96x64", "--frames", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU here" in err[0]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from fcn_perception.tools import bench, demo, load
-from fcn_perception.tools.commands import build_engine, compare, dense_eval, evaluate, export, quantize, replay, segment, train
+from fcn_perception.tools.commands import build_engine, compare, dense_eval, evaluate, export, gpu_check, quantize, replay, segment, train
 
 #: name, help, (its arguments, its run), in the order --help lists them
 COMMANDS: tuple[tuple[str, str, tuple[Callable, Callable]], ...] = (
@@ -17,6 +17,11 @@ COMMANDS: tuple[tuple[str, str, tuple[Callable, Callable]], ...] = (
     ("export", "export a checkpoint to ONNX", (export.add_arguments, export.run)),
     ("quantize", "INT8 (QDQ) ONNX calibrated on real frames (--symmetric: the graph TensorRT takes)", (quantize.add_arguments, quantize.run)),
     ("build-engine", "build a TensorRT engine from an ONNX export (GPU + TensorRT only)", (build_engine.add_arguments, build_engine.run)),
+    (
+        "gpu-check",
+        "on a GPU machine: TensorRT fp16/int8 engines (else PyTorch CUDA fp16), latency per size, agreement with the CPU path",
+        (gpu_check.add_arguments, gpu_check.run),
+    ),
     ("segment", "segment images, videos or folders of them: overlays, id and colour masks, overlay videos, a legend", (segment.add_arguments, segment.run)),
     ("replay", "run the pipeline over rosbag2 recordings (one, or a corpus) and write bags with the outputs", (replay.add_arguments, replay.run)),
     ("compare", "where a candidate model differs from the baseline on recorded drives (report.json + report.html)", (compare.add_arguments, compare.run)),
