@@ -94,6 +94,7 @@ class ReplaySummary:
             bad = f" ({', '.join(f'{k}={v}' for k, v in sorted(c.bad_reasons.items()))})" if c.bad_frames else ""
             stages = "  ".join(f"{k} {v:.1f}" for k, v in c.stages_ms_p50.items())
             sure = "n/a" if c.drivable_confidence is None else f"{c.drivable_confidence:.3f}"
+            sure += "" if c.ego_lanes_both is None else f"; both ego lane boundaries in {c.ego_lanes_both:.0%} of lane frames"
             lines.append(
                 f"{topic}: {c.masks}/{c.frames} masks, {c.bad_frames} bad{bad}; drivable confidence {sure}; ground outputs {c.ground_status}; ms p50: {stages}"
             )
@@ -103,8 +104,10 @@ class ReplaySummary:
             lines.append(f"skipped {topic}: {why}")
         if self.replaced_messages:
             lines.append(f"replaced {self.replaced_messages} recorded output messages with new ones")
-        if self.fused:
+        if self.fused and self.fused["fusion_grids_made"] != "0":
             lines.append(f"fused grid: {self.fused['fusion_grids_made']} written, from {self.fused['fusion_cameras']} in {self.fused['fusion_frame']}")
+        elif self.fused:
+            lines.append("fused grid: none written (no camera had CameraInfo and a pose)")
         if self.exported:
             lines.append(f"wrote the {len(self.uncertain)} least sure frames to label to {self.exported}")
         if self.input_bytes:

@@ -92,6 +92,7 @@ class _NodeConfig:
             max_vertices=self.polygon_max_vertices,
             ego_point=(self.ego_point_x, self.ego_point_y),
             max_lane_points=self.lane_max_points,
+            lane_max_range=self.lane_max_range,
         )
 
 

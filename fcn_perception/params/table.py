@@ -149,6 +149,15 @@ PARAMS: tuple[ParamSpec, ...] = (
         max=1_000_000,
     ),
     ParamSpec(
+        "lane_max_range",
+        "double",
+        30.0,
+        "Metres ahead within which the ego lane's boundaries (lanes/ego_left, lanes/ego_right, lanes/center) are fitted to the lane paint.",
+        read_only=False,
+        min=2.0,
+        max=200.0,
+    ),
+    ParamSpec(
         "ego_point_x",
         "double",
         0.5,

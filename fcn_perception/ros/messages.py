@@ -26,6 +26,7 @@ POLYGON_STAMPED = "geometry_msgs/msg/PolygonStamped"
 OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
+PATH = "nav_msgs/msg/Path"
 
 
 _CLASSES: dict[str, type] = {}
@@ -110,6 +111,20 @@ def occupancy_msg(new: Factory, header, grid: np.ndarray, origin_xy: tuple[float
     )
     info = new("nav_msgs/msg/MapMetaData", map_load_time=header.stamp, resolution=float(resolution), width=cols, height=rows, origin=origin)
     return new(OCCUPANCY_GRID, header=header, info=info, data=np.ascontiguousarray(grid, np.int8).reshape(-1))
+
+
+def path_msg(new: Factory, header, points: np.ndarray | None):
+    """(N, 2) x, y on the ground (z = 0), ordered by increasing x -> nav_msgs/Path; each pose faces
+    along the path (yaw of its tangent). ``None``: the empty Path ("that boundary is not found")."""
+    poses = []
+    if points is not None and len(points) >= 2:
+        d = np.gradient(points, axis=0)
+        yaw = np.arctan2(d[:, 1], d[:, 0])
+        for (x, y), a in zip(points, yaw, strict=True):
+            q = new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=float(np.sin(a / 2)), w=float(np.cos(a / 2)))
+            pose = new("geometry_msgs/msg/Pose", position=new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0), orientation=q)
+            poses.append(new("geometry_msgs/msg/PoseStamped", header=header, pose=pose))
+    return new(PATH, header=header, poses=poses)
 
 
 def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):

@@ -66,6 +66,14 @@ class Output:
         return self.node != NEVER
 
 
+def _boundary(f: Frame, side: str):
+    """A boundary's Path; the empty Path when it is not found; none without lane points (no pose)."""
+    if f.result.ego_lane is None:
+        return None
+    b = getattr(f.result.ego_lane, side)
+    return m.path_msg(f.new, f.ground_header, b.points(0.5) if b is not None else None)
+
+
 def _ground(build: Callable[[Frame], object]) -> Callable[[Frame], object | None]:
     """Ground outputs exist only for a calibrated, posed camera."""
     return lambda f: build(f) if f.result.ground is not None else None
@@ -139,6 +147,26 @@ OUTPUTS: dict[str, Output] = {
         " starts with DELETEALL",
         lambda f: m.markers_msg(f.new, f.header, f.ground_header, f.result),
         node=SUBSCRIBED,
+    ),
+    "ego_left": Output(
+        "lanes/ego_left",
+        m.PATH,
+        "the ego lane's left boundary on the ground: poses in `base_frame` by increasing x, every 0.5 m, z = 0, through the centre of its"
+        " line and across the gaps of a dashed one, within `lane_max_range`, tracked over frames (bridged for 2 frames without paint);"
+        " empty = not found; the same pose rules as `polygon_ground`",
+        lambda f: _boundary(f, "left"),
+    ),
+    "ego_right": Output(
+        "lanes/ego_right",
+        m.PATH,
+        "the ego lane's right boundary, as `lanes/ego_left`",
+        lambda f: _boundary(f, "right"),
+    ),
+    "lane_center": Output(
+        "lanes/center",
+        m.PATH,
+        "the ego lane's centre line where both boundaries are found (empty otherwise)",
+        lambda f: None if f.result.ego_lane is None else m.path_msg(f.new, f.ground_header, f.result.ego_lane.center(0.5)),
     ),
     "lane_points": Output(
         "lane_markings/points",

@@ -39,6 +39,8 @@ class CameraCounters:
     keep: int | None = 300
     received: int = 0
     published: int = 0
+    lane_frames: int = 0  # served frames with lane points on the ground (a pose and a lane class)
+    lanes_both: int = 0  # ... of which both ego boundaries were found
     dropped: int = 0
     bad: int = 0
     bad_reasons: dict[str, int] = field(default_factory=dict)
@@ -115,6 +117,8 @@ class CameraSummary:
     #: mean over the served frames of each one's mean confidence on its drivable pixels (None: the
     #: model has no confidence output, or no frame had drivable pixels)
     drivable_confidence: float | None = None
+    #: share of the frames with lane points where both ego boundaries were found (None: no such frame)
+    ego_lanes_both: float | None = None
     video: str = ""  # replay --video: the overlay video written for this camera
     video_frames: int = 0
 
@@ -221,6 +225,10 @@ class CameraWorkflow:
 
     def served(self, latency_ms: float, result: FrameResult) -> None:
         self.counters.served(latency_ms, result.timings_ms, result.drivable_confidence)
+        if result.ego_lane is not None:
+            with self.counters._lock:
+                self.counters.lane_frames += 1
+                self.counters.lanes_both += result.ego_lane.found == 2
 
     def _throttled(self, line: str) -> str:
         now = time.monotonic()
@@ -244,4 +252,5 @@ class CameraWorkflow:
             pose_source=self.state.pose_source,
             stages_ms_p50=c.stage_p50(),
             drivable_confidence=c.mean_confidence(),
+            ego_lanes_both=round(c.lanes_both / c.lane_frames, 4) if c.lane_frames else None,
         )

@@ -27,6 +27,7 @@ class DrivableConfig:
     max_vertices: int = 64  # per ring; the tolerance grows until a ring fits
     ego_point: tuple[float, float] = (0.5, 0.95)  # (x, y) as fractions of width/height: just ahead of the bumper
     max_lane_points: int = 2000  # lane-marking points per frame on the ground, at most
+    lane_max_range: float = 30.0  # metres ahead within which the ego lane's boundaries are fitted
 
     def __post_init__(self) -> None:
         if self.max_vertices < 3:

@@ -16,9 +16,10 @@ from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
 from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, GroundResult
 from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, RawConverter, decode
+from fcn_perception.scene.lane_lines import EgoLane, LaneLineConfig, LaneTracker, ego_lane
 from fcn_perception.scene.lanes import LANE_CLASS, LanePoints, lane_points
 
-STAGES = ("decode", "preprocess", "infer", "postprocess", "drivable", "ground")
+STAGES = ("decode", "preprocess", "infer", "postprocess", "drivable", "ground", "lanes")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class CameraState:
     ground_status: str = "no CameraInfo received yet"  # why there is no ground output, for diagnostics
     pose_source: str = ""  # where the pose of the current ground model came from ("" = no ground model)
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(0.0))
+    lane_tracker: LaneTracker = field(default_factory=LaneTracker)  # the ego lane's boundaries over frames
     _calibration: tuple | None = None
 
     @classmethod
@@ -91,6 +93,9 @@ class FrameResult:
     #: mean confidence (0-1) over the drivable pixels: how sure the model is where the car may drive;
     #: None without a confidence output or without drivable pixels
     drivable_confidence: float | None = None
+    #: the ego lane's boundaries on the ground (tracked per camera): None where there are no lane points
+    ego_lane: EgoLane | None = None
+    lane_lines_px: list = field(default_factory=list)  # (side, (N, 2) image pixels) of each boundary, for the overlay
 
 
 def mean_confidence(confidence: np.ndarray | None, where: np.ndarray) -> float | None:
@@ -168,8 +173,32 @@ class Pipeline:
                     lanes = lane_points(mask, self.lane_id, projector, self.drivable.max_lane_points)
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
                 error, ground, lanes = str(exc), None, None
-        timings = {"drivable": (t1 - t0) * 1e3, "ground": (time.perf_counter() - t1) * 1e3}
-        return FrameResult(None, mask, regions, ego, ground, error, timings, lanes, confidence, sure)
+        t2 = time.perf_counter()
+        lane, lane_px = self._ego_lane(lanes, confidence, camera, projector)
+        timings = {"drivable": (t1 - t0) * 1e3, "ground": (t2 - t1) * 1e3, "lanes": (time.perf_counter() - t2) * 1e3}
+        result = FrameResult(None, mask, regions, ego, ground, error, timings, lanes, confidence, sure)
+        result.ego_lane, result.lane_lines_px = lane, lane_px
+        return result
+
+    def _ego_lane(self, lanes: LanePoints | None, confidence, camera: CameraState | None, projector) -> tuple[EgoLane | None, list]:
+        """The ego lane's boundaries from the frame's lane points (tracked when the camera has state),
+        and their image polylines for the overlay."""
+        if lanes is None:
+            return None, []
+        sure = None
+        if confidence is not None and len(lanes.pixels):
+            u, v = np.round(lanes.pixels).astype(np.int64).T
+            sure = confidence[v, u].astype(np.float32) / 255.0
+        lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure)
+        if camera is not None:
+            lane = camera.lane_tracker.update(lane)
+        px = []
+        for b in (lane.left, lane.right):
+            if b is not None:
+                pts = b.points(0.5)
+                pixels, in_front = projector.camera.ground_to_pixels(pts)
+                px.append((b.side, pixels[in_front]))
+        return lane, px
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
@@ -183,4 +212,7 @@ class Pipeline:
         if result.lanes is not None and len(result.lanes.pixels):  # the lane points sent on the ground, as dots
             u, v = np.round(result.lanes.pixels).astype(np.int32).T
             img[v, u] = (0, 255, 255)
+        for side, pixels in result.lane_lines_px:  # the ego boundaries: left cyan, right magenta
+            colour = (255, 255, 0) if side > 0 else (255, 0, 255)
+            cv2.polylines(img, [np.round(pixels).astype(np.int32)], False, colour, max(2, img.shape[1] // 240), cv2.LINE_AA)
         return img

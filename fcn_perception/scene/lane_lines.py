@@ -1,0 +1,194 @@
+"""The ego lane's boundaries on the ground, fitted to the lane paint a planner can steer by.
+
+Input: the frame's lane-paint points on the ground (``lanes.LanePoints``, base_frame, metres). Per
+side (left: y > 0, right: y < 0), in slices along x, the paint nearest the car's centre line
+between ``min_offset_m`` and ``max_offset_m`` is the ego lane's line there: paint nearer the centre
+(arrows, text in the lane) is not a boundary, paint farther out belongs to the next lane. A cubic
+(degree by the length seen) is fitted to the slices' line positions and refitted without the slices
+off it by more than ``inlier_m`` (a stop line across the lane, hatching), so it runs through the
+centre of its line and across the gaps of a dashed one. The boundary is sampled every ``step_m``
+from its first to its last slice, within ``max_range_m``.
+
+Over time (:class:`LaneTracker`): a boundary keeps its track id while it is found frame after
+frame, its coefficients are smoothed, and it is bridged for ``bridge_frames`` frames without paint
+(a worn dash, a passing car), marked as bridged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+LEFT, RIGHT = 1, -1  # the sign of y on that side (base_frame: y left)
+
+
+@dataclass
+class LaneLineConfig:
+    min_offset_m: float = 0.7  # paint nearer the centre line: the lane's own (arrows, text)
+    max_offset_m: float = 3.0  # paint farther out: the next lane's
+    max_range_m: float = 30.0  # lane_max_range
+    slice_m: float = 1.0
+    step_m: float = 0.5  # pose spacing of the published boundary
+    inlier_m: float = 0.25
+    cluster_m: float = 0.35  # the nearest paint of a slice: within this of its nearest point
+    min_slices: int = 4
+    bridge_frames: int = 2
+    smoothing: float = 0.5  # share of the previous frame's coefficients
+
+
+@dataclass
+class Boundary:
+    side: int  # LEFT (+1) or RIGHT (-1)
+    coeffs: np.ndarray  # c0..c3: y = c0 + c1 x + c2 x^2 + c3 x^3, metres
+    x_range: tuple[float, float]  # where it was seen (valid range of the cubic)
+    confidence: float  # share of its slices that had paint on it, times the model's confidence on that paint
+    track_id: int = 0
+    bridged: int = 0  # frames since it was last seen (0: seen in this frame)
+
+    def y(self, x: np.ndarray) -> np.ndarray:
+        return np.polynomial.polynomial.polyval(x, self.coeffs)
+
+    def points(self, step: float) -> np.ndarray:
+        """(N, 2) x, y every ``step`` metres over the valid range, ordered by increasing x."""
+        n = max(2, int(np.floor((self.x_range[1] - self.x_range[0]) / step)) + 1)
+        x = np.linspace(self.x_range[0], self.x_range[0] + (n - 1) * step, n)
+        return np.column_stack([x, self.y(x)])
+
+
+@dataclass
+class EgoLane:
+    left: Boundary | None = None
+    right: Boundary | None = None
+
+    @property
+    def found(self) -> int:
+        return (self.left is not None) + (self.right is not None)
+
+    def center(self, step: float) -> np.ndarray | None:
+        """The centre line over the range both boundaries share (None unless both are there)."""
+        if self.left is None or self.right is None:
+            return None
+        x0, x1 = max(self.left.x_range[0], self.right.x_range[0]), min(self.left.x_range[1], self.right.x_range[1])
+        if x1 - x0 < step:
+            return None
+        x = np.arange(x0, x1 + 1e-9, step)
+        return np.column_stack([x, (self.left.y(x) + self.right.y(x)) / 2])
+
+
+def _slice_lines(xy: np.ndarray, side: int, cfg: LaneLineConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(slice centre x, line y, indices of the points it came from) per slice with paint on the line.
+
+    Near the car the line is the paint nearest the centre line within [min_offset_m, max_offset_m];
+    farther out each slice takes the paint nearest to where the slices before it put the line (a
+    curve leaves the band; a stop line or hatching beside it does not pull it away)."""
+    ahead = (xy[:, 0] >= 0) & (xy[:, 0] <= cfg.max_range_m) & (side * xy[:, 1] > 0)
+    idx = np.nonzero(ahead)[0]
+    band = _nearest_line(xy[idx], side, cfg)
+    if band is None:
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    bins = np.floor(xy[idx, 0] / cfg.slice_m).astype(np.int64)
+    xs, ys, members = [], [], []
+    for b in np.unique(bins):
+        pts = idx[bins == b]
+        if len(xs) >= 2:  # where the line is heading: from the last two slices on it
+            expect = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * ((b + 0.5) * cfg.slice_m - xs[-1])
+            pts = pts[np.abs(xy[pts, 1] - expect) <= 2 * cfg.cluster_m]
+        else:  # until two slices are on it: the band of the nearest line
+            off = side * xy[pts, 1]
+            pts = pts[(off >= band[0]) & (off <= band[1])]
+        if not len(pts):
+            continue
+        o = side * xy[pts, 1]
+        near = pts[o <= o.min() + cfg.cluster_m] if len(xs) < 2 else pts  # the paint nearest the car in this slice
+        xs.append((b + 0.5) * cfg.slice_m)
+        ys.append(float(np.median(xy[near, 1])))
+        members.append(near)
+    if not xs:
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    return np.array(xs), np.array(ys), np.concatenate(members)
+
+
+def _nearest_line(xy: np.ndarray, side: int, cfg: LaneLineConfig) -> tuple[float, float] | None:
+    """The offset band (min, max, metres from the centre line) of the paint line nearest the car on
+    this side: the paint's offsets within [min_offset_m, max_offset_m] split where no paint lies for
+    ``cluster_m``; the nearest group that runs at least 3 m along the road is the line."""
+    off = side * xy[:, 1]
+    keep = (off >= cfg.min_offset_m) & (off <= cfg.max_offset_m)
+    if keep.sum() < cfg.min_slices:
+        return None
+    order = np.argsort(off[keep])
+    o, x = off[keep][order], xy[keep, 0][order]
+    cuts = np.nonzero(np.diff(o) > cfg.cluster_m)[0] + 1
+    for group in np.split(np.arange(len(o)), cuts):
+        if len(group) >= cfg.min_slices and np.ptp(x[group]) >= 3.0:
+            return float(o[group].min()) - 0.05, float(o[group].max()) + 0.05
+    return None
+
+
+def _fit(xs: np.ndarray, ys: np.ndarray, cfg: LaneLineConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """Coefficients c0..c3 and the inlier slices: a degree by the length seen, refitted without outliers."""
+    keep = np.ones(len(xs), bool)
+    coeffs = None
+    for _ in range(3):
+        if keep.sum() < cfg.min_slices:
+            return None
+        extent = xs[keep].max() - xs[keep].min()
+        degree = 1 if extent < 8 else 2 if extent < 16 else 3
+        degree = min(degree, int(keep.sum()) - 2)
+        coeffs = np.polynomial.polynomial.polyfit(xs[keep], ys[keep], max(1, degree))
+        residual = np.abs(np.polynomial.polynomial.polyval(xs, coeffs) - ys)
+        new = residual <= cfg.inlier_m
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return np.pad(coeffs, (0, 4 - len(coeffs))), keep
+
+
+def fit_side(xy: np.ndarray, side: int, cfg: LaneLineConfig, sure: np.ndarray | None = None) -> Boundary | None:
+    """One side's ego boundary from the frame's paint points ``xy`` ((N, 2) in base_frame); ``sure``:
+    the model's confidence (0..1) on each point's pixel."""
+    xs, ys, members = _slice_lines(xy, side, cfg)
+    if len(xs) < cfg.min_slices:
+        return None
+    fitted = _fit(xs, ys, cfg)
+    if fitted is None:
+        return None
+    coeffs, inliers = fitted
+    x0, x1 = xs[inliers].min() - cfg.slice_m / 2, xs[inliers].max() + cfg.slice_m / 2
+    covered = inliers.sum() / max(1, round((x1 - x0) / cfg.slice_m))
+    model = float(np.mean(sure[members])) if sure is not None and len(members) else 1.0
+    return Boundary(side, coeffs, (max(0.0, x0), min(cfg.max_range_m, x1)), round(float(min(1.0, covered) * model), 4))
+
+
+def ego_lane(xy: np.ndarray, cfg: LaneLineConfig, sure: np.ndarray | None = None) -> EgoLane:
+    return EgoLane(fit_side(xy, LEFT, cfg, sure), fit_side(xy, RIGHT, cfg, sure))
+
+
+@dataclass
+class LaneTracker:
+    """Per camera: track ids kept while a boundary is found frame after frame, coefficients smoothed,
+    a lost boundary bridged for ``bridge_frames`` frames."""
+
+    cfg: LaneLineConfig = field(default_factory=LaneLineConfig)
+    last: dict[int, Boundary] = field(default_factory=dict)
+    next_id: int = 1
+
+    def update(self, lane: EgoLane) -> EgoLane:
+        out = {}
+        for side, found in ((LEFT, lane.left), (RIGHT, lane.right)):
+            prev = self.last.get(side)
+            if found is not None and prev is not None and abs(found.coeffs[0] - prev.coeffs[0]) <= 0.5:  # the same line
+                a = self.cfg.smoothing
+                coeffs = a * prev.coeffs + (1 - a) * found.coeffs
+                out[side] = replace(found, coeffs=coeffs, track_id=prev.track_id, bridged=0)
+            elif found is not None:  # a new line (or a jump to another one): a new id
+                out[side] = replace(found, track_id=self.next_id, bridged=0)
+                self.next_id += 1
+            elif prev is not None and prev.bridged < self.cfg.bridge_frames:
+                out[side] = replace(prev, bridged=prev.bridged + 1)
+            if side in out:
+                self.last[side] = out[side]
+            else:
+                self.last.pop(side, None)
+        return EgoLane(out.get(LEFT), out.get(RIGHT))

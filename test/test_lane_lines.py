@@ -1,0 +1,131 @@
+"""The ego lane's boundaries, from paint on the ground at a known pose: straight and curved lines,
+dashed, with an arrow and a stop line between them, come back within a few centimetres; track ids
+are kept over a sequence and a frame without paint is bridged; no pose, no boundary; the Paths."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fcn_perception.scene.ground import GroundConfig
+from fcn_perception.scene.lane_lines import LEFT, RIGHT, LaneLineConfig, LaneTracker, ego_lane
+from fcn_perception.scene.pipeline import CameraState, Pipeline
+
+W, H, F = 960, 540, 700.0
+LANE = 11  # LaneMarking in the shipped model's classes
+CFG = LaneLineConfig()
+
+
+def centre(x: np.ndarray, curve: float) -> np.ndarray:
+    return curve * x**2
+
+
+def paint(curve: float = 0.0, dashed: bool = True, clutter: bool = True, step: float = 0.05) -> np.ndarray:
+    """(N, 2) paint points: lines 1.75 m each side of a centre line y = curve x^2, 0.12 m wide,
+    dashed 3 m on / 3 m off; with ``clutter``, an arrow in the lane and a stop line across it."""
+    x = np.arange(2.0, 32.0, step)
+    pts = []
+    for side in (LEFT, RIGHT):
+        on = ((x % 6.0) < 3.0) if dashed else np.ones_like(x, bool)
+        for w in (-0.06, 0.0, 0.06):
+            pts.append(np.column_stack([x[on], centre(x[on], curve) + side * 1.75 + w]))
+    if clutter:
+        ax = np.arange(8.0, 10.5, step)  # an arrow in the middle of the lane: shaft and head
+        pts.append(np.column_stack([ax, centre(ax, curve) + 0.0]))
+        pts.append(np.column_stack([np.full(9, 10.3), centre(np.full(9, 10.3), curve) + np.linspace(-0.4, 0.4, 9)]))
+        sy = np.arange(-1.75, 1.75, step)  # a stop line across the lane at 14 m
+        for dx in (0.0, 0.1, 0.2, 0.3):
+            pts.append(np.column_stack([np.full(len(sy), 14.0 + dx), centre(14.0, curve) + sy]))
+    return np.concatenate(pts)
+
+
+def lateral_error(boundary, curve: float, side: int) -> float:
+    pts = boundary.points(0.5)
+    return float(np.max(np.abs(pts[:, 1] - (centre(pts[:, 0], curve) + side * 1.75))))
+
+
+@pytest.mark.parametrize("curve", [0.0, 0.002, -0.0015])
+@pytest.mark.parametrize("dashed", [True, False])
+def test_boundaries_come_back_within_centimetres_through_dashes_arrows_and_a_stop_line(curve, dashed):
+    lane = ego_lane(paint(curve, dashed), CFG)
+    for side, b in ((LEFT, lane.left), (RIGHT, lane.right)):
+        assert b is not None and b.side == side
+        assert lateral_error(b, curve, side) <= 0.05, (curve, dashed, side, lateral_error(b, curve, side))
+        pts = b.points(CFG.step_m)
+        assert np.all(np.diff(pts[:, 0]) > 0) and np.allclose(np.diff(pts[:, 0]), CFG.step_m)  # by increasing x, 0.5 m
+        assert b.x_range[0] <= 3.0 and b.x_range[1] >= 26.0  # across the gaps, over the range seen
+    centre_line = lane.center(0.5)
+    assert centre_line is not None and np.max(np.abs(centre_line[:, 1] - centre(centre_line[:, 0], curve))) <= 0.05
+
+
+def test_paint_only_in_the_lane_or_only_far_out_is_no_boundary():
+    arrow = np.column_stack([np.arange(5, 20, 0.05), np.zeros(300)])
+    assert ego_lane(arrow, CFG).found == 0  # an arrow in the lane is no boundary
+    far = np.column_stack([np.arange(5, 20, 0.05), np.full(300, 4.5)])
+    assert ego_lane(far, CFG).left is None  # the next lane's line, not ours
+    assert ego_lane(np.zeros((0, 2)), CFG).found == 0
+
+
+def test_track_ids_are_kept_over_a_sequence_and_a_frame_without_paint_is_bridged():
+    tracker = LaneTracker(CFG)
+    ids = []
+    for k in range(6):  # the car drifts left in its lane: the lines move right, smoothly
+        pts = paint() - [0.0, 0.05 * k]
+        if k == 3:
+            pts = pts[pts[:, 1] > 0]  # the right line hidden for a frame (a passing car)
+        lane = tracker.update(ego_lane(pts, CFG))
+        assert lane.left is not None and lane.right is not None
+        ids.append((lane.left.track_id, lane.right.track_id, lane.right.bridged))
+    assert len({i[0] for i in ids}) == 1 and len({i[1] for i in ids}) == 1 and ids[0][0] != ids[0][1]
+    assert [i[2] for i in ids] == [0, 0, 0, 1, 0, 0]
+    gone = [tracker.update(ego_lane(np.zeros((0, 2)), CFG)) for _ in range(3)]  # bridged twice, then lost
+    assert [g.found for g in gone] == [2, 2, 0]
+    lane = tracker.update(ego_lane(paint() + np.array([0.0, 1.2]), CFG))  # a line 1.2 m off: another line, a new id
+    assert lane.left.track_id not in {i[0] for i in ids}
+
+
+def _frame_with_paint() -> np.ndarray:
+    """A mask of road with the two dashed lines drawn where a level camera 1.5 m up sees them."""
+    from fcn_perception.scene.ground import CameraModel
+
+    info = SimpleNamespace(k=[F, 0, W / 2, 0, F, H / 2, 0, 0, 1], d=[0.0] * 5, width=W, height=H)
+    cam = CameraModel.from_camera_info(info, (0.0, 0.0, 1.5))
+    mask = np.full((H, W), 3, np.uint8)  # Road
+    mask[: H // 2 + 2] = 0  # Sky above the horizon
+    pts = paint(clutter=False, step=0.02)
+    px, in_front = cam.ground_to_pixels(pts)
+    u, v = np.round(px[in_front]).astype(int).T
+    ok = (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    mask[v[ok], u[ok]] = LANE
+    return mask, info
+
+
+def test_no_pose_no_boundary_and_with_a_pose_the_paths_are_published_shape():
+    from fcn_perception.bags.bag_io import rosbags_message
+    from fcn_perception.ros import outputs
+
+    pipeline = Pipeline()
+    mask, info = _frame_with_paint()
+    state = CameraState()
+    no_pose = pipeline.drivable_area(mask, state)
+    assert no_pose.ego_lane is None
+    hdr = rosbags_message("std_msgs/msg/Header", frame_id="cam_optical_frame")
+
+    def picture():
+        return np.zeros((H, W, 3), np.uint8)
+
+    assert not {"ego_left", "ego_right", "lane_center"} & set(outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, no_pose, "base_link", picture))
+    state.calibrate(info, GroundConfig(), (0.0, 0.0, 1.5), (0.0, 0.0, 0.0))
+    res = pipeline.drivable_area(mask, state)
+    assert res.ego_lane is not None and res.ego_lane.found == 2
+    out = outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, res, "base_link", picture)
+    left, right, mid = out["ego_left"], out["ego_right"], out["lane_center"]
+    assert left.header.frame_id == "base_link" and len(left.poses) > 10
+    xs = [p.pose.position.x for p in left.poses]
+    assert xs == sorted(xs) and max(np.diff(xs)) <= 1.0 and all(p.pose.position.z == 0 for p in left.poses)
+    assert np.median([p.pose.position.y for p in left.poses]) == pytest.approx(1.75, abs=0.08)
+    assert np.median([p.pose.position.y for p in right.poses]) == pytest.approx(-1.75, abs=0.08)
+    assert np.median([abs(p.pose.position.y) for p in mid.poses]) < 0.08
+    assert res.lane_lines_px and {side for side, _ in res.lane_lines_px} == {LEFT, RIGHT}  # drawn in the overlay
