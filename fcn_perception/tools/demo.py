@@ -110,6 +110,28 @@ SAMPLE_CAMERA_POSE = (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
 DEMO_NODE_ARGS = ("-p", "qos_reliability:=reliable", "-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}")
 
 
+def _settled(recorder, player, image_topics: list[str]) -> bool:
+    """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
+    every published mask and polygon has arrived here (a small output lost in a burst of big ones
+    is only resent at the writer's next heartbeat, seconds later), and so has every confidence
+    image (sent after its mask: the last one can still be on its way; none from a model without),
+    every marker array and every grid of a ground polygon."""
+    last = _last_diagnostics(recorder)
+    for topic in image_topics:
+        ns = camera_namespace(topic)
+        count = {k: recorder.count(output_topic(ns, OUTPUTS[k].topic)) for k in ("mask", "polygon", "confidence", "markers", "polygon_ground", "grid")}
+        d = last.get(f"{NODE_NAME}: {topic}")
+        if d is None or int(d["frames_received"]) < len(player.sent[topic]):
+            return False
+        if int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_bad"]) < int(d["frames_received"]):
+            return False
+        if not count["mask"] == count["polygon"] == count["markers"] == int(d["frames_published"]):  # markers: subscribed, one per mask
+            return False
+        if count["confidence"] not in (0, count["mask"]) or count["polygon_ground"] != count["grid"]:  # the grid comes after its polygon
+            return False
+    return True
+
+
 def run(
     out: Path,
     bag: Path = SAMPLE_BAG,
@@ -146,7 +168,6 @@ def run(
     try:
         if not player.wait_for_subscriber(image_topics, NODE_NAME, timeout, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"the node never subscribed to {image_topics}:\n{node.output()[-2000:]}")
-        masks = [output_topic(camera_namespace(t), OUTPUTS["mask"].topic) for t in image_topics]
         # every output the recorder keeps must be matched before the first frame: outputs are volatile,
         # so a sample published before its reader matched is never delivered (seen: a first polygon)
         outputs = [output_topic(camera_namespace(t), o.topic) for t in image_topics for o in OUTPUTS.values() if o.live]
@@ -156,35 +177,8 @@ def run(
         frames = player.play(progress=progress)
         play_s = time.monotonic() - t0
         n_images = sum(len(player.sent[t]) for t in image_topics)
-        polygons = [output_topic(camera_namespace(t), OUTPUTS["polygon"].topic) for t in image_topics]
-        confidences = [output_topic(camera_namespace(t), OUTPUTS["confidence"].topic) for t in image_topics]
 
-        def settled() -> bool:
-            """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
-            every published mask and polygon has arrived here (a small output lost in a burst of big ones
-            is only resent at the writer's next heartbeat, seconds later), and so has every confidence
-            image (sent after its mask: the last one can still be on its way; none from a model without),
-            every marker array and every grid of a ground polygon."""
-            last = _last_diagnostics(recorder)
-            for topic, mask, polygon, confidence in zip(image_topics, masks, polygons, confidences, strict=True):
-                d = last.get(f"{NODE_NAME}: {topic}")
-                if d is None or int(d["frames_received"]) < len(player.sent[topic]):
-                    return False
-                if int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_bad"]) < int(d["frames_received"]):
-                    return False
-                if not recorder.count(mask) == recorder.count(polygon) == int(d["frames_published"]):
-                    return False
-                if recorder.count(confidence) not in (0, recorder.count(mask)):
-                    return False
-                ns = camera_namespace(topic)
-                if recorder.count(output_topic(ns, OUTPUTS["markers"].topic)) != recorder.count(mask):  # subscribed: one per mask
-                    return False
-                ground = [recorder.count(output_topic(ns, OUTPUTS[k].topic)) for k in ("polygon_ground", "grid")]
-                if ground[0] != ground[1]:  # sent together, the grid after the polygon: the last may be on its way
-                    return False
-            return True
-
-        wait_until(settled, 30.0, 0.1)  # a loaded machine settles late; a settled run exits at once
+        wait_until(lambda: _settled(recorder, player, image_topics), 30.0, 0.1)  # a loaded machine settles late; a settled run exits at once
     finally:
         exit_code = node.stop()
         for sub in recorder.subs:
