@@ -81,6 +81,9 @@ def test_node_config_rejects_bad_values():
     for bad in ({"threads": -1}, {"backend": "cuda"}, {"overlay_alpha": 2.0}, {"image_topics": []}, {"input_width": 320}, {"qos_depth": "5"}):
         with pytest.raises(ValueError):
             NodeConfig.from_dict({**base, **bad})
+    with pytest.raises(ValueError, match=r"fusion_cameras: \['/cam_x/image_raw'\] not in image_topics"):
+        NodeConfig.from_dict({**base, "fusion_cameras": ["/cam_x/image_raw"]})
+    assert NodeConfig.from_dict({**base, "fusion_cameras": base["image_topics"]}).fusion_cameras == base["image_topics"]
     assert yaml.safe_load((REPO / "config" / "train_camvid.yaml").read_text())["model"]["variant"] == "fcn8s"
 
 

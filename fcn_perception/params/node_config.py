@@ -48,6 +48,9 @@ class _NodeConfig:
         n_cams = len(dict.fromkeys(self.image_topics))
         if len(self.camera_pose) not in (0, 6, 6 * n_cams):
             raise ValueError(f"camera_pose: expected 6 values (all cameras) or 6 per camera ({6 * n_cams}), got {len(self.camera_pose)}")
+        unknown = [t for t in self.fusion_cameras if t not in self.image_topics]
+        if unknown:
+            raise ValueError(f"fusion_cameras: {unknown} not in image_topics {self.image_topics}")
         if not self.base_frame or self.base_frame.startswith("/"):
             raise ValueError(f"base_frame: {self.base_frame!r} is not a valid frame id (non-empty, no leading slash)")
         self.ground()  # the grid's extent
