@@ -265,6 +265,10 @@ def test_the_node_publishes_the_fused_grid_and_says_which_cameras_take_part(ros_
                 node.worker.serve_one(*node.worker.take())
         node._publish_fused()
         assert wait_until(lambda: got, 20)
+        node.fusion.fed_at -= node.cfg.fusion_max_age + 0.1  # every camera silent since then: no grid sent
+        sent = len(got)
+        node._publish_fused()
+        assert node.fusion.silent() and not wait_until(lambda: len(got) > sent, 2.0)  # none comes
         assert got[-1].header.frame_id == "base_footprint" and 0 in got[-1].data and 100 in got[-1].data
         status = next(v for k, v in read_statuses(node.diagnostics()).items() if k.endswith("fusion"))
         assert status["fusion_cameras"] == ", ".join(topics) and status["level"] == 0, status

@@ -5,6 +5,7 @@ made from it at ``fusion_rate``. The grid is in ``odom_frame`` where the car's m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -32,6 +33,7 @@ class Fusion:
         self.last_made = None  # ns: the stamp of the last fused messages made
         self.poses: dict[int, np.ndarray] = {}  # stamp -> the car's pose in odom, for the polygon
         self.made = 0
+        self.fed_at: float | None = None  # time.monotonic() of the last frame taken
 
     def feed(self, cam: CameraWorkflow, header, result: FrameResult) -> bool:
         """A served frame of one camera (its calibration and the car's pose at its stamp with it)."""
@@ -42,10 +44,16 @@ class Fusion:
         pose = self.odom(self.cfg.odom_frame, SimpleNamespace(stamp=header.stamp, frame_id=self.cfg.base_frame)) if self.cfg.odom_frame else None
         taken = self.grid.add(cam.topic, stamp, result.mask, result.confidence, pose)
         if taken:
+            self.fed_at = time.monotonic()
             self.newest = max(self.newest, stamp)
             if pose is not None:
                 self.poses = {stamp: pose}
         return taken
+
+    def silent(self) -> bool:
+        """No camera has sent a frame for ``fusion_max_age`` seconds of wall time: the node then sends no
+        fused grid (the last one would keep its old stamp forever)."""
+        return self.fed_at is None or time.monotonic() - self.fed_at > self.cfg.fusion_max_age
 
     def due(self) -> bool:
         """At ``fusion_rate`` of the images' time, once every camera taking part has caught up to within

@@ -264,7 +264,7 @@ class FcnPerceptionNode(LifecycleNode):
         """The fused grid at its rate (nothing before a camera has a view); what only a viewer needs, only while subscribed."""
         keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS or self.fused_pubs[k].get_subscription_count() > 0]
         with self.fusion_lock:
-            made = self.fusion.messages(self.new, keys)
+            made = {} if self.fusion.silent() else self.fusion.messages(self.new, keys)
         for key, msg in made.items():
             self.fused_pubs[key].publish(msg)
 
