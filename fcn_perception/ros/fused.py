@@ -14,7 +14,7 @@ import numpy as np
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.ros import outputs
 from fcn_perception.scene.camera import CameraWorkflow
-from fcn_perception.scene.fusion import FusedGrid, FusedView, ego_polygon, roles_for
+from fcn_perception.scene.fusion import FusedGrid, ego_polygon, roles_for
 from fcn_perception.scene.image_codec import stamp_ns
 from fcn_perception.scene.pipeline import FrameResult
 
@@ -31,7 +31,7 @@ class Fusion:
         self.grid = FusedGrid(cfg.fusion(), roles_for(classes, cfg.drivable_classes), cfg.fusion_cameras)
         self.newest = 0  # ns: the newest image stamp fed
         self.last_made = None  # ns: the stamp of the last fused messages made
-        self.poses: dict[int, np.ndarray] = {}  # stamp -> the car's pose in odom, for the polygon
+        self.pose: np.ndarray | None = None  # the car's latest pose in odom, for the polygon
         self.made = 0
         self.fed_at: float | None = None  # time.monotonic() of the last frame taken
 
@@ -39,15 +39,15 @@ class Fusion:
         """A served frame of one camera (its calibration and the car's pose at its stamp with it)."""
         if not self.grid.takes(cam.topic):
             return False
-        self.grid.calibrate(cam.topic, cam.state.ground.camera if cam.state.ground is not None else None)
+        ground = cam.state.ground
+        self.grid.calibrate(cam.topic, ground.camera if ground is not None else None, ground.grid if ground is not None else None)
         stamp = stamp_ns(header)
         pose = self.odom(self.cfg.odom_frame, SimpleNamespace(stamp=header.stamp, frame_id=self.cfg.base_frame)) if self.cfg.odom_frame else None
         taken = self.grid.add(cam.topic, stamp, result.mask, result.confidence, pose)
         if taken:
             self.fed_at = time.monotonic()
             self.newest = max(self.newest, stamp)
-            if pose is not None:
-                self.poses = {stamp: pose}
+            self.pose = pose if pose is not None else self.pose
         return taken
 
     def silent(self) -> bool:
@@ -70,7 +70,7 @@ class Fusion:
         if view is None:
             return {}
         self.last_made, self.made = self.newest, self.made + 1
-        pose = next(iter(self.poses.values()), None) if view.fixed_frame else None
+        pose = self.pose if view.fixed_frame else None
         frame_id = self.cfg.odom_frame if view.fixed_frame else self.cfg.base_frame
         sec, nsec = divmod(view.stamp_ns, 1_000_000_000)
         header = new("std_msgs/msg/Header", stamp=new("builtin_interfaces/msg/Time", sec=int(sec), nanosec=int(nsec)), frame_id=frame_id)
@@ -78,13 +78,11 @@ class Fusion:
 
     def status(self) -> tuple[bool, dict[str, str]]:
         """(worth a WARN: a camera stale or none taking part, diagnostics values)."""
-        stale = self.grid.stale(self.newest) if self.newest else []
-        view: FusedView | None = self.grid.snapshot(self.newest) if self.newest else None
-        taking = view.cameras if view is not None else []
+        taking, stale, fixed = self.grid.taking_part(self.newest) if self.newest else ([], [], False)
         values = {
             "fusion_cameras": ", ".join(taking) or "none",
             "fusion_stale_cameras": ", ".join(stale) or "none",
-            "fusion_frame": (self.cfg.odom_frame if view.fixed_frame else self.cfg.base_frame) if view is not None else "n/a",
+            "fusion_frame": (self.cfg.odom_frame if fixed else self.cfg.base_frame) if taking else "n/a",
             "fusion_grids_made": str(self.made),
         }
         return bool(stale) or not taking, values

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fcn_perception.scene.ground import CameraModel, GridSpec
+from fcn_perception.scene.ground import CameraModel, GridSpec, GroundGrid
 
 UNKNOWN, FREE, OCCUPIED = -1, 0, 100
 #: an obstacle pixel counts as where it stands when flat ground is within this many rows below it
@@ -98,21 +98,20 @@ class View:
 
 
 class CameraLookup:
-    """Which pixel sees each window cell, and the cell's distance weight: computed once per calibration."""
+    """Which pixel sees each window cell (the per-camera grid's own lookup, :class:`GroundGrid`), and
+    the cell's distance weight: computed once per calibration. ``grid``: the camera's GroundGrid when
+    it has the window's geometry already (the node's and replay's cameras do), else one is made."""
 
-    def __init__(self, camera: CameraModel, cfg: FusionConfig) -> None:
+    def __init__(self, camera: CameraModel, cfg: FusionConfig, grid: GroundGrid | None = None) -> None:
         self.camera = camera
-        centres = cfg.spec.cell_centres()
-        px, in_front = camera.ground_to_pixels(centres)
-        dist = np.linalg.norm(centres - camera.translation[:2], axis=1)
-        u, v = np.round(px[:, 0]), np.round(px[:, 1])
-        self.seen = in_front & (dist <= cfg.max_range) & (u >= 0) & (v >= 0) & (u < camera.width) & (v < camera.height)
-        self.index = np.where(self.seen, v.clip(0, camera.height - 1) * camera.width + u.clip(0, camera.width - 1), 0).astype(np.int64)
+        if grid is None or grid.camera is not camera or grid.spec != cfg.spec or grid.max_range != cfg.max_range:
+            grid = GroundGrid(camera, cfg.spec, cfg.max_range)
+        self.seen, self.index = grid.seen, grid.index
+        dist = np.linalg.norm(cfg.spec.cell_centres() - camera.translation[:2], axis=1)
         self.near = (1.0 / (1.0 + (dist / cfg.near_m) ** 2)).astype(np.float32) * self.seen
         #: the pixels 1..CONTACT_ROWS below each sampled one (the last row stands for those past it)
-        v_int = v.clip(0, camera.height - 1).astype(np.int64)
-        u_int = u.clip(0, camera.width - 1).astype(np.int64)
-        self.below = np.stack([np.minimum(v_int + k, camera.height - 1) * camera.width + u_int for k in range(1, CONTACT_ROWS + 1)])
+        v, u = np.divmod(self.index, camera.width)
+        self.below = np.stack([np.minimum(v + k, camera.height - 1) * camera.width + u for k in range(1, CONTACT_ROWS + 1)])
 
     def view(self, mask: np.ndarray, confidence: np.ndarray | None, roles: tuple, stamp_ns: int) -> View:
         """A frame's mask (and confidence, uint8 255 = 1.0) as evidence on the window; only the
@@ -192,14 +191,15 @@ class FusedGrid:
     def takes(self, camera: str) -> bool:
         return not self.only or camera in self.only
 
-    def calibrate(self, camera: str, model: CameraModel | None) -> None:
-        """A camera's calibration and pose in the car (None: it has none, it takes no part)."""
+    def calibrate(self, camera: str, model: CameraModel | None, grid: GroundGrid | None = None) -> None:
+        """A camera's calibration and pose in the car (None: it has none, it takes no part);
+        ``grid``: its per-camera grid lookup, reused where it has the window's geometry."""
         with self.lock:
             if model is None:
                 self.lookups.pop(camera, None)
                 self.latest.pop(camera, None)
             elif camera not in self.lookups or self.lookups[camera].camera is not model:
-                self.lookups[camera] = CameraLookup(model, self.cfg)
+                self.lookups[camera] = CameraLookup(model, self.cfg, grid)
 
     def add(self, camera: str, stamp_ns: int, mask: np.ndarray, confidence: np.ndarray | None, base_in_fixed: np.ndarray | None = None) -> bool:
         """One camera frame; ``base_in_fixed``: the car's 4x4 pose in the fixed frame at the stamp
@@ -257,33 +257,47 @@ class FusedGrid:
         self._recentre(view.pose)
         self._decay_to(view.stamp_ns)
         age = math.exp(-max(0, self.clock - view.stamp_ns) / 1e9 / self.cfg.decay_s)  # a late frame counts less
-        w = self._warp(view, (view.weight * age).reshape(self.shape))
+        weight = view.weight * age
+        layers = np.stack([weight, weight * view.drivable, weight * view.lane], axis=-1).astype(np.float32).reshape(*self.shape, 3)
+        w, drv, lane = np.moveaxis(self._warp(view, layers), -1, 0)  # the three layers in one warp
         self.w += w
-        self.drv += self._warp(view, (view.weight * age * view.drivable).reshape(self.shape).astype(np.float32))
-        self.lane += self._warp(view, (view.weight * age * view.lane).reshape(self.shape).astype(np.float32))
+        self.drv += drv
+        self.lane += lane
         self.last[w > 0] = np.maximum(self.last[w > 0], view.stamp_ns)
 
     # -- reading -------------------------------------------------------------------------------------
+    def _fresh(self, now_ns: int) -> dict[str, View]:
+        """The cameras taking part at ``now_ns``: their latest view is at most ``max_age_s`` old (lock held)."""
+        return {c: v for c, v in self.latest.items() if (now_ns - v.stamp_ns) / 1e9 <= self.cfg.max_age_s}
+
+    def _in_fixed_frame(self, fresh: dict[str, View]) -> bool:
+        return bool(fresh) and all(v.pose is not None for v in fresh.values()) and self.origin is not None
+
     def caught_up(self, now_ns: int) -> int | None:
-        """The oldest latest stamp among the cameras taking part at ``now_ns`` (not stale): every one of
-        them has a view at least this new. None before any view."""
+        """The oldest latest stamp among the cameras taking part at ``now_ns``: every one of them has a
+        view at least this new. None before any view."""
         with self.lock:
-            stamps = [v.stamp_ns for v in self.latest.values() if (now_ns - v.stamp_ns) / 1e9 <= self.cfg.max_age_s]
+            stamps = [v.stamp_ns for v in self._fresh(now_ns).values()]
         return min(stamps) if stamps else None
+
+    def taking_part(self, now_ns: int) -> tuple[list[str], list[str], bool]:
+        """(the cameras taking part at ``now_ns``, the stale ones, whether the grid is in the fixed frame)."""
+        with self.lock:
+            fresh = self._fresh(now_ns)
+            return sorted(fresh), sorted(set(self.latest) - set(fresh)), self._in_fixed_frame(fresh)
 
     def stale(self, now_ns: int) -> list[str]:
         """Cameras whose last view is older than ``max_age_s`` at ``now_ns`` (they take no part)."""
-        with self.lock:
-            return sorted(c for c, v in self.latest.items() if (now_ns - v.stamp_ns) / 1e9 > self.cfg.max_age_s)
+        return self.taking_part(now_ns)[1]
 
     def snapshot(self, now_ns: int) -> FusedView | None:
         """The fused grid at ``now_ns``: the fixed-frame memory where the car's motion is known, else
         every fresh camera's latest view in the car's frame. None before any view."""
         with self.lock:
-            fresh = {c: v for c, v in self.latest.items() if (now_ns - v.stamp_ns) / 1e9 <= self.cfg.max_age_s}
+            fresh = self._fresh(now_ns)
             if not fresh:
                 return None
-            if all(v.pose is not None for v in fresh.values()) and self.origin is not None:
+            if self._in_fixed_frame(fresh):
                 return self._memory(now_ns, sorted(fresh))
             return self._latest(now_ns, fresh)
 

@@ -149,7 +149,7 @@ class GroundGrid:
     UNKNOWN, FREE, OCCUPIED = -1, 0, 100
 
     def __init__(self, camera: CameraModel, spec: GridSpec, max_range: float) -> None:
-        self.camera, self.spec = camera, spec
+        self.camera, self.spec, self.max_range = camera, spec, max_range
         centres = spec.cell_centres()
         px, in_front = camera.ground_to_pixels(centres)
         dist = np.linalg.norm(centres - camera.translation[:2], axis=1)
