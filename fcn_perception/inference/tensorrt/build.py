@@ -60,9 +60,10 @@ def EntropyCalibrator(frames: list[np.ndarray], cache_file: Path):
     return _Calibrator()
 
 
-def configure_weak_typing(trt, builder, config, plan: BuildPlan, calib_frames, calib_file: Path) -> None:
+def configure_weak_typing(trt, profile, config, plan: BuildPlan, calib_frames, calib_file: Path) -> None:
     """TensorRT 10: precision by builder flags; INT8 from an fp32 graph calibrated on real frames at
-    the profile's shape, with the calibration profile set (10's docs: required with runtime dims)."""
+    the profile's shape, with the engine's profile as the calibration profile (10's docs: required
+    with runtime dims)."""
     for flag in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if not plan.calibrate:
@@ -70,9 +71,6 @@ def configure_weak_typing(trt, builder, config, plan: BuildPlan, calib_frames, c
     shape = plan.input_shape
     if any(tuple(f.shape) != shape for f in calib_frames):
         raise ValueError(f"calibration frames must be {shape} (the engine's profile), got {sorted({tuple(f.shape) for f in calib_frames})}")
-    profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in plan.shapes.items():
-        profile.set_shape(name, lo, opt, hi)
     config.set_calibration_profile(profile)
     config.int8_calibrator = EntropyCalibrator(calib_frames, calib_file)
 
@@ -127,7 +125,7 @@ def build_engine(
     timing_file = engine_cache.timing_cache_path(key, cache)
     timed = _use_timing_cache(config, timing_file)
     if not plan.strongly_typed:
-        configure_weak_typing(trt, builder, config, plan, calib_frames, engine_cache.engine_paths(key, cache)[0].with_suffix(".calib"))
+        configure_weak_typing(trt, profile, config, plan, calib_frames, engine_cache.engine_paths(key, cache)[0].with_suffix(".calib"))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
