@@ -71,7 +71,7 @@ def _boundary(f: Frame, side: str):
     if f.result.ego_lane is None:
         return None
     b = getattr(f.result.ego_lane, side)
-    return m.path_msg(f.new, f.ground_header, b.points(0.5) if b is not None else None)
+    return m.path_msg(f.new, f.ground_header, b.points() if b is not None else None)
 
 
 def _ground(build: Callable[[Frame], object]) -> Callable[[Frame], object | None]:
@@ -166,7 +166,7 @@ OUTPUTS: dict[str, Output] = {
         "lanes/center",
         m.PATH,
         "the ego lane's centre line where both boundaries are found (empty otherwise)",
-        lambda f: None if f.result.ego_lane is None else m.path_msg(f.new, f.ground_header, f.result.ego_lane.center(0.5)),
+        lambda f: None if f.result.ego_lane is None else m.path_msg(f.new, f.ground_header, f.result.ego_lane.center()),
     ),
     "lane_points": Output(
         "lane_markings/points",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 LEFT, RIGHT = 1, -1  # the sign of y on that side (base_frame: y left)
+STEP_M = 0.5  # pose spacing of a published boundary and centre line, metres
 
 
 @dataclass
@@ -29,7 +30,7 @@ class LaneLineConfig:
     max_offset_m: float = 3.0  # paint farther out: the next lane's
     max_range_m: float = 30.0  # lane_max_range
     slice_m: float = 1.0
-    step_m: float = 0.5  # pose spacing of the published boundary
+    step_m: float = STEP_M  # pose spacing of the published boundary
     inlier_m: float = 0.25
     cluster_m: float = 0.35  # the nearest paint of a slice: within this of its nearest point
     min_slices: int = 4
@@ -49,7 +50,7 @@ class Boundary:
     def y(self, x: np.ndarray) -> np.ndarray:
         return np.polynomial.polynomial.polyval(x, self.coeffs)
 
-    def points(self, step: float) -> np.ndarray:
+    def points(self, step: float = STEP_M) -> np.ndarray:
         """(N, 2) x, y every ``step`` metres over the valid range, ordered by increasing x."""
         n = max(2, int(np.floor((self.x_range[1] - self.x_range[0]) / step)) + 1)
         x = np.linspace(self.x_range[0], self.x_range[0] + (n - 1) * step, n)
@@ -65,7 +66,7 @@ class EgoLane:
     def found(self) -> int:
         return (self.left is not None) + (self.right is not None)
 
-    def center(self, step: float) -> np.ndarray | None:
+    def center(self, step: float = STEP_M) -> np.ndarray | None:
         """The centre line over the range both boundaries share (None unless both are there)."""
         if self.left is None or self.right is None:
             return None

@@ -195,7 +195,7 @@ class Pipeline:
         px = []
         for b in (lane.left, lane.right):
             if b is not None:
-                pts = b.points(0.5)
+                pts = b.points()
                 pixels, in_front = projector.camera.ground_to_pixels(pts)
                 px.append((b.side, pixels[in_front]))
         return lane, px

@@ -118,15 +118,19 @@ class _Probe:
 
 def _camera_infos(ros, topics: list[str], jpeg: bytes, qos) -> list:
     """A CameraInfo publisher per camera and the message it sends with every frame: the sample
-    drive's intrinsics scaled to the frame size."""
+    drive's own CameraInfo, scaled to the frame size."""
     import cv2
     import numpy as np
     from sensor_msgs.msg import CameraInfo
 
+    from fcn_perception.ros.topics import CAMERA_INFO
+
+    recorded = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
     h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
-    f = 460.0 * w / 480.0  # tools/make_sample_drive.py: fx = 460 px at 480x360
-    info = CameraInfo(width=w, height=h, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0], d=[0.0] * 5, distortion_model="plumb_bob")
-    info.p = [f, 0.0, w / 2, 0.0, 0.0, f, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    sx, sy = w / recorded.width, h / recorded.height
+    k = np.asarray(recorded.k, float).reshape(3, 3) * [[sx], [sy], [1.0]]
+    info = CameraInfo(width=w, height=h, k=k.ravel().tolist(), d=[float(v) for v in recorded.d], distortion_model=recorded.distortion_model)
+    info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
     return [(ros.create_publisher(CameraInfo, camera_info_topic(t), qos), info) for t in topics]
 
 
