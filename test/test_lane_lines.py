@@ -63,6 +63,8 @@ def test_boundaries_come_back_within_centimetres_through_dashes_arrows_and_a_sto
 def test_paint_only_in_the_lane_or_only_far_out_is_no_boundary():
     arrow = np.column_stack([np.arange(5, 20, 0.05), np.zeros(300)])
     assert ego_lane(arrow, CFG).found == 0  # an arrow in the lane is no boundary
+    text = np.column_stack([np.arange(5, 20, 0.05), np.full(300, 0.45)])  # long text or arrows just off the centre line
+    assert ego_lane(text, CFG).left is None
     far = np.column_stack([np.arange(5, 20, 0.05), np.full(300, 4.5)])
     assert ego_lane(far, CFG).left is None  # the next lane's line, not ours
     assert ego_lane(np.zeros((0, 2)), CFG).found == 0

@@ -301,3 +301,22 @@ def test_damaged_or_wrong_bags_are_one_line_and_non_zero(sample_bag, tmp_path, d
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_overlay_video_is_written_as_frames_arrive_not_held_to_the_end(tmp_path):
+    """Memory must not grow with the drive: past the first RATE_FRAMES (held until their stamps give
+    the rate) every frame goes to the file at once."""
+    import numpy as np
+
+    from fcn_perception.scene.video import StreamingVideo
+
+    video = StreamingVideo(tmp_path / "v.mp4")
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for i in range(StreamingVideo.RATE_FRAMES - 1):
+        video.add(frame, i * 66_666_667)
+    assert video.written == 0  # waiting for the rate
+    for i in range(StreamingVideo.RATE_FRAMES - 1, 25):
+        video.add(frame, i * 66_666_667)
+        assert video.written == i + 1
+    out = video.close()
+    assert out.frames == 25 and abs(out.fps - 15.0) < 0.01

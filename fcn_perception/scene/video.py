@@ -66,6 +66,11 @@ class StreamingVideo:
             self._out.write(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
         self._waiting = []
 
+    @property
+    def written(self) -> int:
+        """Frames in the file so far (those still waiting for the rate are not)."""
+        return 0 if self._out is None else self._out.frames
+
     def close(self) -> VideoOut:
         """The finished video (a drive shorter than ``RATE_FRAMES`` frames is written now)."""
         if self._out is None:
