@@ -9,7 +9,7 @@ from fcn_perception.model.fcn import FCN, ModelConfig, Upsample, build_model, co
 from fcn_perception.studies.shift_stitch import coarse_scores, dilated, shift_and_stitch, use_circular_padding
 
 
-@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s"])
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s", "fcn4s"])
 @pytest.mark.parametrize("size", [(360, 480), (97, 131), (33, 65), (1, 1)])
 def test_any_input_size_gives_aligned_full_resolution_output(variant, size):
     model = build_model(ModelConfig(variant=variant)).eval()
@@ -20,6 +20,9 @@ def test_any_input_size_gives_aligned_full_resolution_output(variant, size):
 
 def test_vgg16_variant_runs_on_odd_sizes():
     model = build_model(ModelConfig(backbone="vgg16", variant="fcn8s")).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 45, 70)).shape == (1, 11, 45, 70)
+    model = build_model(ModelConfig(backbone="vgg16", variant="fcn4s")).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 45, 70)).shape == (1, 11, 45, 70)
 
@@ -89,3 +92,27 @@ def test_dilated_copy_leaves_the_original_untouched():
     dilated(model, 4)
     assert before == [m.stride for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert isinstance(model, FCN)
+
+
+def test_a_finer_variant_grows_from_a_coarser_checkpoint(tmp_path):
+    """FCN-8s -> FCN-4s: trunk and the shared skips carry over, the stride-4 scores start at zero,
+    so the grown net's logits before its final upsampling equal the old net's, upsampled."""
+    from fcn_perception.model.fcn import init_from_checkpoint
+
+    torch.manual_seed(0)
+    old = build_model(ModelConfig(variant="fcn8s")).eval()
+    for p in old.score.parameters():  # trained-looking skips, not the zero init
+        torch.nn.init.normal_(p, std=0.1)
+    save_checkpoint(tmp_path / "8s.pt", old)
+    new = build_model(ModelConfig(variant="fcn4s"))
+    assert "fcn8s -> fcn4s" in init_from_checkpoint(new, tmp_path / "8s.pt")
+    new.eval()
+    assert torch.equal(new.backbone.head.weight, old.backbone.head.weight)
+    assert torch.equal(new.score["8"].weight, old.score["8"].weight) and torch.equal(new.up2[1].deconv.weight, old.up2[1].deconv.weight)
+    assert not new.score["4"].weight.any() and not new.score["4"].bias.any()
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        a, b = old(x).argmax(1), new(x).argmax(1)
+    assert (a == b).float().mean() > 0.8  # the same scores, through another final interpolation
+    with pytest.raises(ValueError, match="cannot start"):
+        init_from_checkpoint(build_model(ModelConfig(variant="fcn16s")), tmp_path / "8s.pt")  # coarser from finer: refused

@@ -91,6 +91,7 @@ class EfficientNetLite(nn.Module):
         self.head_bn = nn.BatchNorm2d(1280, eps=1e-3, momentum=0.01)
         self.act = nn.ReLU6(inplace=True)
         self.channels = {
+            4: blocks[self.taps[4]].project.out_channels,
             8: blocks[self.taps[8]].project.out_channels,
             16: blocks[self.taps[16]].project.out_channels,
             32: 1280,
@@ -99,7 +100,7 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         feats: dict[int, torch.Tensor] = {}
         x = self.act(self.stem_bn(self.stem(x)))
-        tap_to_stride = {idx: s for s, idx in self.taps.items() if s in (8, 16)}
+        tap_to_stride = {idx: s for s, idx in self.taps.items() if s in (4, 8, 16)}
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in tap_to_stride:
@@ -158,9 +159,9 @@ class VGG16(nn.Module):
         self.fc7 = nn.Conv2d(4096, 4096, 1)
         self.drop = nn.Dropout2d(0.5)
         self.act = nn.ReLU(inplace=True)
-        self.channels = {8: 256, 16: 512, 32: 4096}
+        self.channels = {4: 128, 8: 256, 16: 512, 32: 4096}
         pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
-        self._taps = {pools[2]: 8, pools[3]: 16}
+        self._taps = {pools[1]: 4, pools[2]: 8, pools[3]: 16}
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         feats: dict[int, torch.Tensor] = {}

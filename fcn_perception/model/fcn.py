@@ -1,4 +1,4 @@
-"""Fully convolutional network with skip connections (Long, Shelhamer & Darrell): FCN-32s/16s/8s."""
+"""Fully convolutional network with skip connections (Long, Shelhamer & Darrell): FCN-32s/16s/8s, and 4s."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Upsample(nn.Module):
 
 
 class FCN(nn.Module):
-    """Backbone + 1x1 class scores at strides 32/16/8, fused by summation after learned upsampling.
+    """Backbone + 1x1 class scores at strides 32/16/8 (and 4), fused by summation after learned upsampling.
 
     Any input size works: feature maps are ``ceil(size / stride)`` and every upsampling is cropped
     to the finer map, so the logits come out exactly ``H x W`` and aligned with the input.
@@ -146,23 +146,30 @@ def init_from_checkpoint(model: FCN, path: str | Path) -> str:
 
     The trunk always carries over. Score and upsampling weights are indexed by class, so a class the
     old and new lists share keeps its learned scores, and a new class (say a lane marking from a user's
-    labels) starts from the head's fresh initialisation. Returns a one-line account.
+    labels) starts from the head's fresh initialisation. A finer variant grows from a coarser one (the
+    paper's FCN-32s -> 16s -> 8s staging, and on to 4s): the shared skips carry over, the new skip's
+    scores start at zero and the final upsampling, of another factor, at bilinear — so the first step
+    predicts what the old network did, up to the final interpolation. Returns a one-line account.
     """
     old = load_model(path)
     old_idx = {name: i for i, name in enumerate(old.cfg.classes)}
     pairs = [(i, old_idx[name]) for i, name in enumerate(model.cfg.classes) if name in old_idx]
-    if old.cfg.backbone != model.cfg.backbone or old.cfg.variant != model.cfg.variant:
+    if old.cfg.backbone != model.cfg.backbone or model.strides[: len(old.strides)] != old.strides:
         raise ValueError(f"{path}: a {old.cfg.backbone} {old.cfg.variant} cannot start a {model.cfg.backbone} {model.cfg.variant}")
     new_state, old_state = model.state_dict(), old.state_dict()
-    if old.cfg.classes == model.cfg.classes:
+    if old.cfg.classes == model.cfg.classes and old.strides == model.strides:
         model.load_state_dict(old_state)
         return f"all weights, {len(pairs)} classes"
     if pairs:
         new_ids, old_ids = (torch.tensor(v) for v in zip(*pairs, strict=True))
+    same_classes = old.cfg.classes == model.cfg.classes
     for key, value in new_state.items():
-        src = old_state[key]
-        if src.shape == value.shape and not key.startswith(("score.", "up2.", "up_final.")):
-            value.copy_(src)
+        src = old_state.get(key)
+        if src is None or (key.startswith("up_final.") and src.shape != value.shape):
+            continue  # a skip or an upsampling factor the old network did not have: its fresh init
+        if same_classes or not key.startswith(("score.", "up2.", "up_final.")):
+            if src.shape == value.shape:
+                value.copy_(src)
         elif pairs and key.startswith("score."):  # (classes, in, 1, 1) and (classes,)
             value[new_ids] = src[old_ids]
         elif pairs and key.startswith("up2."):  # full class-to-class transposed conv (in, out, k, k)
@@ -171,7 +178,8 @@ def init_from_checkpoint(model: FCN, path: str | Path) -> str:
             value[new_ids] = src[old_ids]
     model.load_state_dict(new_state)
     new = [c for c in model.cfg.classes if c not in old_idx]
-    return f"trunk + {len(pairs)} shared classes; new: {new or 'none'}"
+    grown = f"; {old.cfg.variant} -> {model.cfg.variant}" if old.strides != model.strides else ""
+    return f"trunk + {len(pairs)} shared classes; new: {new or 'none'}{grown}"
 
 
 def count_flops(model: nn.Module, height: int, width: int) -> int:
