@@ -97,3 +97,31 @@ def test_shipped_lane_class_maps_cover_their_data():
     for folder, name in (("camvid", "camvid_to_lanes"), ("cityscapes", "cityscapes_to_lanes"), ("camvid_lanes", "camvid32_to_lanes")):
         reader = LabelReader(open_split(data / folder, "train"), LANES, load_class_map(repo / "config" / "class_maps" / f"{name}.yaml"))
         assert reader.scored == (list(range(12)) if folder == "camvid_lanes" else list(range(11)))
+
+
+def test_pseudo_lane_labels_take_only_the_sure_pixels_of_the_partial_road():
+    """A 4 px bright line on asphalt that a teacher draws 16 px wide, a second line the teacher missed,
+    a wide bright patch, and a car over the first line: only the first line becomes LaneMarking, flat
+    asphalt (and the patch: no thin stroke) Road, the car stays a car, the missed line stays partial."""
+    from fcn_perception.training.pseudo_lanes import PseudoLaneRule
+
+    space = LabelSpace(LANES)
+    partial = space.target_id(["Road", "LaneMarking"])
+    rule = PseudoLaneRule(partial, ROAD, LANE)
+    rgb = np.full((360, 480, 3), 80, np.uint8)
+    rgb[:, 238:242] = 210  # the line
+    rgb[40:120, 40:160] = 200  # a wide bright patch: no thin stroke
+    rgb[150:, 100:104] = 210  # a line the teacher missed
+    label = np.full((360, 480), partial, np.uint8)
+    car = CAMVID_CLASSES.index("Car")
+    label[300:, 200:280] = car
+    teacher = np.full((360, 480), ROAD, np.uint8)
+    teacher[:, 232:248] = LANE
+    out = rule.relabel(rgb, label, rule.teacher_area(teacher))
+    assert (out[:300, 238:242] == LANE).all()
+    assert not (out[:, :200] == LANE).any() and not (out[:, 280:] == LANE).any()
+    assert (out[200:300, 300:] == ROAD).all() and (out[200:300, :30] == ROAD).all()
+    assert (out[300:, 200:280] == car).all()
+    assert (out[50:110, 50:150] == ROAD).all()
+    assert (out[150:, 100:104] == partial).all()  # paint-like, but not the teacher's: not sure either way
+    assert rule.relabel(rgb, np.full_like(label, car), rule.teacher_area(teacher)).max() == car  # nothing partial: unchanged

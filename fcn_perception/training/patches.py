@@ -4,6 +4,7 @@ aspect, random patches of each frame (the paper's patchwise training), seeded en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import albumentations as A
 import cv2
@@ -15,6 +16,7 @@ from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
 from fcn_perception.model.classes import VOID_ID
 from fcn_perception.training.datasets import LabelledSplit, LabelReader, class_frequencies, load_class_map, open_split, read_pair
 from fcn_perception.training.label_space import LabelSpace
+from fcn_perception.training.pseudo_lanes import PseudoLaneRule, read_teacher_area
 
 
 @dataclass
@@ -41,6 +43,7 @@ class DatasetSpec:
     train_split: str = "train"
     val_split: str = ""  # split used for model selection; "" = none (see holdout)
     holdout: int = 0  # frames set aside from the end of train_split for selection, never trained on
+    pseudo_lanes: bool = False  # relabel sure paint / sure road inside the partial road (the run's teacher)
 
     def open(self, model_classes: list[str], space: LabelSpace | None = None) -> tuple[LabelledSplit, LabelledSplit | None, LabelReader]:
         """Train split (less the holdout), the selection split if any, and the label reader of both
@@ -99,6 +102,9 @@ class Source:
     split: LabelledSplit
     labels: LabelReader
     aspect: float = 1.0
+    #: pseudo-labels: the rule, and per pair the teacher's cached paint area (training/pseudo_lanes.py)
+    pseudo: PseudoLaneRule | None = None
+    teacher_areas: list[Path] | None = None
 
 
 class SegmentationDataset(Dataset):
@@ -117,6 +123,7 @@ class SegmentationDataset(Dataset):
         patches: int = 1,
     ) -> None:
         self.items = [(s, frame, label) for s in sources for frame, label in s.split.pairs]
+        self.pair_index = [i for s in sources for i in range(len(s.split.pairs))]
         self.offsets = np.cumsum([0] + [len(s.split.pairs) for s in sources])
         self.mean, self.std, self.height = mean, std, height
         self.transform, self.patches = transform, patches
@@ -132,6 +139,10 @@ class SegmentationDataset(Dataset):
         if size != (w, h):
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if size[1] < h else cv2.INTER_LINEAR)
             lab = cv2.resize(lab, size, interpolation=cv2.INTER_NEAREST)
+        if source.pseudo is not None and source.teacher_areas is not None:
+            area = read_teacher_area(source.teacher_areas[self.pair_index[idx]], lab.shape)
+            if area is not None:
+                lab = source.pseudo.relabel(img, lab, area)
         return img, lab
 
     def load_label(self, idx: int) -> np.ndarray:

@@ -28,6 +28,7 @@ from fcn_perception.training.datasets import LabelReader, class_weights
 from fcn_perception.training.label_space import LabelSpace
 from fcn_perception.training.metrics import confusion_matrix, scores
 from fcn_perception.training.patches import AugmentConfig, DatasetSpec, MixSampler, SegmentationDataset, Source, mix_frequencies, seed_worker, train_transform
+from fcn_perception.training.pseudo_lanes import PseudoLaneRule, prepare_teacher_areas
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pretrained: bool = True  # ImageNet trunk
     init: str = ""  # start from this checkpoint (fine-tuning); shared classes keep their scores
+    teacher: str = ""  # model whose lane paint seeds the pseudo-labels of datasets with pseudo_lanes
     batch_size: int = 8  # patches per optimiser step (per process under DDP)
     patches_per_image: int = 2  # patches sampled from each decoded frame
     iterations: int = 4000
@@ -251,6 +253,7 @@ def _data(cfg: TrainConfig, device: torch.device, seed: int, rank: int, world: i
         print("partial labels: " + ", ".join("[" + ", ".join(mc.classes[c] for c in s) + "]" for s in space.sets))
     shares = [s.share for s in specs]
     train_ds = SegmentationDataset(train_sources, mc.mean, mc.std, height, train_transform(cfg.augment, seed), cfg.patches_per_image)
+    _arm_pseudo_lanes(cfg, specs, train_sources, train_ds, space, rank)
     weights = None
     if cfg.class_weighting != "none":
         w = class_weights(*mix_frequencies(train_ds, shares, mc.num_classes), cfg.class_weighting)
@@ -269,6 +272,21 @@ def _data(cfg: TrainConfig, device: torch.device, seed: int, rank: int, world: i
     )
     val_loaders = [(name, DataLoader(ds, batch_size=1, num_workers=cfg.workers), labels) for name, ds, labels in val_sets]
     return Data(loader, sampler, val_loaders, weights, torch.from_numpy(space.membership()).to(device))
+
+
+def _arm_pseudo_lanes(cfg: TrainConfig, specs: list[DatasetSpec], sources: list[Source], dataset: SegmentationDataset, space: LabelSpace, rank: int) -> None:
+    chosen = [(spec, src) for spec, src in zip(specs, sources, strict=True) if spec.pseudo_lanes]
+    if not chosen:
+        return
+    if not cfg.teacher:
+        raise ValueError("datasets with pseudo_lanes need a teacher model (the option teacher)")
+    names = list(cfg.model.classes)
+    if "Road" not in names or "LaneMarking" not in names:
+        raise ValueError("pseudo_lanes needs the model classes Road and LaneMarking")
+    rule = PseudoLaneRule(space.target_id(["Road", "LaneMarking"]), names.index("Road"), names.index("LaneMarking"))
+    ran = prepare_teacher_areas(dataset, [s for _, s in chosen], [spec.path for spec, _ in chosen], cfg.teacher, Path(cfg.out), rule)
+    if rank == 0:
+        print(f"pseudo lane labels on {', '.join(Path(spec.path).name for spec, _ in chosen)} (teacher {cfg.teacher}, run on {ran} frames)")
 
 
 def _model_and_optimizer(cfg: TrainConfig, device: torch.device, rank: int):
