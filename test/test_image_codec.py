@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fcn_perception.bags.bag_io import compressed_image, raw_image
-from fcn_perception.scene.image_codec import BadFrame, decode
+from fcn_perception.scene.image_codec import BadFrame, camera_size, decode, reduction_for
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +151,25 @@ def test_the_cv_bridge_path_decodes_as_the_rosbags_image_path(encoding):
     bridge = cv_bridge_converter()
     assert bridge is not None
     assert np.array_equal(decode(msg, convert_raw=bridge), decode(msg))
+
+
+@pytest.mark.parametrize(
+    ("size", "fit", "factor"),
+    [((1280, 720), (640, 360), 2), ((1920, 1080), (640, 360), 2), ((2560, 1440), (640, 360), 4), ((480, 360), (480, 360), 1), ((641, 361), (320, 180), 2)],
+)
+def test_reduction_never_leaves_the_frame_smaller_than_the_network_input(size, fit, factor):
+    assert reduction_for(*size, fit) == factor
+
+
+def test_a_jpeg_decoded_reduced_covers_the_fit_and_keeps_the_camera_size(rgb):
+    big = cv2.resize(rgb, (1280, 720), interpolation=cv2.INTER_NEAREST)
+    _, buf = cv2.imencode(".jpg", big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    msg = compressed_image(0, "cam", buf.tobytes(), "jpeg")
+    small = decode(msg, fit=lambda w, h: (w // 2, h // 2))
+    full = decode(msg)
+    assert small.shape == (360, 640, 3) and full.shape == (720, 1280, 3)
+    assert camera_size(msg, small) == (1280, 720)
+    ref = cv2.resize(full, (640, 360), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - ref.astype(int)).mean() < 3  # DCT scaling ~ area averaging
+    _, png = cv2.imencode(".png", big[..., ::-1])
+    assert decode(compressed_image(0, "cam", png.tobytes(), "png"), fit=lambda w, h: (w // 2, h // 2)).shape == (720, 1280, 3)

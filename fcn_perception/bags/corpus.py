@@ -172,7 +172,7 @@ def _pipeline(settings: Settings):
     if key not in _PIPELINES:
         cfg = NodeConfig.from_dict(settings.values)
         _PIPELINES.clear()
-        _PIPELINES[key] = Pipeline(replace(cfg.segmenter(), threads=settings.threads or cfg.threads), cfg.drivable(), cfg.max_pixels)
+        _PIPELINES[key] = Pipeline.for_config(cfg, replace(cfg.segmenter(), threads=settings.threads or cfg.threads))
     return _PIPELINES[key]
 
 

@@ -32,6 +32,7 @@ from fcn_perception.bags.camera_feed import CameraFeed
 from fcn_perception.bags.recording import open_recording
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.scene.frame_loop import KeepLast, serve_frame
+from fcn_perception.scene.image_codec import decode
 from fcn_perception.scene.pipeline import Pipeline
 
 SPLIT = "frames"
@@ -117,7 +118,8 @@ def write_label_set(out_dir: str | Path, picks: list[Candidate], pipeline: Pipel
             if (result := serve_frame(cams[m.topic], pipeline, msg, feed.pose, keep).result) is None:
                 continue  # served when it was picked; now not (reported below as not found)
             name = _name(rank[c], c)
-            cv2.imwrite(str(images / f"{name}.png"), np.ascontiguousarray(result.rgb[..., ::-1]))
+            rgb = result.rgb if result.rgb.shape[:2] == result.mask.shape else decode(msg)  # labellers get every pixel
+            cv2.imwrite(str(images / f"{name}.png"), np.ascontiguousarray(rgb[..., ::-1]))
             # written as BGR: the file holds the class_dict.csv colours
             cv2.imwrite(str(labels / f"{name}.png"), cv2.LUT(cv2.merge([result.mask] * 3), lut.reshape(256, 1, 3)))
             written[c] = name

@@ -163,7 +163,7 @@ class Replay:
         self.in_bag, self.cfg = str(in_bag), cfg
         self.rec = open_recording(in_bag)
         self.feed = CameraFeed(self.rec, cfg, topics)
-        self.pipeline = pipeline or Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
+        self.pipeline = pipeline or Pipeline.for_config(cfg)
         self.cameras: Cameras = self.feed.workflows()
 
     def run(self, out_bag: str | Path, options: ReplayOptions, on_frame: Callable[[], None] | None = None) -> ReplaySummary:

@@ -72,6 +72,9 @@ class Segmenter:
         self._failed: dict[tuple[int, int], str] = {}  # sizes whose build failed: not retried until a new Segmenter
         self._building: dict[tuple[int, int], threading.Thread] = {}
         self._build_lock = threading.Lock()
+        #: one inference at a time: a runtime's request is not reentrant, and with several frame workers
+        #: (the node's ``worker_threads``) what overlaps is the rest of each frame, not the network
+        self._infer_lock = threading.Lock()
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
         device = self.backend.device
@@ -174,18 +177,22 @@ class Segmenter:
                 confidence = cv2.resize(confidence, (width, height), interpolation=cv2.INTER_LINEAR)
         return mask, confidence
 
-    def segment(self, rgb: np.ndarray) -> Segmentation:
+    def segment(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> Segmentation:
+        """Mask and confidence at ``size`` (w, h; default: the frame's own), from the network's input size."""
+        width, height = size or (rgb.shape[1], rgb.shape[0])
         if self.on_device:
-            return self._segment_on_device(rgb)
+            return self._segment_on_device(rgb, (width, height))
         t0 = time.perf_counter()
-        x = self.preprocess(rgb)
+        x = preprocess_rgb(rgb, self.size_for(width, height), self._mean, self._std)
         t1 = time.perf_counter()
-        mask, confidence = self._infer(self.backend_for((x.shape[3], x.shape[2])).infer, x)
+        backend = self.backend_for((x.shape[3], x.shape[2]))
+        with self._infer_lock:
+            mask, confidence = self._infer(backend.infer, x)
         for name, image in (("mask", mask), ("confidence", confidence)):
             if image is not None and (image.shape != tuple(x.shape[2:]) or image.dtype != np.uint8):
                 raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {tuple(x.shape[2:])}")
         t2 = time.perf_counter()
-        mask, confidence = self.postprocess(mask, rgb.shape[0], rgb.shape[1], confidence)
+        mask, confidence = self.postprocess(mask, height, width, confidence)
         t3 = time.perf_counter()
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
 
@@ -198,7 +205,7 @@ class Segmenter:
         except Exception as exc:
             raise InferenceError(f"{self.backend_name}: {exc.__class__.__name__}: {exc}") from exc
 
-    def _segment_on_device(self, rgb: np.ndarray) -> Segmentation:
+    def _segment_on_device(self, rgb: np.ndarray, out_size: tuple[int, int]) -> Segmentation:
         """Upload the uint8 frame, resize + normalise + infer + argmax + resize back on the backend's device;
         only the uint8 mask and confidence cross back to the host."""
         import torch
@@ -209,14 +216,16 @@ class Segmenter:
         check_rgb(rgb)
         device = self.backend.device
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # honest per-stage times
-        h, w = rgb.shape[:2]
+        w, h = out_size
         with torch.inference_mode():
             t0 = time.perf_counter()
             size = self.size_for(w, h)
             x = preprocess_tensor(torch.from_numpy(rgb).to(device, non_blocking=True), size, self._mean, self._std)
             sync()
             t1 = time.perf_counter()
-            mask, confidence = self._infer(self.backend_for(size).infer_device, x)
+            backend = self.backend_for(size)
+            with self._infer_lock:
+                mask, confidence = self._infer(backend.infer_device, x)
             sync()
             t2 = time.perf_counter()
             if tuple(mask.shape) != (h, w):

@@ -113,6 +113,14 @@ PARAMS: tuple[ParamSpec, ...] = (
         "(OpenVINO on a CPU with bf16); int8 (TensorRT: a symmetric Q/DQ graph, on 10 also a calibrated engine; CPU: the shipped INT8 model).",
         choices=PRECISIONS,
     ),
+    ParamSpec(
+        "worker_threads",
+        "int",
+        2,
+        "Frames served at once, each camera's in order: with 2, one camera's decoding and post-processing run beside another's inference.",
+        min=1,
+        max=8,
+    ),
     ParamSpec("threads", "int", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec(
         "input_width", "int", 0, "Width frames are resized to before inference; 0 = the model's input height at the frame's own aspect.", min=0, max=8192
@@ -240,6 +248,12 @@ PARAMS: tuple[ParamSpec, ...] = (
         "else, or empty, the fused grid is in base_frame and holds each camera's latest view.",
     ),
     ParamSpec("max_pixels", "int", DEFAULT_MAX_PIXELS, "Frames with more pixels are refused and counted as bad input.", min=1, max=100_000_000),
+    ParamSpec(
+        "reduced_decode",
+        "bool",
+        True,
+        "Decode a JPEG at the smallest 1/2, 1/4 or 1/8 scale that covers the network input (outputs stay at camera resolution).",
+    ),
     ParamSpec("diagnostics_period", "double", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0),
     ParamSpec(
         "autostart",

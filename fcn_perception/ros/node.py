@@ -4,8 +4,8 @@ A managed (lifecycle) node, thin glue over the ROS-free core: every frame goes t
 loop (:func:`~fcn_perception.scene.frame_loop.serve_frame`: pose, process, emit, served) that replay
 runs too, and every output comes from the one registry (``ros/outputs.py``). The node adds what only
 a node does: parameters, lifecycle, subscriptions, TF lookups, publishers and /diagnostics.
-Callbacks only park the newest frame per camera; one worker thread
-(:class:`~fcn_perception.scene.scheduler.FrameWorker`) runs inference, so the executor never blocks.
+Callbacks only park the newest frame per camera; worker threads
+(:class:`~fcn_perception.scene.scheduler.FrameWorker`) serve them, so the executor never blocks.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class FcnPerceptionNode(LifecycleNode):
         log.info(f"configuring: loading the model ({cfg.model or 'shipped default'}, backend {cfg.backend}); a TensorRT engine build can take minutes")
         t0 = time.monotonic()
         try:  # engines for further frame sizes are built off the serving path
-            self.pipeline = Pipeline(replace(cfg.segmenter(), background_builds=True), cfg.drivable(), cfg.max_pixels, cv_bridge_converter())
+            self.pipeline = Pipeline.for_config(cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
         except Exception as exc:  # unreadable model, unknown backend, unwritable cache, ...
             log.error(f"configure failed: {exc}")
             self.pipeline = None
@@ -145,7 +145,7 @@ class FcnPerceptionNode(LifecycleNode):
         if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
             self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
             self.fused_pubs = {k: self.create_lifecycle_publisher(msg_class(o.msgtype), o.topic, out_qos) for k, o in outputs.FUSED_OUTPUTS.items()}
-        self.worker = FrameWorker(len(self.cameras), self._serve)
+        self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
         self.worker.start()
         self._subscribe()
         return TransitionCallbackReturn.SUCCESS

@@ -15,7 +15,7 @@ import numpy as np
 from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
 from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, GroundResult
-from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, RawConverter, decode
+from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, RawConverter, camera_size, decode
 from fcn_perception.scene.lane_lines import EgoLane, LaneLineConfig, LaneTracker, ego_lane
 from fcn_perception.scene.lanes import LANE_CLASS, LanePoints, lane_points
 
@@ -81,7 +81,7 @@ class CameraState:
 
 @dataclass
 class FrameResult:
-    rgb: np.ndarray  # decoded frame, HxWx3 RGB
+    rgb: np.ndarray  # decoded frame, HxWx3 RGB: smaller than the mask when a JPEG was decoded reduced
     mask: np.ndarray  # HxW uint8 class ids, same size as the frame
     regions: list[Region]
     ego: Region | None  # None: no drivable area ahead (a valid answer)
@@ -96,6 +96,13 @@ class FrameResult:
     #: the ego lane's boundaries on the ground (tracked per camera): None where there are no lane points
     ego_lane: EgoLane | None = None
     lane_lines_px: list = field(default_factory=list)  # (side, (N, 2) image pixels) of each boundary, for the overlay
+
+    def camera_rgb(self) -> np.ndarray:
+        """The frame at the camera's resolution (the mask's), enlarged when it was decoded reduced."""
+        h, w = self.mask.shape
+        if self.rgb.shape[:2] == (h, w):
+            return self.rgb
+        return cv2.resize(self.rgb, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def mean_confidence(confidence: np.ndarray | None, where: np.ndarray) -> float | None:
@@ -113,12 +120,21 @@ class Pipeline:
         drivable: DrivableConfig | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         convert_raw: RawConverter | None = None,
+        reduced_decode: bool = True,
     ) -> None:
         self.segmenter = segmenter if isinstance(segmenter, Segmenter) else Segmenter(segmenter)
         self.drivable = drivable or DrivableConfig()
         self.max_pixels = max_pixels
         self.convert_raw = convert_raw  # the node's cv_bridge, where a ROS install has one
+        #: decode a JPEG at the smallest 1/2, 1/4, 1/8 scale that covers the network's input; the outputs
+        #: stay at the camera's resolution, ``FrameResult.rgb`` is then the smaller frame
+        self.reduced_decode = reduced_decode
         self.set_drivable(self.drivable)
+
+    @classmethod
+    def for_config(cls, cfg, segmenter: SegmenterConfig | None = None, convert_raw: RawConverter | None = None) -> Pipeline:
+        """The pipeline a NodeConfig describes (``segmenter``: its segmenter settings, changed)."""
+        return cls(segmenter or cfg.segmenter(), cfg.drivable(), cfg.max_pixels, convert_raw, cfg.reduced_decode)
 
     def set_drivable(self, cfg: DrivableConfig) -> None:
         """Swap the drivable-area settings (runtime parameter updates); unknown class names are refused."""
@@ -135,13 +151,14 @@ class Pipeline:
     def process(self, msg, camera: CameraState | None = None) -> FrameResult:
         """An Image or CompressedImage message (rclpy or rosbags); raises BadFrame for unusable input."""
         t = time.perf_counter()
-        rgb = decode(msg, self.max_pixels, self.convert_raw)
-        result = self.process_rgb(rgb, camera)
+        rgb = decode(msg, self.max_pixels, self.convert_raw, self.segmenter.size_for if self.reduced_decode else None)
+        result = self.process_rgb(rgb, camera, camera_size(msg, rgb))
         result.timings_ms = {"decode": (time.perf_counter() - t) * 1e3 - sum(result.timings_ms.values()), **result.timings_ms}
         return result
 
-    def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None) -> FrameResult:
-        seg = self.segmenter.segment(rgb)
+    def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
+        """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
+        seg = self.segmenter.segment(rgb, size)
         result = self.drivable_area(seg.mask, camera, seg.confidence)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
@@ -202,7 +219,7 @@ class Pipeline:
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
-        img = self.segmenter.overlay(np.ascontiguousarray(result.rgb[..., ::-1]), result.mask, alpha)
+        img = self.segmenter.overlay(np.ascontiguousarray(result.camera_rgb()[..., ::-1]), result.mask, alpha)
         if result.ego is not None:
             thickness = max(1, img.shape[1] // 320)
             cv2.polylines(img, [np.round(result.ego.outer).astype(np.int32)], True, (0, 255, 0), thickness, cv2.LINE_AA)

@@ -27,6 +27,7 @@ class LatestFrames:
 
     def __init__(self, cameras: int) -> None:
         self._slots = [_Slot() for _ in range(cameras)]
+        self._serving: set[int] = set()  # cameras with a frame in service: their next waits (frames in order)
 
     def put(self, camera: int, item: Any, now: float | None = None) -> bool:
         """Park ``item`` as the camera's newest frame; True when it replaced one that was never served."""
@@ -36,8 +37,9 @@ class LatestFrames:
         return dropped
 
     def take(self, now: float | None = None) -> tuple[int, Any, float] | None:
-        """(camera, item, received time) of the camera served longest ago (then the older frame), or None."""
-        ready = [(s.last_served, s.received, i) for i, s in enumerate(self._slots) if s.full]
+        """(camera, item, received time) of the camera served longest ago (then the older frame), or None.
+        A camera whose previous frame is still in service is not taken until :meth:`done`."""
+        ready = [(s.last_served, s.received, i) for i, s in enumerate(self._slots) if s.full and i not in self._serving]
         if not ready:
             return None
         _, _, i = min(ready)
@@ -45,7 +47,12 @@ class LatestFrames:
         slot.last_served = time.monotonic() if now is None else now
         item, received = slot.item, slot.received
         slot.item, slot.full = None, False
+        self._serving.add(i)
         return i, item, received
+
+    def done(self, camera: int) -> None:
+        """The camera's frame in service is finished: its next frame may be taken."""
+        self._serving.discard(camera)
 
     def clear(self) -> int:
         """Drop every parked frame (deactivation); returns how many."""
@@ -56,25 +63,37 @@ class LatestFrames:
 
 
 class FrameWorker:
-    """One inference thread over :class:`LatestFrames`: callers park frames and never block on inference.
+    """Worker threads over :class:`LatestFrames`: callers park frames and never block on inference.
+
+    With ``threads`` > 1, frames of different cameras are served at once (one camera's frames stay
+    in order, one at a time): the runtimes' inference is serialised by the Segmenter, so what runs
+    beside it on the other core is another camera's decoding, resizing, drivable area, lanes and
+    publishing — the serial half of each frame, which a single worker left that core idle for.
 
     ``serve(camera, item, received)`` runs on the worker for each frame taken. ``lock`` is held
     while a frame is parked or taken, never while one is served; settings that must change between
     frames (the node's runtime parameters) are swapped under it.
     """
 
-    def __init__(self, cameras: int, serve: Callable[[int, Any, float], None], name: str = "fcn_inference") -> None:
+    def __init__(self, cameras: int, serve: Callable[[int, Any, float], None], name: str = "fcn_inference", threads: int = 1) -> None:
         self.lock = threading.Condition()
         self._frames = LatestFrames(cameras)
-        self._serve, self._name = serve, name
+        self._serve, self._name, self._count = serve, name, max(1, threads)
         self._stop = False
-        self._thread: threading.Thread | None = None
-        self.busy_since: float | None = None  # monotonic start of the frame being served (a hung call shows here)
+        self._threads: list[threading.Thread] = []
+        self._busy: dict[int, float] = {}  # thread ident -> monotonic start of the frame it serves
+
+    @property
+    def busy_since(self) -> float | None:
+        """Monotonic start of the longest-running frame in service (a hung call shows here), or None."""
+        busy = list(self._busy.values())
+        return min(busy) if busy else None
 
     def start(self) -> None:
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"{self._name}_{i}", daemon=True) for i in range(self._count)]
+        for t in self._threads:
+            t.start()
 
     def put(self, camera: int, item: Any, now: float | None = None) -> bool:
         """Park a frame; True when it replaced one never served (a drop)."""
@@ -92,11 +111,15 @@ class FrameWorker:
             return self._frames.clear()
 
     def serve_one(self, camera: int, item: Any, received: float) -> None:
-        self.busy_since = time.monotonic()
+        me = threading.get_ident()
+        self._busy[me] = time.monotonic()
         try:
             self._serve(camera, item, received)
         finally:
-            self.busy_since = None
+            self._busy.pop(me, None)
+            with self.lock:
+                self._frames.done(camera)
+                self.lock.notify()  # that camera's next frame, parked meanwhile, may go to a waiting thread
 
     def _run(self) -> None:
         while True:
@@ -111,6 +134,7 @@ class FrameWorker:
         with self.lock:
             self._stop = True
             self.lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads = []

@@ -97,7 +97,7 @@ def bench(
     cfg = NodeConfig.from_dict(
         {"backend": backend, "threads": threads, "model": model, "input_width": size[0], "input_height": size[1], "precision": precision}
     )
-    pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
+    pipeline = Pipeline.for_config(cfg)
     msgs = []
     for i, bgr in enumerate(sample_frames(size, frames + warmup)):
         msg = Image(encoding="bgr8", width=size[0], height=size[1], step=size[0] * 3)
@@ -223,7 +223,7 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
 
     cv2.setNumThreads(1)
     cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing, "camera_pose": list(SAMPLE_CAMERA_POSE)})
-    pipeline = Pipeline(cfg.segmenter(), cfg.drivable(), cfg.max_pixels)
+    pipeline = Pipeline.for_config(cfg)
     info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
     sx, sy = size[0] / info.width, size[1] / info.height
     info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])

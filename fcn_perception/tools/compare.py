@@ -40,7 +40,7 @@ def pipeline_for(cfg: NodeConfig, model: str) -> Pipeline:
     """A model with the car's parameters (drivable classes, polygons, backend, threads, ...)."""
     from dataclasses import replace
 
-    return Pipeline(replace(cfg.segmenter(), model=model), cfg.drivable(), cfg.max_pixels)
+    return Pipeline.for_config(cfg, replace(cfg.segmenter(), model=model))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -115,7 +115,7 @@ def _add(cmp: Comparison, frame: dict, log_time: int, a: FrameResult, b: FrameRe
     )
     key = (1.0 - frame["drivable_iou"], -index)
     if len(cmp.worst) < top or key > cmp.worst[0][:2]:
-        item = (*key, _composite(a.rgb, a, b, pa, pb))
+        item = (*key, _composite(a.camera_rgb(), a, b, pa, pb))
         (heapq.heappush if len(cmp.worst) < top else heapq.heapreplace)(cmp.worst, item)
 
 
