@@ -53,3 +53,26 @@ def test_auto_on_a_cpu_is_openvino_and_onnx_runtime_stays_one_parameter_away(tmp
         Segmenter(SegmenterConfig(backend="openvino", precision="fp16"))
     be = create_backend("openvino", default_model_path("onnx"), (480, 360), precision="fp32", cache=tmp_path)
     assert be.execution_precision() == "f32"
+
+
+def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
+    """First start: INT8 served at once, the candidates timed, the fastest switched to and stored;
+    the next Segmenter with that cache takes the stored choice without timing anything."""
+    from fcn_perception.inference import auto_precision
+
+    first = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=2))
+    assert first.precision == "int8" and first.needs_measuring and "not yet measured" in first.precision_status
+    lines = []
+    first.measure_auto_in_background(lambda level, line: lines.append((level, line)))
+    assert first.close(timeout=120) == [] and lines and lines[0][0] == "info"
+    choice = first.auto
+    assert choice.how == "measured" and set(choice.ms) >= {"int8", "fp32"} and choice.precision == min(choice.ms, key=choice.ms.get)
+    assert first.precision == choice.precision and first.segment(frames[0]).mask.shape == frames[0].shape[:2]
+    again = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=2))
+    assert not again.needs_measuring and again.auto.how == "cached" and again.precision == choice.precision
+    assert again.model_path.name.endswith(".int8.onnx") == (choice.precision == "int8")
+    other = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=1))  # another setting: its own entry
+    assert other.needs_measuring
+    assert auto_precision.cpu_signature() in (tmp_path / "openvino" / "auto_precision.json").read_text()
+    fixed = Segmenter(SegmenterConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path)))
+    assert fixed.auto is None and fixed.precision_status == "fp32"

@@ -10,7 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fcn_perception.inference.backends import create_backend, default_kind
+from fcn_perception.inference import auto_precision
+from fcn_perception.inference.auto_precision import Choice
+from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
 from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
@@ -59,8 +61,12 @@ class Segmenter:
 
     def __init__(self, cfg: SegmenterConfig | None = None) -> None:
         self.cfg = cfg or SegmenterConfig()
-        self.model_path: Path = resolve_model(self.cfg.model, default_kind(self.cfg.backend, self.cfg.device, self.cfg.precision))
         forced = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
+        #: the precision the backend runs: the configured one, or what ``auto`` chose on this CPU
+        self.precision = self.cfg.precision
+        self.auto = self._auto_choice(forced)
+        kind = default_kind(self.cfg.backend, self.cfg.device, self.precision)
+        self.model_path: Path = self._auto_models[self.precision] if self.auto else resolve_model(self.cfg.model, kind)
         self.backend = self._create(forced)
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
@@ -75,6 +81,7 @@ class Segmenter:
         #: one inference at a time: a runtime's request is not reentrant, and with several frame workers
         #: (the node's ``worker_threads``) what overlaps is the rest of each frame, not the network
         self._infer_lock = threading.Lock()
+        self._measuring: threading.Thread | None = None
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
         device = self.backend.device
@@ -86,7 +93,62 @@ class Segmenter:
 
     def _create(self, size: tuple[int, int] | None):
         c = self.cfg
-        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=c.precision, cache=c.cache_dir, engine=c.engine)
+        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=self.precision, cache=c.cache_dir, engine=c.engine)
+
+    def _auto_choice(self, forced: tuple[int, int] | None) -> Choice | None:
+        """``auto`` with the shipped model on OpenVINO: the precision measured on this CPU before, else
+        INT8 until :meth:`measure_auto` has timed the others (inference/auto_precision.py)."""
+        c = self.cfg
+        if c.precision != "auto" or c.model or concrete_backend(c.backend, c.device) != "openvino":
+            return None
+        self._auto_models = {"int8": resolve_model(None, "int8"), "fp32": resolve_model(None, "onnx"), "bf16": resolve_model(None, "onnx")}
+        self._auto_key = auto_precision.key(self._auto_models, forced or (0, 0), c.threads)
+        choice = auto_precision.cached(c.cache_dir, self._auto_key) or auto_precision.Choice("int8", "default, not yet measured on this CPU")
+        self.precision = choice.precision
+        return choice
+
+    @property
+    def needs_measuring(self) -> bool:
+        return self.auto is not None and self.auto.how != "cached" and self.auto.how != "measured"
+
+    def measure_auto(self) -> auto_precision.Choice:
+        """Time the candidates (each timing run holds the inference lock, so serving pauses rather
+        than skews it), keep the result in the cache, and switch to the winner between frames."""
+        c = self.cfg
+        choice = auto_precision.measure(self._auto_models, self.input_size, c.threads, c.cache_dir, exclusive=self._infer_lock)
+        auto_precision.store(c.cache_dir, self._auto_key, choice)
+        if choice.precision != self.precision:
+            old = self.precision, self.model_path
+            self.precision, self.model_path = choice.precision, self._auto_models[choice.precision]
+            try:
+                backend = self._create(self.input_size if self.forced_size or not self.backend.dynamic else None)
+            except Exception:
+                self.precision, self.model_path = old
+                raise
+            with self._build_lock:
+                self.backend, self._backends = backend, {self.input_size: backend}
+        self.auto = choice
+        return choice
+
+    def measure_auto_in_background(self, report) -> None:
+        """:meth:`measure_auto` off the serving path (the node's first start on a CPU); ``report(level,
+        line)`` says the outcome. :meth:`close` waits for it, as for engine builds."""
+
+        def run() -> None:
+            try:
+                report("info", f"precision {self.measure_auto().describe()}; kept for later starts")
+            except Exception as exc:  # a candidate that does not compile here: keep serving what runs
+                report("warning", f"precision auto: measuring failed ({exc.__class__.__name__}: {exc}); staying on {self.precision}")
+
+        self._measuring = threading.Thread(target=run, name="measure_precision", daemon=True)
+        self._measuring.start()
+
+    @property
+    def precision_status(self) -> str:
+        """What the backend runs and why, for logs and diagnostics."""
+        if self.auto is None:
+            return self.precision
+        return self.auto.describe() + (" — measuring" if self._measuring is not None and self._measuring.is_alive() else "")
 
     def _resizable(self) -> bool:
         """Frames can run at their own size: one graph takes any (dynamic), a graph per size can be
@@ -141,6 +203,8 @@ class Segmenter:
         deadline = time.monotonic() + timeout
         with self._build_lock:
             running = dict(self._building)
+        if self._measuring is not None:
+            running[self.input_size] = self._measuring
         for thread in running.values():
             thread.join(max(0.0, deadline - time.monotonic()))
         return [size for size, thread in running.items() if thread.is_alive()]

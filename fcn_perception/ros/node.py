@@ -125,7 +125,9 @@ class FcnPerceptionNode(LifecycleNode):
         seg = self.pipeline.segmenter
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
-        log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s")
+        log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}")
+        if seg.needs_measuring:
+            seg.measure_auto_in_background(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
         # falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it

@@ -27,6 +27,7 @@ class BackendHealth:
     busy_s: float = 0.0  # how long the current frame has been in the pipeline
     stall_timeout: float = 2.0
     building: list[tuple[int, int]] = field(default_factory=list)  # sizes whose backend is being built
+    precision: str = ""  # what the backend runs, and for auto how it was chosen
 
 
 class BackendGuard:
@@ -75,4 +76,5 @@ class BackendGuard:
         """The health as of now, for a diagnostics message."""
         self.health.busy_s = busy_s
         self.health.building = self.pipeline.segmenter.building
+        self.health.precision = self.pipeline.segmenter.precision_status
         return self.health

@@ -1,0 +1,110 @@
+"""``precision: auto`` on OpenVINO, chosen by measuring on this CPU — once, then cached.
+
+What is fastest differs from CPU to CPU: INT8 wins where there is VNNI (and, less, on AVX2 alone),
+bf16 can win on AMX, fp32 where neither helps (BENCHMARKS.md). So the first start on a CPU serves
+with INT8 at once and times the candidates beside it, in the background; the winner is kept in the
+cache directory, keyed by the CPU, the runtime's version, the model files and the input size, and
+later starts (and replays on that machine) take it directly. No CPU is guessed from its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcn_perception.files import file_sha256
+from fcn_perception.inference.model_store import cache_dir, cache_file
+
+#: Tried in this order; bf16 only where OpenVINO reports the CPU can run it.
+CANDIDATES = ("int8", "fp32", "bf16")
+#: Flags that change which kernels a runtime picks.
+_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+@dataclass
+class Choice:
+    """The precision ``auto`` runs, and how it was decided (for the log and the diagnostics)."""
+
+    precision: str
+    how: str  # "measured", "cached" or "default (measuring)"
+    ms: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        timed = ", ".join(f"{p} {ms:.1f} ms" for p, ms in sorted(self.ms.items(), key=lambda kv: kv[1]))
+        return f"auto = {self.precision} ({self.how}{': ' + timed if timed else ''})"
+
+
+def cpu_signature() -> str:
+    """The CPU as its kernels see it: model name, the ISA flags that matter, the cores we may use."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    words = set(info.split())
+    flags = [f for f in _FLAGS if f in words]
+    return f"{name} | {' '.join(flags) or 'no-simd-flags'} | {len(os.sched_getaffinity(0))} cores"
+
+
+def key(models: dict[str, Path], size: tuple[int, int], threads: int) -> str:
+    import openvino as ov
+
+    parts = [cpu_signature(), ov.get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
+    parts += [f"{p}={file_sha256(path)[:16]}" for p, path in sorted(models.items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _store_path(cache: str | Path) -> Path:
+    return cache_file(cache_dir(cache), "openvino", "auto_precision.json")
+
+
+def cached(cache: str | Path, k: str) -> Choice | None:
+    """The choice measured before under this key, or None (never measured, or an unreadable file)."""
+    try:
+        entry = json.loads(_store_path(cache).read_text())[k]
+        return Choice(entry["precision"], "cached", {p: float(v) for p, v in entry["ms"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def store(cache: str | Path, k: str, choice: Choice) -> None:
+    path = _store_path(cache)
+    try:
+        table = json.loads(path.read_text())
+        table = table if isinstance(table, dict) else {}
+    except (OSError, ValueError):
+        table = {}
+    table[k] = {"precision": choice.precision, "ms": choice.ms, "cpu": cpu_signature(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1))
+    tmp.replace(path)  # two nodes measuring at once: the last whole file wins
+
+
+def measure(models: dict[str, Path], size: tuple[int, int], threads: int, cache: str | Path = "", rounds: int = 3, runs: int = 8, exclusive=None) -> Choice:
+    """Time each candidate (its own compiled model) on a random frame, interleaved round by round so
+    a drift in the machine's speed hits them alike; the median of each one's rounds wins.
+    ``exclusive``: held around each timing run (the Segmenter's inference lock: no frame inferred meanwhile)."""
+    from fcn_perception.inference.openvino_backend import OpenVinoBackend, cpu_has_bf16
+
+    exclusive = exclusive or contextlib.nullcontext()
+    tried = [p for p in CANDIDATES if p in models and (p != "bf16" or cpu_has_bf16())]
+    backends = {p: OpenVinoBackend(models[p], size, threads, p, cache) for p in tried}
+    x = np.random.default_rng(0).standard_normal((1, 3, size[1], size[0])).astype(np.float32)
+    for b in backends.values():
+        b.infer(x)  # lazy allocations and kernel selection
+    per_round: dict[str, list[float]] = {p: [] for p in tried}
+    for _ in range(rounds):
+        for p, b in backends.items():
+            ts = []
+            with exclusive:
+                for _ in range(runs):
+                    t = time.perf_counter()
+                    b.infer(x)
+                    ts.append((time.perf_counter() - t) * 1e3)
+            per_round[p].append(float(np.median(ts)))
+    ms = {p: round(float(np.median(v)), 2) for p, v in per_round.items()}
+    return Choice(min(ms, key=ms.get), "measured", ms)
