@@ -130,4 +130,56 @@ def test_no_pose_no_boundary_and_with_a_pose_the_paths_are_published_shape():
     assert np.median([p.pose.position.y for p in left.poses]) == pytest.approx(1.75, abs=0.08)
     assert np.median([p.pose.position.y for p in right.poses]) == pytest.approx(-1.75, abs=0.08)
     assert np.median([abs(p.pose.position.y) for p in mid.poses]) < 0.08
-    assert res.lane_lines_px and {side for side, _ in res.lane_lines_px} == {LEFT, RIGHT}  # drawn in the overlay
+    assert res.lane_lines_px and {pos for pos, _ in res.lane_lines_px} >= {-1, 1}  # drawn in the overlay
+    table = out["lane_boundaries"]  # the rows, read back from the message's own field list alone
+    assert table.header.frame_id == "base_link" and table.width == len(res.ego_lane.boundaries()) >= 2
+    kinds = {1: "i1", 2: "u1", 6: "<u4", 7: "<f4"}
+    dtype = np.dtype(
+        {
+            "names": [f.name for f in table.fields],
+            "formats": [kinds[f.datatype] for f in table.fields],
+            "offsets": [f.offset for f in table.fields],
+            "itemsize": table.point_step,
+        }
+    )
+    rows = np.frombuffer(bytes(table.data), dtype)
+    ego = {int(r["position"]): r for r in rows}
+    assert ego[-1]["c0"] == pytest.approx(1.75, abs=0.08) and ego[1]["c0"] == pytest.approx(-1.75, abs=0.08)
+    assert ego[-1]["track_id"] == res.ego_lane.left.track_id and 0 < ego[1]["confidence"] <= 1
+    strips = [mk for mk in out["markers"].markers if mk.ns == "ground/boundary"]
+    assert len(strips) == table.width and {mk.id for mk in strips} == {int(r["track_id"]) for r in rows}
+
+
+def test_every_boundary_is_described_position_kind_colour_and_its_table_row():
+    """A hand-made road: ego-left a dashed white line, ego-right a solid yellow one, beyond the left a
+    solid white double line 3.5 m farther out, beyond the right nothing. Each boundary's position,
+    kind, colour, track id, range and cubic come back, and so does its row in the boundaries table."""
+    from fcn_perception.scene.lane_lines import BOUNDARY_ROW, KINDS, boundary_table
+
+    x = np.arange(2.0, 30.0, 0.05)
+    dash = (x % 6.0) < 3.0
+    parts, colours = [], []
+    white, yellow = (235, 235, 230), (230, 190, 40)
+
+    def stroke(xs, y, rgb):
+        for w in (-0.05, 0.0, 0.05):
+            parts.append(np.column_stack([xs, np.full(len(xs), y + w)]))
+            colours.append(np.tile(rgb, (len(xs), 1)))
+
+    stroke(x[dash], 1.75, white)
+    stroke(x, -1.75, yellow)
+    stroke(x, 5.25, white)
+    stroke(x, 5.5, white)  # the double line's second stroke, 0.25 m out
+    lane = LaneTracker(CFG).update(ego_lane(np.concatenate(parts), CFG, rgb=np.concatenate(colours).astype(np.uint8)))
+    got = {b.position: b for b in lane.boundaries()}
+    assert sorted(got) == [-2, -1, 1]
+    assert (got[-1].kind, got[-1].colour) == ("dashed", "white")
+    assert (got[1].kind, got[1].colour) == ("solid", "yellow")
+    assert (got[-2].kind, got[-2].colour) == ("double", "white") and abs(got[-2].coeffs[0] - 5.375) <= 0.1
+    assert len({b.track_id for b in got.values()}) == 3 and all(b.track_id > 0 for b in got.values())
+    rows = boundary_table(lane)
+    assert rows.dtype == BOUNDARY_ROW and list(rows["position"]) == [-2, -1, 1]
+    right = rows[rows["position"] == 1][0]
+    assert KINDS[right["kind"]] == "solid" and right["colour"] == 2 and right["track_id"] == got[1].track_id
+    assert abs(right["c0"] + 1.75) <= 0.05 and right["x_min"] <= 2.5 and right["x_max"] >= 29.0
+    assert 0.9 <= right["confidence"] <= 1.0

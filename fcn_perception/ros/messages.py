@@ -165,6 +165,57 @@ def cloud_msg(new: Factory, header, points: np.ndarray):
     )
 
 
+#: numpy kinds -> sensor_msgs/PointField datatypes
+_POINT_FIELD_TYPES = {"i1": 1, "u1": 2, "i2": 3, "u2": 4, "i4": 5, "u4": 6, "f4": 7, "f8": 8}
+
+
+def table_msg(new: Factory, header, rows: np.ndarray):
+    """A structured numpy array -> PointCloud2 with one point per row and a field per column, named
+    and typed: a table any ROS client reads with ``sensor_msgs_py.point_cloud2.read_points``."""
+    rows = np.ascontiguousarray(rows)
+    fields = []
+    for name in rows.dtype.names:
+        dt, offset = rows.dtype.fields[name]
+        fields.append(new("sensor_msgs/msg/PointField", name=name, offset=offset, datatype=_POINT_FIELD_TYPES[dt.str.lstrip("<>|")], count=1))
+    step = rows.dtype.itemsize
+    return new(
+        POINT_CLOUD2,
+        header=header,
+        height=1,
+        width=len(rows),
+        fields=fields,
+        is_bigendian=False,
+        point_step=step,
+        row_step=step * len(rows),
+        data=rows.view(np.uint8).reshape(-1),
+        is_dense=True,
+    )
+
+
+def boundary_markers(new: Factory, header, lane) -> list:
+    """A LINE_STRIP per boundary on the ground (ns ``ground/boundary``, id = its track id): ego-left
+    cyan, ego-right magenta, adjacent grey — the overlay's colours."""
+    colours = {-1: (0.0, 1.0, 1.0), 1: (1.0, 0.0, 1.0)}
+    out = []
+    for b in lane.boundaries():
+        r, g, bl = colours.get(b.position, (0.65, 0.65, 0.65))
+        out.append(
+            new(
+                "visualization_msgs/msg/Marker",
+                header=header,
+                ns="ground/boundary",
+                id=int(b.track_id),
+                type=4,  # LINE_STRIP
+                action=0,
+                pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
+                scale=new("geometry_msgs/msg/Vector3", x=0.12, y=0.0, z=0.0),
+                color=new("std_msgs/msg/ColorRGBA", r=r, g=g, b=bl, a=1.0),
+                points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in b.points()],
+            )
+        )
+    return out
+
+
 def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     """DELETEALL, then every ring as a closed LINE_STRIP: image versions in the camera's optical frame on its
     z = 1 m plane (pixels scaled by the width when there is no CameraInfo), ground versions in base_frame."""
@@ -222,4 +273,6 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
                 points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y, _ in result.lanes.ground],
             )
         )
+    if result.ego_lane is not None:
+        markers += boundary_markers(new, ground_header, result.ego_lane)
     return new(MARKER_ARRAY, markers=markers)

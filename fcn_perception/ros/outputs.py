@@ -20,6 +20,7 @@ import numpy as np
 
 from fcn_perception.ros import messages as m
 from fcn_perception.ros.topics import COMPRESSED, IMAGE
+from fcn_perception.scene.lane_lines import boundary_table
 
 if TYPE_CHECKING:
     from fcn_perception.scene.pipeline import FrameResult
@@ -144,6 +145,7 @@ OUTPUTS: dict[str, Output] = {
         m.MARKER_ARRAY,
         "every region (green) and hole (red) as closed line strips: ns `image/outer`, `image/hole` in the camera's optical frame on"
         " its z = 1 m plane, ns `ground/outer`, `ground/hole` in `base_frame`; the lane points as POINTS (yellow), ns `ground/lane`;"
+        " the lane boundaries as LINE_STRIPs, ns `ground/boundary` (ego-left cyan, ego-right magenta, adjacent grey; id = track id);"
         " starts with DELETEALL",
         lambda f: m.markers_msg(f.new, f.header, f.ground_header, f.result),
         node=SUBSCRIBED,
@@ -167,6 +169,17 @@ OUTPUTS: dict[str, Output] = {
         m.PATH,
         "the ego lane's centre line where both boundaries are found (empty otherwise)",
         lambda f: None if f.result.ego_lane is None else m.path_msg(f.new, f.ground_header, f.result.ego_lane.center()),
+    ),
+    "lane_boundaries": Output(
+        "lanes/boundaries",
+        m.POINT_CLOUD2,
+        "every lane boundary found, one row (point) each, left to right, in `base_frame`: fields `position` int8 (ego-left -1,"
+        " ego-right +1, adjacent -2 / +2), `kind` uint8 (0 unknown, 1 solid, 2 dashed, 3 double), `colour` uint8 (0 unknown,"
+        " 1 white, 2 yellow), `bridged` uint8 (frames since seen), `track_id` uint32, `confidence` float32 (0-1), `x_min`, `x_max`"
+        " float32 (valid range, m), `c0`..`c3` float32 (y = c0 + c1 x + c2 x² + c3 x³, m); read with"
+        " `sensor_msgs_py.point_cloud2.read_points`; no x/y/z fields (not for RViz: see the markers); the same pose rules as"
+        " `polygon_ground`",
+        lambda f: None if f.result.ego_lane is None else m.table_msg(f.new, f.ground_header, boundary_table(f.result.ego_lane)),
     ),
     "lane_points": Output(
         "lane_markings/points",

@@ -9,6 +9,12 @@ off it by more than ``inlier_m`` (a stop line across the lane, hatching), so it 
 centre of its line and across the gaps of a dashed one. The boundary is sampled every ``step_m``
 from its first to its last slice, within ``max_range_m``.
 
+Beyond each ego boundary the next line out (2-4.5 m farther) is the adjacent lane's (position
+-2 left, +2 right; the ego boundaries are -1 left, +1 right, as Apollo and DriveWorks number them).
+Each boundary says what kind of line it is (solid, dashed: its slices have gaps; double: two
+parallel strokes 0.1-0.4 m apart), its colour (white or yellow, from the image's pixels on it),
+its confidence, its valid range and its track id.
+
 Over time (:class:`LaneTracker`): a boundary keeps its track id while it is found frame after
 frame, its coefficients are smoothed, and it is bridged for ``bridge_frames`` frames without paint
 (a worn dash, a passing car), marked as bridged.
@@ -22,6 +28,10 @@ import numpy as np
 
 LEFT, RIGHT = 1, -1  # the sign of y on that side (base_frame: y left)
 STEP_M = 0.5  # pose spacing of a published boundary and centre line, metres
+#: position of a boundary: ego-left -1, ego-right +1, the adjacent lines -2 (left) and +2 (right)
+EGO_LEFT, EGO_RIGHT, ADJACENT_LEFT, ADJACENT_RIGHT = -1, 1, -2, 2
+KINDS = ("unknown", "solid", "dashed", "double")  # index = the code a message carries
+COLOURS = ("unknown", "white", "yellow")
 
 
 @dataclass
@@ -36,6 +46,8 @@ class LaneLineConfig:
     min_slices: int = 4
     bridge_frames: int = 2
     smoothing: float = 0.5  # share of the previous frame's coefficients
+    adjacent_m: tuple[float, float] = (2.0, 4.5)  # the next line out: this much beyond the ego boundary
+    solid_coverage: float = 0.8  # share of its range with paint above which a line is solid, below dashed
 
 
 @dataclass
@@ -46,6 +58,9 @@ class Boundary:
     confidence: float  # share of its slices that had paint on it, times the model's confidence on that paint
     track_id: int = 0
     bridged: int = 0  # frames since it was last seen (0: seen in this frame)
+    position: int = 0  # EGO_LEFT, EGO_RIGHT, ADJACENT_LEFT, ADJACENT_RIGHT
+    kind: str = "unknown"  # one of KINDS
+    colour: str = "unknown"  # one of COLOURS
 
     def y(self, x: np.ndarray) -> np.ndarray:
         return np.polynomial.polynomial.polyval(x, self.coeffs)
@@ -61,10 +76,16 @@ class Boundary:
 class EgoLane:
     left: Boundary | None = None
     right: Boundary | None = None
+    adjacent: list[Boundary] = field(default_factory=list)  # positions -2 and +2, where found
 
     @property
     def found(self) -> int:
         return (self.left is not None) + (self.right is not None)
+
+    def boundaries(self) -> list[Boundary]:
+        """Every boundary found, left to right (-2, -1, +1, +2)."""
+        found = [b for b in (self.left, self.right, *self.adjacent) if b is not None]
+        return sorted(found, key=lambda b: b.position)
 
     def center(self, step: float = STEP_M) -> np.ndarray | None:
         """The centre line over the range both boundaries share (None unless both are there)."""
@@ -146,9 +167,9 @@ def _fit(xs: np.ndarray, ys: np.ndarray, cfg: LaneLineConfig) -> tuple[np.ndarra
     return np.pad(coeffs, (0, 4 - len(coeffs))), keep
 
 
-def fit_side(xy: np.ndarray, side: int, cfg: LaneLineConfig, sure: np.ndarray | None = None) -> Boundary | None:
+def fit_side(xy: np.ndarray, side: int, cfg: LaneLineConfig, sure: np.ndarray | None = None, rgb: np.ndarray | None = None) -> Boundary | None:
     """One side's ego boundary from the frame's paint points ``xy`` ((N, 2) in base_frame); ``sure``:
-    the model's confidence (0..1) on each point's pixel."""
+    the model's confidence (0..1) on each point's pixel; ``rgb``: each point's (N, 3) uint8 colour."""
     xs, ys, members = _slice_lines(xy, side, cfg)
     if len(xs) < cfg.min_slices:
         return None
@@ -159,11 +180,91 @@ def fit_side(xy: np.ndarray, side: int, cfg: LaneLineConfig, sure: np.ndarray | 
     x0, x1 = xs[inliers].min() - cfg.slice_m / 2, xs[inliers].max() + cfg.slice_m / 2
     covered = inliers.sum() / max(1, round((x1 - x0) / cfg.slice_m))
     model = float(np.mean(sure[members])) if sure is not None and len(members) else 1.0
-    return Boundary(side, coeffs, (max(0.0, x0), min(cfg.max_range_m, x1)), round(float(min(1.0, covered) * model), 4))
+    near = _on_line(xy, coeffs, (x0, x1), cfg)
+    return Boundary(
+        side,
+        coeffs,
+        (max(0.0, x0), min(cfg.max_range_m, x1)),
+        round(float(min(1.0, covered) * model), 4),
+        position=EGO_LEFT if side == LEFT else EGO_RIGHT,
+        kind=line_kind(xy[near, 1] - np.polynomial.polynomial.polyval(xy[near, 0], coeffs), covered, cfg),
+        colour=paint_colour(rgb[near]) if rgb is not None else "unknown",
+    )
 
 
-def ego_lane(xy: np.ndarray, cfg: LaneLineConfig, sure: np.ndarray | None = None) -> EgoLane:
-    return EgoLane(fit_side(xy, LEFT, cfg, sure), fit_side(xy, RIGHT, cfg, sure))
+def _on_line(xy: np.ndarray, coeffs: np.ndarray, x_range: tuple[float, float], cfg: LaneLineConfig) -> np.ndarray:
+    """Indices of the paint points within ``inlier_m`` of the fitted line over its range."""
+    inside = (xy[:, 0] >= x_range[0]) & (xy[:, 0] <= x_range[1])
+    return np.nonzero(inside & (np.abs(xy[:, 1] - np.polynomial.polynomial.polyval(xy[:, 0], coeffs)) <= cfg.inlier_m))[0]
+
+
+def line_kind(residual: np.ndarray, covered: float, cfg: LaneLineConfig) -> str:
+    """Double: the paint across the line falls in two strokes 0.1-0.4 m apart with an empty gap
+    between (each with a fifth of the points at least); else solid or dashed by how much of its
+    range has paint."""
+    if len(residual) >= 20:
+        r = np.sort(residual)
+        gaps = np.diff(r)
+        cut = int(np.argmax(gaps))
+        a, b = r[: cut + 1], r[cut + 1 :]
+        if gaps[cut] >= 0.06 and min(len(a), len(b)) >= 0.2 * len(r) and 0.1 <= np.median(b) - np.median(a) <= 0.4:
+            return "double"
+    return "solid" if covered >= cfg.solid_coverage else "dashed"
+
+
+def paint_colour(rgb: np.ndarray) -> str:
+    """Yellow where the paint's median pixel is a saturated yellow-orange (hue 15-40 of OpenCV's 180,
+    saturation over 70), else white; unknown without pixels."""
+    if not len(rgb):
+        return "unknown"
+    import cv2
+
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb.reshape(-1, 1, 3), dtype=np.uint8), cv2.COLOR_RGB2HSV).reshape(-1, 3)
+    h, sat = np.median(hsv[:, 0]), np.median(hsv[:, 1])
+    return "yellow" if 15 <= h <= 40 and sat > 70 else "white"
+
+
+def _adjacent(xy: np.ndarray, ego: Boundary, cfg: LaneLineConfig, sure, rgb) -> Boundary | None:
+    """The next line out beyond an ego boundary: the same fit, in the band ``adjacent_m`` beyond it."""
+    x = np.clip(np.array([5.0, 10.0]), *ego.x_range)
+    offset = float(np.min(np.abs(ego.y(x))))
+    band = replace(cfg, min_offset_m=offset + cfg.adjacent_m[0], max_offset_m=offset + cfg.adjacent_m[1])
+    found = fit_side(xy, ego.side, band, sure, rgb)
+    if found is None:
+        return None
+    return replace(found, position=ADJACENT_LEFT if ego.side == LEFT else ADJACENT_RIGHT)
+
+
+def ego_lane(xy: np.ndarray, cfg: LaneLineConfig, sure: np.ndarray | None = None, rgb: np.ndarray | None = None) -> EgoLane:
+    """The ego lane's boundaries and, beyond each, the adjacent line where there is one."""
+    left, right = fit_side(xy, LEFT, cfg, sure, rgb), fit_side(xy, RIGHT, cfg, sure, rgb)
+    adjacent = [a for ego in (left, right) if ego is not None and (a := _adjacent(xy, ego, cfg, sure, rgb)) is not None]
+    return EgoLane(left, right, adjacent)
+
+
+#: One row per boundary, as ``<camera>/lanes/boundaries`` carries it (PointCloud2 fields of these names)
+BOUNDARY_ROW = np.dtype(
+    [
+        ("position", "i1"),
+        ("kind", "u1"),
+        ("colour", "u1"),
+        ("bridged", "u1"),
+        ("track_id", "<u4"),
+        ("confidence", "<f4"),
+        ("x_min", "<f4"),
+        ("x_max", "<f4"),
+        ("c0", "<f4"),
+        ("c1", "<f4"),
+        ("c2", "<f4"),
+        ("c3", "<f4"),
+    ]
+)
+
+
+def boundary_table(lane: EgoLane) -> np.ndarray:
+    """Every boundary of the lane as a row of :data:`BOUNDARY_ROW`, left to right."""
+    rows = [(b.position, KINDS.index(b.kind), COLOURS.index(b.colour), b.bridged, b.track_id, b.confidence, *b.x_range, *b.coeffs) for b in lane.boundaries()]
+    return np.array(rows, BOUNDARY_ROW)
 
 
 @dataclass
@@ -176,20 +277,20 @@ class LaneTracker:
     next_id: int = 1
 
     def update(self, lane: EgoLane) -> EgoLane:
-        out = {}
-        for side, found in ((LEFT, lane.left), (RIGHT, lane.right)):
-            prev = self.last.get(side)
-            if found is not None and prev is not None and abs(found.coeffs[0] - prev.coeffs[0]) <= 0.5:  # the same line
+        """Every boundary of this frame matched by position to the last frame's (the same line when
+        its offset moved by 0.5 m at most), smoothed, or bridged when it is missing."""
+        found = {b.position: b for b in lane.boundaries()}
+        out: dict[int, Boundary] = {}
+        for position in sorted(set(found) | set(self.last)):
+            new, prev = found.get(position), self.last.get(position)
+            if new is not None and prev is not None and abs(new.coeffs[0] - prev.coeffs[0]) <= 0.5:  # the same line
                 a = self.cfg.smoothing
-                coeffs = a * prev.coeffs + (1 - a) * found.coeffs
-                out[side] = replace(found, coeffs=coeffs, track_id=prev.track_id, bridged=0)
-            elif found is not None:  # a new line (or a jump to another one): a new id
-                out[side] = replace(found, track_id=self.next_id, bridged=0)
+                out[position] = replace(new, coeffs=a * prev.coeffs + (1 - a) * new.coeffs, track_id=prev.track_id, bridged=0)
+            elif new is not None:  # a new line (or a jump to another one): a new id
+                out[position] = replace(new, track_id=self.next_id, bridged=0)
                 self.next_id += 1
             elif prev is not None and prev.bridged < self.cfg.bridge_frames:
-                out[side] = replace(prev, bridged=prev.bridged + 1)
-            if side in out:
-                self.last[side] = out[side]
-            else:
-                self.last.pop(side, None)
-        return EgoLane(out.get(LEFT), out.get(RIGHT))
+                out[position] = replace(prev, bridged=prev.bridged + 1)
+        self.last = out
+        adjacent = [b for p, b in out.items() if abs(p) == 2]
+        return EgoLane(out.get(EGO_LEFT), out.get(EGO_RIGHT), adjacent)

@@ -95,7 +95,7 @@ class FrameResult:
     drivable_confidence: float | None = None
     #: the ego lane's boundaries on the ground (tracked per camera): None where there are no lane points
     ego_lane: EgoLane | None = None
-    lane_lines_px: list = field(default_factory=list)  # (side, (N, 2) image pixels) of each boundary, for the overlay
+    lane_lines_px: list = field(default_factory=list)  # (position, (N, 2) image pixels) of each boundary, for the overlay
 
     def camera_rgb(self) -> np.ndarray:
         """The frame at the camera's resolution (the mask's), enlarged when it was decoded reduced."""
@@ -159,7 +159,7 @@ class Pipeline:
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
         """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
         seg = self.segmenter.segment(rgb, size)
-        result = self.drivable_area(seg.mask, camera, seg.confidence)
+        result = self.drivable_area(seg.mask, camera, seg.confidence, rgb)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
         return result
@@ -168,9 +168,12 @@ class Pipeline:
         """(H, W) uint8 0/1: the pixels of the drivable classes, unsmoothed."""
         return drivable_mask(mask, self._lut)
 
-    def drivable_area(self, mask: np.ndarray, camera: CameraState | None = None, confidence: np.ndarray | None = None) -> FrameResult:
+    def drivable_area(
+        self, mask: np.ndarray, camera: CameraState | None = None, confidence: np.ndarray | None = None, rgb: np.ndarray | None = None
+    ) -> FrameResult:
         """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid;
-        with ``confidence``, its mean over the drivable pixels."""
+        with ``confidence``, its mean over the drivable pixels; with ``rgb`` (any scale of the frame),
+        the lane boundaries' colours."""
         t0 = time.perf_counter()
         binary = self.drivable_pixels(mask)
         sure = mean_confidence(confidence, binary)
@@ -191,30 +194,33 @@ class Pipeline:
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
                 error, ground, lanes = str(exc), None, None
         t2 = time.perf_counter()
-        lane, lane_px = self._ego_lane(lanes, confidence, camera, projector)
+        lane, lane_px = self._ego_lane(lanes, confidence, camera, projector, None if rgb is None else (rgb, mask.shape))
         timings = {"drivable": (t1 - t0) * 1e3, "ground": (t2 - t1) * 1e3, "lanes": (time.perf_counter() - t2) * 1e3}
         result = FrameResult(None, mask, regions, ego, ground, error, timings, lanes, confidence, sure)
         result.ego_lane, result.lane_lines_px = lane, lane_px
         return result
 
-    def _ego_lane(self, lanes: LanePoints | None, confidence, camera: CameraState | None, projector) -> tuple[EgoLane | None, list]:
-        """The ego lane's boundaries from the frame's lane points (tracked when the camera has state),
-        and their image polylines for the overlay."""
+    def _ego_lane(self, lanes: LanePoints | None, confidence, camera: CameraState | None, projector, image=None) -> tuple[EgoLane | None, list]:
+        """The lane's boundaries from the frame's lane points (tracked when the camera has state), and
+        their image polylines for the overlay. ``image``: (rgb at any scale, the mask's shape)."""
         if lanes is None:
             return None, []
-        sure = None
-        if confidence is not None and len(lanes.pixels):
+        sure = colours = None
+        if len(lanes.pixels):
             u, v = np.round(lanes.pixels).astype(np.int64).T
-            sure = confidence[v, u].astype(np.float32) / 255.0
-        lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure)
+            if confidence is not None:
+                sure = confidence[v, u].astype(np.float32) / 255.0
+            if image is not None:  # a reduced decode is smaller than the mask the pixels are in
+                rgb, (h, w) = image
+                rows = np.minimum(v * rgb.shape[0] // h, rgb.shape[0] - 1)
+                colours = rgb[rows, np.minimum(u * rgb.shape[1] // w, rgb.shape[1] - 1)]
+        lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure, colours)
         if camera is not None:
             lane = camera.lane_tracker.update(lane)
         px = []
-        for b in (lane.left, lane.right):
-            if b is not None:
-                pts = b.points()
-                pixels, in_front = projector.camera.ground_to_pixels(pts)
-                px.append((b.side, pixels[in_front]))
+        for b in lane.boundaries():
+            pixels, in_front = projector.camera.ground_to_pixels(b.points())
+            px.append((b.position, pixels[in_front]))
         return lane, px
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
@@ -229,7 +235,7 @@ class Pipeline:
         if result.lanes is not None and len(result.lanes.pixels):  # the lane points sent on the ground, as dots
             u, v = np.round(result.lanes.pixels).astype(np.int32).T
             img[v, u] = (0, 255, 255)
-        for side, pixels in result.lane_lines_px:  # the ego boundaries: left cyan, right magenta
-            colour = (255, 255, 0) if side > 0 else (255, 0, 255)
+        for position, pixels in result.lane_lines_px:  # ego-left cyan, ego-right magenta, adjacent grey
+            colour = {-1: (255, 255, 0), 1: (255, 0, 255)}.get(position, (160, 160, 160))
             cv2.polylines(img, [np.round(pixels).astype(np.int32)], False, colour, max(2, img.shape[1] // 240), cv2.LINE_AA)
         return img
