@@ -183,3 +183,24 @@ def test_every_boundary_is_described_position_kind_colour_and_its_table_row():
     assert KINDS[right["kind"]] == "solid" and right["colour"] == 2 and right["track_id"] == got[1].track_id
     assert abs(right["c0"] + 1.75) <= 0.05 and right["x_min"] <= 2.5 and right["x_max"] >= 29.0
     assert 0.9 <= right["confidence"] <= 1.0
+
+
+def test_the_cars_motion_from_odom_moves_the_last_boundaries_before_they_are_matched():
+    """A lane change of 0.8 m between two frames (world lines fixed): with the car's pose in odom the
+    last frame's lines are moved into the new frame, so each keeps its id and its smoothed offset is
+    the new one; frame to frame (no pose) the jump makes new lines of them."""
+
+    def pose(y: float) -> np.ndarray:
+        m = np.eye(4)
+        m[1, 3] = y
+        return m
+
+    first, second = paint(dashed=False, clutter=False), paint(dashed=False, clutter=False) - [0.0, 0.8]
+    with_odom, without = LaneTracker(CFG), LaneTracker(CFG)
+    a = with_odom.update(ego_lane(first, CFG), pose(0.0))
+    b = with_odom.update(ego_lane(second, CFG), pose(0.8))
+    assert (b.left.track_id, b.right.track_id) == (a.left.track_id, a.right.track_id)
+    assert b.left.coeffs[0] == pytest.approx(0.95, abs=0.05) and b.right.coeffs[0] == pytest.approx(-2.55, abs=0.05)
+    c = without.update(ego_lane(first, CFG))
+    d = without.update(ego_lane(second, CFG))
+    assert d.left.track_id != c.left.track_id and d.right.track_id != c.right.track_id

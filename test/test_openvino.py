@@ -63,7 +63,7 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
     first = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=2))
     assert first.precision == "int8" and first.needs_measuring and "not yet measured" in first.precision_status
     lines = []
-    first.measure_auto_in_background(lambda level, line: lines.append((level, line)))
+    first.settle_precision(lambda level, line: lines.append((level, line)))
     assert first.close(timeout=120) == [] and lines and lines[0][0] == "info"
     choice = first.auto
     assert choice.how == "measured" and set(choice.ms) >= {"int8", "fp32"} and choice.precision == min(choice.ms, key=choice.ms.get)

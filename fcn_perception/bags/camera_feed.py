@@ -11,6 +11,7 @@ camera (``unreadable_message``), never fatal.
 from __future__ import annotations
 
 import contextlib
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -115,6 +116,12 @@ class CameraFeed:
         if not self.use_tf:
             return None
         return self.tf.lookup(fixed_frame, header.frame_id, stamp_ns(header))
+
+    def odom(self, header) -> np.ndarray | None:
+        """The car's pose in ``odom_frame`` at the image's stamp (the lane tracker's motion), or None."""
+        if not self.cfg.odom_frame:
+            return None
+        return self.fixed_pose(self.cfg.odom_frame, SimpleNamespace(stamp=header.stamp, frame_id=self.cfg.base_frame))
 
     def pose(self, header) -> tuple[np.ndarray | None, str]:
         """The recording's TF at the image's stamp, by the node's rules (the camera then falls back to camera_pose)."""

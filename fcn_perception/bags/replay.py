@@ -188,7 +188,7 @@ class Replay:
                     on_frame()
                 if (msg := self.feed.receive(m, self.cameras)) is not None:
                     sink.log_time = m.timestamp
-                    serve_frame(self.cameras[m.topic], self.pipeline, msg, self.feed.pose, sink)
+                    serve_frame(self.cameras[m.topic], self.pipeline, msg, self.feed.pose, sink, odom=self.feed.odom)
         summary.cut_short, summary.seconds = self.rec.cut_short, time.perf_counter() - start
         summary.cameras = {t: cam.summary() for t, cam in self.cameras.items()}
         self._finish(summary, sink, options)

@@ -130,9 +130,12 @@ class Segmenter:
         self.auto = choice
         return choice
 
-    def measure_auto_in_background(self, report) -> None:
-        """:meth:`measure_auto` off the serving path (the node's first start on a CPU); ``report(level,
-        line)`` says the outcome. :meth:`close` waits for it, as for engine builds."""
+    def settle_precision(self, report) -> None:
+        """Where ``auto`` has not been measured on this CPU yet: :meth:`measure_auto` off the serving
+        path (the node's first start); ``report(level, line)`` says the outcome. :meth:`close` waits
+        for it, as for engine builds. Nothing to do otherwise."""
+        if not self.needs_measuring:
+            return
 
         def run() -> None:
             try:

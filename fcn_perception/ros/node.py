@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 import rclpy
@@ -26,7 +28,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from fcn_perception.inference.segmenter import Segmenter
-from fcn_perception.params.node_config import runtime_update
+from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
@@ -78,6 +80,13 @@ def lookup_pose(buffer, base_frame: str, header, timeout_s: float) -> tuple[np.n
     return m, "tf"
 
 
+def odom_pose(buffer, cfg: NodeConfig, header) -> np.ndarray | None:
+    """The car's pose in odom_frame at the image's stamp (the lane tracker's motion), or None."""
+    if buffer is None or not cfg.odom_frame:
+        return None
+    return lookup_pose(buffer, cfg.odom_frame, SimpleNamespace(stamp=header.stamp, frame_id=cfg.base_frame), 0.0)[0]
+
+
 class Publishers:
     """The frame loop's sink for one camera: the registry's outputs the node builds now (those only
     a viewer needs — overlay, markers, the mask's PNG twin, confidence — only while subscribed) on
@@ -126,8 +135,7 @@ class FcnPerceptionNode(LifecycleNode):
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}")
-        if seg.needs_measuring:
-            seg.measure_auto_in_background(lambda level, line: log.info(line) if level == "info" else log.warning(line))
+        seg.settle_precision(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
         # falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it
@@ -245,7 +253,8 @@ class FcnPerceptionNode(LifecycleNode):
     def _serve(self, index: int, msg, received: float) -> None:
         """One frame through the frame loop; its lines logged (rclpy wants one severity per call site)."""
         io, log = self.io[index], self.get_logger()
-        served = serve_frame(self.cameras[index], self.pipeline, msg, lambda header: self._tf_pose(io, header), Publishers(self, io), self.guard, received)
+        pose, sink = (lambda header: self._tf_pose(io, header)), Publishers(self, io)
+        served = serve_frame(self.cameras[index], self.pipeline, msg, pose, sink, self.guard, received, partial(odom_pose, self._tf_buffer, self.cfg))
         for level, line in served.logs:
             if level == "error":
                 log.error(line)

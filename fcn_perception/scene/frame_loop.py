@@ -21,6 +21,8 @@ from fcn_perception.scene.pipeline import FrameResult, Pipeline
 
 #: (4x4 base_frame -> camera or None, where it came from or why there is none), for a frame's header
 PoseSource = Callable[[object], tuple[np.ndarray | None, str]]
+#: the car's 4x4 pose in odom_frame at a frame's stamp, or None where TF does not have it
+OdomSource = Callable[[object], np.ndarray | None]
 
 
 class Sink(Protocol):
@@ -37,10 +39,18 @@ class Served:
 
 
 def serve_frame(
-    cam: CameraWorkflow, pipeline: Pipeline, msg, pose: PoseSource, sink: Sink, guard: BackendGuard | None = None, received_s: float | None = None
+    cam: CameraWorkflow,
+    pipeline: Pipeline,
+    msg,
+    pose: PoseSource,
+    sink: Sink,
+    guard: BackendGuard | None = None,
+    received_s: float | None = None,
+    odom: OdomSource | None = None,
 ) -> Served:
     """One frame, whatever happens: emitted and counted as served, or counted with its reason.
-    ``received_s``: ``time.monotonic()`` at arrival, for the latency (replay has none: 0)."""
+    ``received_s``: ``time.monotonic()`` at arrival, for the latency (replay has none: 0); ``odom``:
+    the car's motion for the lane tracker (none: frame to frame)."""
     out = Served()
     try:  # the pose step reads the header: a malformed one is this frame's problem, not the caller's
         line = cam.calibrate(*pose(msg.header)) if cam.info is not None else None
@@ -50,6 +60,7 @@ def serve_frame(
         return out
     if line:  # once per change of calibration, not per frame
         out.logs.append(("info" if cam.state.ground is not None else "warning", f"{cam.topic}: {line}"))
+    cam.state.odom_pose = _odom_pose(odom, msg.header)
     done = cam.process(pipeline, msg)
     if done.log:
         out.logs.append(("warning", done.log))
@@ -70,6 +81,16 @@ def serve_frame(
     cam.served((time.monotonic() - received_s) * 1e3 if received_s is not None else 0.0, done.result)
     out.result = done.result
     return out
+
+
+def _odom_pose(odom: OdomSource | None, header) -> np.ndarray | None:
+    """The car's pose for the tracker; a TF that cannot answer is no pose, never this frame's failure."""
+    if odom is None:
+        return None
+    try:
+        return odom(header)
+    except Exception:
+        return None
 
 
 class KeepLast:

@@ -17,7 +17,9 @@ its confidence, its valid range and its track id.
 
 Over time (:class:`LaneTracker`): a boundary keeps its track id while it is found frame after
 frame, its coefficients are smoothed, and it is bridged for ``bridge_frames`` frames without paint
-(a worn dash, a passing car), marked as bridged.
+(a worn dash, a passing car), marked as bridged. Where the car's pose in a fixed frame is known (TF
+odom -> base_frame), the last frame's boundaries are first moved by the car's motion, so a lane
+change or a turn does not smear one line into the next; without it, frame to frame as they are.
 """
 
 from __future__ import annotations
@@ -276,9 +278,16 @@ class LaneTracker:
     last: dict[int, Boundary] = field(default_factory=dict)
     next_id: int = 1
 
-    def update(self, lane: EgoLane) -> EgoLane:
+    last_pose: np.ndarray | None = None  # the car's pose in the fixed frame at the last update
+
+    def update(self, lane: EgoLane, pose: np.ndarray | None = None) -> EgoLane:
         """Every boundary of this frame matched by position to the last frame's (the same line when
-        its offset moved by 0.5 m at most), smoothed, or bridged when it is missing."""
+        its offset moved by 0.5 m at most), smoothed, or bridged when it is missing. ``pose``: the
+        car's 4x4 pose in a fixed frame now (odom), to move the last frame's boundaries into this one."""
+        if pose is not None and self.last_pose is not None:
+            motion = np.linalg.solve(pose, self.last_pose)  # last base_frame -> this base_frame
+            self.last = {p: moved for p, b in self.last.items() if (moved := _moved(b, motion, self.cfg)) is not None}
+        self.last_pose = pose
         found = {b.position: b for b in lane.boundaries()}
         out: dict[int, Boundary] = {}
         for position in sorted(set(found) | set(self.last)):
@@ -294,3 +303,15 @@ class LaneTracker:
         self.last = out
         adjacent = [b for p, b in out.items() if abs(p) == 2]
         return EgoLane(out.get(EGO_LEFT), out.get(EGO_RIGHT), adjacent)
+
+
+def _moved(b: Boundary, motion: np.ndarray, cfg: LaneLineConfig) -> Boundary | None:
+    """The boundary seen from the car after ``motion`` (4x4, old base_frame -> new): its points moved
+    on the ground and its cubic refitted; None once it is behind the car."""
+    pts = b.points(cfg.step_m)
+    xy = pts @ motion[:2, :2].T + motion[:2, 3]
+    xy = xy[(xy[:, 0] >= 0) & (xy[:, 0] <= cfg.max_range_m)]
+    if len(xy) < 2:
+        return None
+    coeffs = np.polynomial.polynomial.polyfit(xy[:, 0], xy[:, 1], 3 if len(xy) >= 6 else 1)
+    return replace(b, coeffs=np.pad(coeffs, (0, 4 - len(coeffs))), x_range=(float(xy[:, 0].min()), float(xy[:, 0].max())))

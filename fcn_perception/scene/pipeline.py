@@ -31,6 +31,9 @@ class CameraState:
     pose_source: str = ""  # where the pose of the current ground model came from ("" = no ground model)
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(0.0))
     lane_tracker: LaneTracker = field(default_factory=LaneTracker)  # the ego lane's boundaries over frames
+    #: the car's 4x4 pose in odom_frame at the current frame's stamp (TF), None where it is not known:
+    #: the lane tracker then moves the last frame's boundaries by the car's motion before matching
+    odom_pose: np.ndarray | None = None
     _calibration: tuple | None = None
 
     @classmethod
@@ -216,7 +219,7 @@ class Pipeline:
                 colours = rgb[rows, np.minimum(u * rgb.shape[1] // w, rgb.shape[1] - 1)]
         lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure, colours)
         if camera is not None:
-            lane = camera.lane_tracker.update(lane)
+            lane = camera.lane_tracker.update(lane, camera.odom_pose)
         px = []
         for b in lane.boundaries():
             pixels, in_front = projector.camera.ground_to_pixels(b.points())

@@ -129,8 +129,8 @@ def _compare_recording(cmp: Comparison, path: Path, cfg: NodeConfig, pa: Pipelin
     for m in rec.messages(set(feed.topics) | set(feed.info_topics) | set(TF_TOPICS)):
         if feed.follow(m, cams_a, cams_b) or (msg := feed.receive(m, cams_a, cams_b)) is None:
             continue
-        a = serve_frame(cams_a[m.topic], pa, msg, feed.pose, keep_a).result
-        b = serve_frame(cams_b[m.topic], pb, msg, feed.pose, keep_b).result
+        a = serve_frame(cams_a[m.topic], pa, msg, feed.pose, keep_a, odom=feed.odom).result
+        b = serve_frame(cams_b[m.topic], pb, msg, feed.pose, keep_b, odom=feed.odom).result
         if a is not None and b is not None:  # a frame either model cannot serve is counted, not compared
             _add(cmp, _frame_record(cmp, str(path), m.topic, msg.header, a, b, pa, pb), m.timestamp, a, b, pa, pb, top)
     cmp.bad_frames["baseline"] += sum(c.counters.bad for c in cams_a.values())
