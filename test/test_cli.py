@@ -65,3 +65,9 @@ def test_demo_never_deletes_a_folder_that_is_not_its_own(tmp_path):
     res = _cli("demo", "--out", precious, timeout=120)
     assert _one_line_error(res) and "not an earlier demo output" in res.stderr
     assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("flag", [("--camera-pose", "0,0,1.5"), ("--intrinsics", "460,x,240,180,480,360")])
+def test_eval_lanes_refuses_a_bad_camera_in_one_line(flag, tmp_path):
+    res = _cli("eval", "--data", tmp_path, "--lanes", *flag)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1

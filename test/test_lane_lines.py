@@ -204,3 +204,30 @@ def test_the_cars_motion_from_odom_moves_the_last_boundaries_before_they_are_mat
     c = without.update(ego_lane(first, CFG))
     d = without.update(ego_lane(second, CFG))
     assert d.left.track_id != c.left.track_id and d.right.track_id != c.right.track_id
+
+
+def test_eval_line_figures_score_a_prediction_against_the_labels_paint():
+    """The label's own paint as the prediction: every labelled boundary found, no error; the paint
+    moved 0.4 m sideways: published but not matched (beyond 0.25 m); paint missing on one side:
+    recall halves."""
+    from fcn_perception.scene.lane_eval import LaneEvalConfig, LaneJudge
+
+    label, _ = _frame_with_paint()
+    cfg = LaneEvalConfig(intrinsics=(F, F, W / 2, H / 2, W, H))
+    same = LaneJudge(cfg)
+    same.add(label, label, LANE)
+    s = same.scores.summary()
+    assert (s["labelled"], s["published"], s["matched"], s["precision"], s["recall"]) == (2, 2, 2, 1.0, 1.0)
+    assert s["median_lateral_error_m"] == 0.0 and set(s["median_lateral_error_at"]) == {"5m", "10m", "15m"}
+    shifted = np.full_like(label, 3)
+    v, u = np.nonzero(label == LANE)
+    du = np.round((u - W / 2) * 0.4 / 1.75).astype(int)  # 0.4 m farther out at every distance
+    shifted[v, np.clip(u + du, 0, W - 1)] = LANE
+    off = LaneJudge(cfg)
+    off.add(shifted, label, LANE)
+    assert off.scores.summary()["matched"] == 0 and off.scores.summary()["published"] == 2
+    half = label.copy()
+    half[:, : W // 2][half[:, : W // 2] == LANE] = 3  # the left line's paint gone
+    one = LaneJudge(cfg)
+    one.add(half, label, LANE)
+    assert one.scores.summary()["recall"] == 0.5 and one.scores.summary()["precision"] == 1.0

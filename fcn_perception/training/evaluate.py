@@ -9,19 +9,32 @@ import numpy as np
 from tqdm import tqdm
 
 from fcn_perception.inference.segmenter import Segmenter
+from fcn_perception.scene.lane_eval import LaneEvalConfig, LaneJudge
+from fcn_perception.scene.lanes import LANE_CLASS
 from fcn_perception.training.datasets import LabelReader, load_class_map, open_split, read_pair
 from fcn_perception.training.metrics import confidence_histograms, confidence_scores, confusion_matrix, scores
 
 
-def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str | Path = "", limit: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
+def evaluate(
+    segmenter: Segmenter,
+    data: str | Path,
+    split: str,
+    class_map: str | Path = "",
+    limit: int = 0,
+    progress: bool = True,
+    lanes: LaneEvalConfig | None = None,
+) -> tuple[dict, np.ndarray]:
     """Scores at each label's own resolution: the segmenter sizes frames as the node does (model
-    height, the frame's aspect, unless a size is forced) and returns masks at the frame's size."""
+    height, the frame's aspect, unless a size is forced) and returns masks at the frame's size.
+    ``lanes``: also the ego boundaries' line figures (scene/lane_eval.py), where the labels have paint."""
     ds = open_split(data, split)
     labels = LabelReader(ds, segmenter.classes, load_class_map(class_map) if class_map else None)
     pairs = ds.pairs[:limit] if limit else ds.pairs
     n = len(segmenter.classes)
     conf = np.zeros((n, n), np.int64)
     sure = np.zeros((2, 256), np.int64)  # confidence of right and of wrong pixels
+    lane_id = segmenter.classes.index(LANE_CLASS) if LANE_CLASS in segmenter.classes else None
+    judge = LaneJudge(lanes) if lanes is not None and lane_id is not None and lane_id in labels.scored else None
     for frame, label in tqdm(pairs, desc=f"eval {split}", disable=not progress):
         rgb, lab = read_pair(frame, label, labels)
         seg = segmenter.segment(rgb)
@@ -29,9 +42,13 @@ def evaluate(segmenter: Segmenter, data: str | Path, split: str, class_map: str 
         conf += confusion_matrix(pred, target, n)
         if seg.confidence is not None:
             sure += confidence_histograms(seg.confidence, pred, target, n)
+        if judge is not None:
+            judge.add(seg.mask, lab, lane_id)
     res = scores(conf, segmenter.classes, labels.scored)
     res["confidence"] = confidence_scores(sure) if sure.any() else None
     res["frames"] = len(pairs)
+    if judge is not None:
+        res["lane_lines"] = {"pose": list(judge.cfg.pose), "intrinsics": list(judge.cfg.intrinsics), **judge.scores.summary()}
     res["layout"] = ds.layout
     res["unknown_colour_pixels"] = labels.unknown_pixels
     res["backend"] = segmenter.backend_name
@@ -104,6 +121,13 @@ def format_report(res: dict) -> str:
     c = res.get("confidence")
     if c and c["mean_correct"] is not None and c["mean_wrong"] is not None:
         lines.append(f"confidence: right pixels {c['mean_correct']:.3f}, wrong pixels {c['mean_wrong']:.3f} (gap {c['gap']:.3f}), ECE {c['ece']:.3f}")
+    if (ln := res.get("lane_lines")) is not None:
+        pct = {k: "n/a" if ln[k] is None else f"{ln[k]:.3f}" for k in ("precision", "recall", "median_lateral_error_m")}
+        at = "  ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in ln["median_lateral_error_at"].items())
+        lines.append(
+            f"ego lane boundaries: {ln['matched']} matched of {ln['labelled']} labelled, {ln['published']} published; precision {pct['precision']}"
+            f" recall {pct['recall']}; median lateral error {pct['median_lateral_error_m']} m (at {at})"
+        )
     return "\n".join(lines)
 
 

@@ -16,14 +16,23 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--confusion", default="", help="confusion-matrix PNG (default: beside --json)")
     sp.add_argument("--reliability", default="", help="reliability diagram of the confidence, PNG (default: beside --json)")
     sp.add_argument("--limit", type=int, default=0, help="only the first N frames")
+    sp.add_argument(
+        "--lanes",
+        action="store_true",
+        help="also the ego lane boundaries' line figures (labels with lane paint): lateral error at 5/10/15 m, found/missed, on the ground"
+        " at --camera-pose with --intrinsics",
+    )
+    sp.add_argument("--camera-pose", default="0,0,1.5,0,0,0", help="x,y,z,roll,pitch,yaw of the camera in base_frame (m, rad)")
+    sp.add_argument("--intrinsics", default="460,460,240,180,480,360", help="fx,fy,cx,cy,width,height (scaled to each frame; default: CamVid, approximate)")
     model_args(sp)
 
 
 def run(args: argparse.Namespace) -> int:
     from fcn_perception.training.evaluate import evaluate, format_report, plot_confusion, plot_reliability, write_json
 
+    lanes = _lane_config(args) if args.lanes else None  # refused before the model loads
     seg = segmenter(args)
-    res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit)
+    res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit, lanes=lanes)
     print(format_report(res))
     if args.json:
         write_json(res, args.json)
@@ -38,3 +47,16 @@ def run(args: argparse.Namespace) -> int:
         plot_reliability(res["confidence"], reliability)
         print(f"reliability diagram: {reliability}")
     return 0
+
+
+def _lane_config(args: argparse.Namespace):
+    from fcn_perception.scene.lane_eval import LaneEvalConfig
+
+    try:
+        pose = tuple(float(v) for v in args.camera_pose.split(","))
+        k = [float(v) for v in args.intrinsics.split(",")]
+    except ValueError:
+        raise ValueError(f"--camera-pose and --intrinsics take numbers separated by commas, got {args.camera_pose!r}, {args.intrinsics!r}") from None
+    if len(pose) != 6 or len(k) != 6:
+        raise ValueError("--camera-pose takes 6 numbers (x,y,z,roll,pitch,yaw), --intrinsics 6 (fx,fy,cx,cy,width,height)")
+    return LaneEvalConfig(intrinsics=(k[0], k[1], k[2], k[3], int(k[4]), int(k[5])), pose=pose)
