@@ -59,12 +59,13 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
     """First start: INT8 served at once, the candidates timed, the fastest switched to and stored;
     the next Segmenter with that cache takes the stored choice without timing anything."""
     from fcn_perception.inference import auto_precision
+    from fcn_perception.waiting import wait_until
 
     first = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=2))
     assert first.precision == "int8" and first.needs_measuring and "not yet measured" in first.precision_status
     lines = []
     first.settle_precision(lambda level, line: lines.append((level, line)))
-    assert first.close(timeout=120) == [] and lines and lines[0][0] == "info"
+    assert wait_until(lambda: lines, timeout=120) and lines[0][0] == "info", lines
     choice = first.auto
     assert choice.how == "measured" and set(choice.ms) >= {"int8", "fp32"} and choice.precision == min(choice.ms, key=choice.ms.get)
     assert first.precision == choice.precision and first.segment(frames[0]).mask.shape == frames[0].shape[:2]
@@ -76,3 +77,6 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
     assert auto_precision.cpu_signature() in (tmp_path / "openvino" / "auto_precision.json").read_text()
     fixed = Segmenter(SegmenterConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path)))
     assert fixed.auto is None and fixed.precision_status == "fp32"
+    stopped = []
+    other.settle_precision(lambda level, line: stopped.append(line))
+    assert other.close(timeout=60) == [] and stopped == []  # a shutdown stops the measuring between compiles, silently

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,21 +85,43 @@ def store(cache: str | Path, k: str, choice: Choice) -> None:
     tmp.replace(path)  # two nodes measuring at once: the last whole file wins
 
 
-def measure(models: dict[str, Path], size: tuple[int, int], threads: int, cache: str | Path = "", rounds: int = 3, runs: int = 8, exclusive=None) -> Choice:
+class Stopped(RuntimeError):
+    """Measuring was stopped (the node is shutting down) before it finished."""
+
+
+def measure(
+    models: dict[str, Path],
+    size: tuple[int, int],
+    threads: int,
+    cache: str | Path = "",
+    rounds: int = 3,
+    runs: int = 8,
+    exclusive=None,
+    stop: threading.Event | None = None,
+) -> Choice:
     """Time each candidate (its own compiled model) on a random frame, interleaved round by round so
     a drift in the machine's speed hits them alike; the median of each one's rounds wins.
-    ``exclusive``: held around each timing run (the Segmenter's inference lock: no frame inferred meanwhile)."""
+    ``exclusive``: held around each timing run (the Segmenter's inference lock: no frame inferred
+    meanwhile); ``stop``: checked between compiles and runs — a compile cannot be interrupted, and a
+    process that exits during one aborts, so a shutdown waits for at most one."""
     from fcn_perception.inference.openvino_backend import OpenVinoBackend, cpu_has_bf16
 
     exclusive = exclusive or contextlib.nullcontext()
+    stop = stop or threading.Event()
     tried = [p for p in CANDIDATES if p in models and (p != "bf16" or cpu_has_bf16())]
-    backends = {p: OpenVinoBackend(models[p], size, threads, p, cache) for p in tried}
+    backends = {}
+    for p in tried:
+        if stop.is_set():
+            raise Stopped("stopped before every precision was compiled")
+        backends[p] = OpenVinoBackend(models[p], size, threads, p, cache)
     x = np.random.default_rng(0).standard_normal((1, 3, size[1], size[0])).astype(np.float32)
     for b in backends.values():
         b.infer(x)  # lazy allocations and kernel selection
     per_round: dict[str, list[float]] = {p: [] for p in tried}
     for _ in range(rounds):
         for p, b in backends.items():
+            if stop.is_set():
+                raise Stopped("stopped while timing")
             ts = []
             with exclusive:
                 for _ in range(runs):

@@ -39,12 +39,16 @@ def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndar
     0.6-0.8 ms for a 640x360 frame where numpy's cast, multiply-add and transpose took 6 ms
     (BENCHMARKS.md, 1280x720 stages); the values agree to 5e-7.
     """
+    return cv2.dnn.blobFromImageWithParams(np.ascontiguousarray(resize_rgb(rgb, size)), _blob_params(tuple(mean), tuple(std)))
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The frame at the network's ``size`` (w, h): area averaging when shrinking, bilinear when enlarging."""
     check_rgb(rgb)
     w, h = size
-    if rgb.shape[:2] != (h, w):
-        interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (w, h), interpolation=interp)
-    return cv2.dnn.blobFromImageWithParams(np.ascontiguousarray(rgb), _blob_params(tuple(mean), tuple(std)))
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR)
 
 
 def preprocess_tensor(rgb, size: tuple[int, int], mean, std):

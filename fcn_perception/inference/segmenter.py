@@ -15,7 +15,8 @@ from fcn_perception.inference.auto_precision import Choice
 from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
 from fcn_perception.inference.model_store import resolve_model
-from fcn_perception.inference.preprocess import inference_size, preprocess_rgb
+from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
+from fcn_perception.inference.preprocess import inference_size, preprocess_rgb, resize_rgb
 from fcn_perception.model.classes import palette_bgr
 
 
@@ -31,6 +32,8 @@ class SegmenterConfig:
     engine: str = ""  # a TensorRT engine from outside the cache, trusted explicitly
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 | int8: auto = TensorRT fp16, on the CPU the shipped INT8
     device_preprocess: str = "auto"  # on | off | auto (= on when the backend runs on a GPU): resize/normalise/argmax there
+    #: thin the model's LaneMarking to the paint the image shows (inference/paint.py::sharpen_lanes)
+    sharpen_lanes: bool = True
     #: build the backend for a new frame size in a background thread, dropping that size's frames
     #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
     background_builds: bool = False
@@ -82,8 +85,12 @@ class Segmenter:
         #: (the node's ``worker_threads``) what overlaps is the rest of each frame, not the network
         self._infer_lock = threading.Lock()
         self._measuring: threading.Thread | None = None
+        self._stop_measuring = threading.Event()
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
+        names = self.classes
+        #: (Road, LaneMarking) ids where the model has both and sharpening is on
+        self._paint_ids = (names.index("Road"), names.index("LaneMarking")) if self.cfg.sharpen_lanes and {"Road", "LaneMarking"} <= set(names) else None
         device = self.backend.device
         if self.cfg.device_preprocess not in ("auto", "on", "off"):
             raise ValueError(f"device_preprocess must be auto, on or off, got {self.cfg.device_preprocess!r}")
@@ -115,7 +122,7 @@ class Segmenter:
         """Time the candidates (each timing run holds the inference lock, so serving pauses rather
         than skews it), keep the result in the cache, and switch to the winner between frames."""
         c = self.cfg
-        choice = auto_precision.measure(self._auto_models, self.input_size, c.threads, c.cache_dir, exclusive=self._infer_lock)
+        choice = auto_precision.measure(self._auto_models, self.input_size, c.threads, c.cache_dir, exclusive=self._infer_lock, stop=self._stop_measuring)
         auto_precision.store(c.cache_dir, self._auto_key, choice)
         if choice.precision != self.precision:
             old = self.precision, self.model_path
@@ -140,6 +147,8 @@ class Segmenter:
         def run() -> None:
             try:
                 report("info", f"precision {self.measure_auto().describe()}; kept for later starts")
+            except auto_precision.Stopped:
+                pass  # shutting down: measured at the next start
             except Exception as exc:  # a candidate that does not compile here: keep serving what runs
                 report("warning", f"precision auto: measuring failed ({exc.__class__.__name__}: {exc}); staying on {self.precision}")
 
@@ -204,6 +213,7 @@ class Segmenter:
         compile when the interpreter exits aborts the process (std::terminate: seen as exit code -6
         on SIGTERM during OpenVINO's first compile of a new size)."""
         deadline = time.monotonic() + timeout
+        self._stop_measuring.set()
         with self._build_lock:
             running = dict(self._building)
         if self._measuring is not None:
@@ -250,7 +260,8 @@ class Segmenter:
         if self.on_device:
             return self._segment_on_device(rgb, (width, height))
         t0 = time.perf_counter()
-        x = preprocess_rgb(rgb, self.size_for(width, height), self._mean, self._std)
+        small = resize_rgb(rgb, self.size_for(width, height))
+        x = preprocess_rgb(small, (small.shape[1], small.shape[0]), self._mean, self._std)
         t1 = time.perf_counter()
         backend = self.backend_for((x.shape[3], x.shape[2]))
         with self._infer_lock:
@@ -259,6 +270,8 @@ class Segmenter:
             if image is not None and (image.shape != tuple(x.shape[2:]) or image.dtype != np.uint8):
                 raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {tuple(x.shape[2:])}")
         t2 = time.perf_counter()
+        if self._paint_ids is not None:
+            mask = sharpen_lanes(mask, small, *self._paint_ids)
         mask, confidence = self.postprocess(mask, height, width, confidence)
         t3 = time.perf_counter()
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
@@ -295,6 +308,8 @@ class Segmenter:
                 mask, confidence = self._infer(backend.infer_device, x)
             sync()
             t2 = time.perf_counter()
+            if self._paint_ids is not None:
+                mask = sharpen_lanes_torch(mask, x, self._mean, self._std, *self._paint_ids)
             if tuple(mask.shape) != (h, w):
                 mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
                 if confidence is not None:

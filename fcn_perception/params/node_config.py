@@ -80,6 +80,7 @@ class _NodeConfig:
             engine=self.trusted_engine,
             cache_dir=self.cache_dir,
             precision=self.precision,
+            sharpen_lanes=self.sharpen_lanes,
         )
 
     def fusion(self) -> FusionConfig:

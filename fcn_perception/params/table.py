@@ -115,6 +115,12 @@ PARAMS: tuple[ParamSpec, ...] = (
         choices=PRECISIONS,
     ),
     ParamSpec(
+        "sharpen_lanes",
+        "bool",
+        True,
+        "Thin the model's LaneMarking to the bright stroke the image shows near it (the rest becomes Road): LaneMarking IoU 40 -> 50 on camvid_lanes val.",
+    ),
+    ParamSpec(
         "worker_threads",
         "int",
         2,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from fcn_perception.inference.segmenter import Segmenter
-from fcn_perception.scene.lane_eval import LaneEvalConfig, LaneJudge
-from fcn_perception.scene.lanes import LANE_CLASS
 from fcn_perception.training.datasets import LabelReader, load_class_map, open_split, read_pair
 from fcn_perception.training.metrics import confidence_histograms, confidence_scores, confusion_matrix, scores
 
@@ -22,19 +21,18 @@ def evaluate(
     class_map: str | Path = "",
     limit: int = 0,
     progress: bool = True,
-    lanes: LaneEvalConfig | None = None,
+    on_frame: Callable[[np.ndarray, np.ndarray, LabelReader], None] | None = None,
 ) -> tuple[dict, np.ndarray]:
     """Scores at each label's own resolution: the segmenter sizes frames as the node does (model
     height, the frame's aspect, unless a size is forced) and returns masks at the frame's size.
-    ``lanes``: also the ego boundaries' line figures (scene/lane_eval.py), where the labels have paint."""
+    ``on_frame(mask, label, labels)``: sees every frame's predicted mask and model-id label (eval's
+    lane line figures, scene/lane_eval.py)."""
     ds = open_split(data, split)
     labels = LabelReader(ds, segmenter.classes, load_class_map(class_map) if class_map else None)
     pairs = ds.pairs[:limit] if limit else ds.pairs
     n = len(segmenter.classes)
     conf = np.zeros((n, n), np.int64)
     sure = np.zeros((2, 256), np.int64)  # confidence of right and of wrong pixels
-    lane_id = segmenter.classes.index(LANE_CLASS) if LANE_CLASS in segmenter.classes else None
-    judge = LaneJudge(lanes) if lanes is not None and lane_id is not None and lane_id in labels.scored else None
     for frame, label in tqdm(pairs, desc=f"eval {split}", disable=not progress):
         rgb, lab = read_pair(frame, label, labels)
         seg = segmenter.segment(rgb)
@@ -42,13 +40,11 @@ def evaluate(
         conf += confusion_matrix(pred, target, n)
         if seg.confidence is not None:
             sure += confidence_histograms(seg.confidence, pred, target, n)
-        if judge is not None:
-            judge.add(seg.mask, lab, lane_id)
+        if on_frame is not None:
+            on_frame(seg.mask, lab, labels)
     res = scores(conf, segmenter.classes, labels.scored)
     res["confidence"] = confidence_scores(sure) if sure.any() else None
     res["frames"] = len(pairs)
-    if judge is not None:
-        res["lane_lines"] = {"pose": list(judge.cfg.pose), "intrinsics": list(judge.cfg.intrinsics), **judge.scores.summary()}
     res["layout"] = ds.layout
     res["unknown_colour_pixels"] = labels.unknown_pixels
     res["backend"] = segmenter.backend_name

@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcn_perception.inference.paint import grown, white_tophat
+
 
 @dataclass(frozen=True)
 class PseudoLaneRule:
@@ -32,17 +34,11 @@ class PseudoLaneRule:
 
     def tophat(self, rgb: np.ndarray) -> np.ndarray:
         """Brightness above its local opening: thin bright strokes (paint) stand out of the asphalt."""
-        k = max(3, round(self.kernel_at_360 * rgb.shape[0] / 360) | 1)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+        return white_tophat(rgb, self.kernel_at_360)
 
     def teacher_area(self, teacher_mask: np.ndarray) -> np.ndarray:
         """The teacher's class mask -> bool mask of where paint may be (its lane, dilated)."""
-        lane = (teacher_mask == self.lane_id).astype(np.uint8)
-        if self.teacher_dilation:
-            d = 2 * self.teacher_dilation + 1
-            lane = cv2.dilate(lane, np.ones((d, d), np.uint8))
-        return lane > 0
+        return grown(teacher_mask == self.lane_id, self.teacher_dilation)
 
     def relabel(self, rgb: np.ndarray, label: np.ndarray, near_paint: np.ndarray) -> np.ndarray:
         """The partial-road pixels made sure where the evidence is sure; every other pixel kept."""

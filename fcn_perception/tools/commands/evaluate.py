@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     lanes = _lane_config(args) if args.lanes else None  # refused before the model loads
     seg = segmenter(args)
-    res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit, lanes=lanes)
+    judge = _LaneFigures(lanes, seg.classes) if lanes is not None else None
+    res, conf = evaluate(seg, args.data, args.split, class_map=args.class_map, limit=args.limit, on_frame=judge)
+    if judge is not None and judge.judge is not None:
+        res["lane_lines"] = {"pose": list(lanes.pose), "intrinsics": list(lanes.intrinsics), **judge.judge.scores.summary()}
     print(format_report(res))
     if args.json:
         write_json(res, args.json)
@@ -47,6 +50,24 @@ def run(args: argparse.Namespace) -> int:
         plot_reliability(res["confidence"], reliability)
         print(f"reliability diagram: {reliability}")
     return 0
+
+
+class _LaneFigures:
+    """eval's per-frame hook: the ego boundaries of each prediction against its label's, where the
+    labels have lane paint (a label set without it, CamVid's SegNet labels, gives no figures)."""
+
+    def __init__(self, cfg, classes: list[str]) -> None:
+        from fcn_perception.scene.lane_eval import LaneJudge
+        from fcn_perception.scene.lanes import LANE_CLASS
+
+        self.lane_id = classes.index(LANE_CLASS) if LANE_CLASS in classes else None
+        self.judge = LaneJudge(cfg) if self.lane_id is not None else None
+
+    def __call__(self, mask, label, labels) -> None:
+        if self.judge is not None and self.lane_id not in labels.scored:
+            self.judge = None  # this split's labels have no paint
+        if self.judge is not None:
+            self.judge.add(mask, label, self.lane_id)
 
 
 def _lane_config(args: argparse.Namespace):
