@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--teacher", default="")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    seg = Segmenter(SegmenterConfig(model=args.teacher, threads=args.threads))
+    seg = Segmenter(SegmenterConfig(model=args.teacher, threads=args.threads, sharpen_lanes=False))  # the teacher as training sees it
     classes = seg.classes
     road, lane = classes.index("Road"), classes.index("LaneMarking")
     ds = open_split(args.data, args.split)

@@ -85,7 +85,7 @@ def prepare_teacher_areas(dataset, sources: list, dataset_paths: list[str], teac
         source.teacher_areas = [teacher_cache(out_dir, path, frame) for frame, _ in source.split.pairs]
         todo += [(source, p) for p in source.teacher_areas if not p.is_file()]
     if todo:
-        seg = Segmenter(SegmenterConfig(model=teacher, threads=threads))
+        seg = Segmenter(SegmenterConfig(model=teacher, threads=threads, sharpen_lanes=False))  # its own paint, as it scores
         missing = {id(s): {p for t, p in todo if t is s} for s in sources}
         for idx in tqdm(range(len(dataset)), desc="teacher", dynamic_ncols=True):
             source = dataset.items[idx][0]
