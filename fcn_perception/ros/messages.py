@@ -129,18 +129,22 @@ def path_msg(new: Factory, header, points: np.ndarray | None):
 
 def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
     """A closed LINE_STRIP on the ground (z = 0)."""
-    closed = np.vstack([points, points[:1]])
+    return line_marker(new, header, ns, 0, np.vstack([points, points[:1]]), rgb, width)
+
+
+def line_marker(new: Factory, header, ns: str, idx: int, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
+    """A LINE_STRIP through (N, 2) points on the ground (z = 0)."""
     return new(
         "visualization_msgs/msg/Marker",
         header=header,
         ns=ns,
-        id=0,
+        id=idx,
         type=4,  # LINE_STRIP
         action=0,
         pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
         scale=new("geometry_msgs/msg/Vector3", x=width, y=0.0, z=0.0),
         color=new("std_msgs/msg/ColorRGBA", r=rgb[0], g=rgb[1], b=rgb[2], a=1.0),
-        points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in closed],
+        points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in points],
     )
 
 
@@ -150,19 +154,7 @@ _COLOURS = {"outer": (0.1, 0.9, 0.2), "hole": (0.95, 0.1, 0.1)}
 def cloud_msg(new: Factory, header, points: np.ndarray):
     """(N, 3) float32 points -> PointCloud2 with fields x, y, z (float32, little endian), one row."""
     points = np.ascontiguousarray(points, "<f4").reshape(-1, 3)
-    fields = [new("sensor_msgs/msg/PointField", name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")]  # 7 = FLOAT32
-    return new(
-        POINT_CLOUD2,
-        header=header,
-        height=1,
-        width=len(points),
-        fields=fields,
-        is_bigendian=False,
-        point_step=12,
-        row_step=12 * len(points),
-        data=points.reshape(-1).view(np.uint8),
-        is_dense=True,
-    )
+    return table_msg(new, header, points.view(np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")])).reshape(-1))
 
 
 #: numpy kinds -> sensor_msgs/PointField datatypes
@@ -196,24 +188,9 @@ def boundary_markers(new: Factory, header, lane) -> list:
     """A LINE_STRIP per boundary on the ground (ns ``ground/boundary``, id = its track id): ego-left
     cyan, ego-right magenta, adjacent grey — the overlay's colours."""
     colours = {-1: (0.0, 1.0, 1.0), 1: (1.0, 0.0, 1.0)}
-    out = []
-    for b in lane.boundaries():
-        r, g, bl = colours.get(b.position, (0.65, 0.65, 0.65))
-        out.append(
-            new(
-                "visualization_msgs/msg/Marker",
-                header=header,
-                ns="ground/boundary",
-                id=int(b.track_id),
-                type=4,  # LINE_STRIP
-                action=0,
-                pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
-                scale=new("geometry_msgs/msg/Vector3", x=0.12, y=0.0, z=0.0),
-                color=new("std_msgs/msg/ColorRGBA", r=r, g=g, b=bl, a=1.0),
-                points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in b.points()],
-            )
-        )
-    return out
+    return [
+        line_marker(new, header, "ground/boundary", int(b.track_id), b.points(), colours.get(b.position, (0.65, 0.65, 0.65)), 0.12) for b in lane.boundaries()
+    ]
 
 
 def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
