@@ -86,6 +86,7 @@ class Segmenter:
         self._infer_lock = threading.Lock()
         self._measuring: threading.Thread | None = None
         self._stop_measuring = threading.Event()
+        self._frames_served = 0  # host-path frames segmented (measuring waits for the first ten)
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
         names = self.classes
@@ -139,12 +140,16 @@ class Segmenter:
 
     def settle_precision(self, report) -> None:
         """Where ``auto`` has not been measured on this CPU yet: :meth:`measure_auto` off the serving
-        path (the node's first start); ``report(level, line)`` says the outcome. :meth:`close` waits
-        for it, as for engine builds. Nothing to do otherwise."""
+        path (the node's first start), once ten frames are served or after 10 s; ``report(level,
+        line)`` says the outcome. :meth:`close` stops it between compiles. Nothing to do otherwise."""
         if not self.needs_measuring:
             return
 
         def run() -> None:
+            # after the first frames, not beside them: the first mask is what a start is judged by
+            deadline = time.monotonic() + 10.0
+            while self._frames_served < 10 and time.monotonic() < deadline and not self._stop_measuring.wait(0.1):
+                pass
             try:
                 report("info", f"precision {self.measure_auto().describe()}; kept for later starts")
             except auto_precision.Stopped:
@@ -274,6 +279,7 @@ class Segmenter:
             mask = sharpen_lanes(mask, small, *self._paint_ids)
         mask, confidence = self.postprocess(mask, height, width, confidence)
         t3 = time.perf_counter()
+        self._frames_served += 1
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
 
     def _infer(self, call, x) -> Inference:
