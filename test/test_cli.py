@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 
@@ -71,3 +72,20 @@ def test_demo_never_deletes_a_folder_that_is_not_its_own(tmp_path):
 def test_eval_lanes_refuses_a_bad_camera_in_one_line(flag, tmp_path):
     res = _cli("eval", "--data", tmp_path, "--lanes", *flag)
     assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_segment_with_a_stated_camera_draws_the_lane_boundaries(camvid, tmp_path):
+    """Without a pose: class colours only; with --camera-pose: the ego boundaries too (cyan, magenta)."""
+    frame = sorted((camvid / "val").iterdir())[20]  # a frame of the 0016E5 drive, its lane lines in view
+    plain = _cli("segment", frame, "--out", tmp_path / "plain", "--threads", "2")
+    posed = _cli("segment", frame, "--out", tmp_path / "posed", "--threads", "2", "--camera-pose", "0,0,1.5,0,0,0")
+    assert plain.returncode == 0 and posed.returncode == 0, posed.stderr
+    a = cv2.imread(str(tmp_path / "plain" / f"{frame.stem}_overlay.png"))
+    b = cv2.imread(str(tmp_path / "posed" / f"{frame.stem}_overlay.png"))
+
+    def boundary_pixels(img) -> int:
+        return int(np.all(img == (255, 255, 0), axis=2).sum() + np.all(img == (255, 0, 255), axis=2).sum())
+
+    assert boundary_pixels(a) == 0 and boundary_pixels(b) > 100
+    bad = _cli("segment", frame, "--out", tmp_path / "bad", "--camera-pose", "0,0,1.5")
+    assert bad.returncode == 2 and not (tmp_path / "bad").exists()

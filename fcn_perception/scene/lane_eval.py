@@ -12,7 +12,6 @@ not judged: both are cubics fitted across them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -70,13 +69,8 @@ class LaneJudge:
 
     def _camera(self, width: int, height: int) -> CameraState:
         if self._size != (width, height):
-            fx, fy, cx, cy, w0, h0 = self.cfg.intrinsics
-            sx, sy = width / w0, height / h0
-            info = SimpleNamespace(k=[fx * sx, 0, cx * sx, 0, fy * sy, cy * sy, 0, 0, 1], d=[], width=width, height=height)
-            self._state = CameraState()
-            self._state.calibrate(info, GroundConfig(max_range=max(50.0, self.cfg.max_range_m)), self.cfg.pose[:3], self.cfg.pose[3:])
-            if self._state.ground is None:
-                raise ValueError(f"lane eval: the stated camera does not see the ground ({self._state.ground_status})")
+            ground = GroundConfig(max_range=max(50.0, self.cfg.max_range_m))
+            self._state = CameraState.stated(width, height, self.cfg.intrinsics, self.cfg.pose, ground)
             self._size = (width, height)
         return self._state
 

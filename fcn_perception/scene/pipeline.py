@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -35,6 +36,20 @@ class CameraState:
     #: the lane tracker then moves the last frame's boundaries by the car's motion before matching
     odom_pose: np.ndarray | None = None
     _calibration: tuple | None = None
+
+    @classmethod
+    def stated(cls, width: int, height: int, intrinsics: tuple, pose: tuple, cfg: GroundConfig | None = None) -> CameraState:
+        """A camera calibrated from stated numbers, for frames that come without CameraInfo (photos,
+        videos, datasets): ``intrinsics`` fx, fy, cx, cy at a width x height, scaled to this frame;
+        ``pose`` x, y, z, roll, pitch, yaw in base_frame. Refused in one line when it sees no ground."""
+        fx, fy, cx, cy, w0, h0 = intrinsics
+        sx, sy = width / w0, height / h0
+        info = SimpleNamespace(k=[fx * sx, 0, cx * sx, 0, fy * sy, cy * sy, 0, 0, 1], d=[], width=width, height=height)
+        state = cls()
+        state.calibrate(info, cfg or GroundConfig(), tuple(pose[:3]), tuple(pose[3:]), source="stated camera")
+        if state.ground is None:
+            raise ValueError(f"the stated camera gives no ground outputs ({state.ground_status})")
+        return state
 
     @classmethod
     def for_camera(cls, why_no_ground: str, smoothing: float = 0.0) -> CameraState:

@@ -24,6 +24,26 @@ def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
     sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
 
 
+def camera_args(sp: argparse.ArgumentParser, pose_default: str, what: str) -> None:
+    """A camera stated by numbers, for frames without CameraInfo (photos, videos, datasets)."""
+    sp.add_argument("--camera-pose", default=pose_default, help=f"x,y,z,roll,pitch,yaw of the camera in base_frame (m, rad){what}")
+    sp.add_argument("--intrinsics", default="460,460,240,180,480,360", help="fx,fy,cx,cy,width,height (scaled to each frame; default: CamVid, approximate)")
+
+
+def stated_camera(args: argparse.Namespace) -> tuple[tuple, tuple] | None:
+    """(intrinsics, pose) from :func:`camera_args`, None without a pose; a bad value is one clear line (ValueError)."""
+    if not args.camera_pose:
+        return None
+    try:
+        pose = tuple(float(v) for v in args.camera_pose.split(","))
+        k = [float(v) for v in args.intrinsics.split(",")]
+    except ValueError:
+        raise ValueError(f"--camera-pose and --intrinsics take numbers separated by commas, got {args.camera_pose!r}, {args.intrinsics!r}") from None
+    if len(pose) != 6 or len(k) != 6:
+        raise ValueError("--camera-pose takes 6 numbers (x,y,z,roll,pitch,yaw), --intrinsics 6 (fx,fy,cx,cy,width,height)")
+    return (k[0], k[1], k[2], k[3], int(k[4]), int(k[5])), pose
+
+
 def uncertain_args(sp: argparse.ArgumentParser, top: int, what: str) -> None:
     sp.add_argument(
         "--export-uncertain",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fcn_perception.tools.commands.common import model_args, segmenter
+from fcn_perception.tools.commands.common import camera_args, model_args, segmenter, stated_camera
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -22,8 +22,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="also the ego lane boundaries' line figures (labels with lane paint): lateral error at 5/10/15 m, found/missed, on the ground"
         " at --camera-pose with --intrinsics",
     )
-    sp.add_argument("--camera-pose", default="0,0,1.5,0,0,0", help="x,y,z,roll,pitch,yaw of the camera in base_frame (m, rad)")
-    sp.add_argument("--intrinsics", default="460,460,240,180,480,360", help="fx,fy,cx,cy,width,height (scaled to each frame; default: CamVid, approximate)")
+    camera_args(sp, "0,0,1.5,0,0,0", " for --lanes")
     model_args(sp)
 
 
@@ -73,11 +72,7 @@ class _LaneFigures:
 def _lane_config(args: argparse.Namespace):
     from fcn_perception.scene.lane_eval import LaneEvalConfig
 
-    try:
-        pose = tuple(float(v) for v in args.camera_pose.split(","))
-        k = [float(v) for v in args.intrinsics.split(",")]
-    except ValueError:
-        raise ValueError(f"--camera-pose and --intrinsics take numbers separated by commas, got {args.camera_pose!r}, {args.intrinsics!r}") from None
-    if len(pose) != 6 or len(k) != 6:
-        raise ValueError("--camera-pose takes 6 numbers (x,y,z,roll,pitch,yaw), --intrinsics 6 (fx,fy,cx,cy,width,height)")
-    return LaneEvalConfig(intrinsics=(k[0], k[1], k[2], k[3], int(k[4]), int(k[5])), pose=pose)
+    camera = stated_camera(args)
+    if camera is None:
+        raise ValueError("--lanes needs --camera-pose")
+    return LaneEvalConfig(intrinsics=camera[0], pose=camera[1])

@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from fcn_perception.tools.commands.common import model_args, segmenter
+from fcn_perception.tools.commands.common import camera_args, model_args, segmenter, stated_camera
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("images", nargs="+", help="image files (png, jpg), video files (mp4, avi, mkv, ...) or folders")
     sp.add_argument("--out", default="segment_out")
+    camera_args(sp, "", ": with it the overlays also show the drivable area and the lane boundaries on the ground's terms")
     model_args(sp)
 
 
@@ -42,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         for line in problems:
             print(f"fcn-perception segment: error: {line}", file=sys.stderr)
         return 2
+    camera = stated_camera(args)  # refused before the model loads
     seg = segmenter(args)
+    draw = Drawing(seg, camera)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     legend = out / "legend.png"
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             video = VideoOut(out / f"{path.stem}_overlay.mp4", cap.get(cv2.CAP_PROP_FPS) or 25.0)
             t0 = time.perf_counter()
             while ok:
-                video.write(seg.overlay(bgr, seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).mask))
+                video.write(draw.overlay(bgr)[0])
                 ok, bgr = cap.read()
             video.close()
             cap.release()
@@ -67,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if bgr is None:
             problems.append(f"{path}: not an image OpenCV can read")
             continue
-        result = seg.segment(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        cv2.imwrite(str(out / f"{path.stem}_overlay.png"), seg.overlay(bgr, result.mask))
+        overlay, result = draw.overlay(bgr)
+        draw.reset()  # photos are not a sequence: no tracking from one to the next
+        cv2.imwrite(str(out / f"{path.stem}_overlay.png"), overlay)
         cv2.imwrite(str(out / f"{path.stem}_mask.png"), result.mask)  # class ids (legend.png names them)
         cv2.imwrite(str(out / f"{path.stem}_mask_color.png"), cv2.LUT(cv2.merge([result.mask] * 3), seg.palette_bgr.reshape(256, 1, 3)))
         print(f"{path.name}: " + " ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
@@ -76,6 +80,35 @@ def run(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"fcn-perception segment: error: {line}", file=sys.stderr)
     return 1 if problems else 0
+
+
+class Drawing:
+    """The overlay of one frame: class colours, and with a stated camera the pipeline's drawing too
+    (ego drivable polygon, lane points, lane boundaries: ego-left cyan, ego-right magenta)."""
+
+    def __init__(self, seg, camera: tuple | None) -> None:
+        from fcn_perception.scene.pipeline import Pipeline
+
+        self.seg, self.camera = seg, camera
+        self.pipeline = Pipeline(seg) if camera is not None else None
+        self.state = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def overlay(self, bgr):
+        import cv2
+
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.pipeline is None:
+            result = self.seg.segment(rgb)
+            return self.seg.overlay(bgr, result.mask), result
+        from fcn_perception.scene.pipeline import CameraState
+
+        if self.state is None or self.state.ground.camera.width != rgb.shape[1]:
+            self.state = CameraState.stated(rgb.shape[1], rgb.shape[0], *self.camera)
+        result = self.pipeline.process_rgb(rgb, self.state)
+        return self.pipeline.overlay_bgr(result), result
 
 
 def legend_image(classes: list[str], palette_bgr, row: int = 28):
