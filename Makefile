@@ -31,12 +31,14 @@ demo: setup
 eval: setup
 	$(PY) -m fcn_perception eval --data $(CAMVID) --split val --class-map config/class_maps/camvid_to_lanes.yaml --json runs/eval_val.json
 
-# The shipped model in three stages: CamVid (config/train_camvid.yaml), then CamVid + Cityscapes,
-# then the lane class on CamVid + Cityscapes + camvid_lanes (config/train_lanes.yaml).
+# The shipped model in four stages: CamVid (config/train_camvid.yaml), then CamVid + Cityscapes,
+# then the lane class on CamVid + Cityscapes + camvid_lanes (config/train_lanes.yaml), then the
+# stride-4 skip with pseudo-labelled paint (config/train_lanes_fcn4s.yaml).
 train: setup
 	$(PY) -m fcn_perception train --config config/train_camvid.yaml
 	$(PY) -m fcn_perception train --config config/train_camvid_cityscapes.yaml
 	$(PY) -m fcn_perception train --config config/train_lanes.yaml
+	$(PY) -m fcn_perception train --config config/train_lanes_fcn4s.yaml
 
 bench: setup
 	$(PY) -m fcn_perception bench --backend openvino,onnxruntime --size 480x360 --frames 100 --repeat 3

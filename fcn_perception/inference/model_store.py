@@ -11,7 +11,7 @@ from fcn_perception.files import file_sha256
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
 #: The shipped default, as a checkpoint (.pt, for training and the torch backend), its ONNX export
 #: with free height/width (.onnx, ONNX Runtime without PyTorch) and the INT8 one (.int8.onnx).
-DEFAULT_MODEL = "lanes_lite0_fcn8s"
+DEFAULT_MODEL = "lanes_lite0_fcn4s"
 MODEL_KINDS = {"pt": ".pt", "onnx": ".onnx", "int8": ".int8.onnx"}
 MANIFEST = PACKAGE_MODELS / "manifest.json"
 #: What ONNX Runtime serves by default: the INT8 export, shipped because it stays within 0.5 mIoU of
