@@ -189,7 +189,7 @@ def test_fine_tune_onto_a_new_class(tmp_path, camvid):
             "datasets": [{"path": str(root), "val_split": "val"}],
             "init": str(default_model_path()),
             "out": str(tmp_path / "run"),
-            "model": {"classes": [*CAMVID_CLASSES, LANE, NEW], "input_size": [160, 120]},
+            "model": {"classes": [*CAMVID_CLASSES, LANE, NEW], "input_size": [160, 120], "variant": "fcn4s"},  # the shipped model's
             "augment": {"crop": [120, 120], "scale": [0.9, 1.1], "color": 0.0, "blur_noise": 0.0},
             "iterations": 60,
             "eval_every": 60,

@@ -188,7 +188,9 @@ def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     """The CI-sized soak (the full one: `fcn-perception load --frames 10000`, figures in RELIABILITY.md)."""
     from fcn_perception.tools.load import run_load
 
-    res = run_load(cameras=1, rate=30.0, frames=300, warmup=100, ros=ros_node, log=tmp_path / "node.log")
+    # precision stated: a first start on a CPU also compiles and times the other precisions (auto), a
+    # one-time cost that is not the steady state this test guards (auto's own test: test_openvino.py)
+    res = run_load(cameras=1, rate=30.0, frames=300, warmup=100, ros=ros_node, log=tmp_path / "node.log", params=["precision:=int8"])
     assert res["node_exit_code"] == 0 and res["accounted"], res
     assert res["rss_growth_pct"] < 5.0, res["rss_mb"]
     assert res["threads"]["end"] == res["threads"]["after_warmup"]
