@@ -55,16 +55,23 @@ def test_auto_on_a_cpu_is_openvino_and_onnx_runtime_stays_one_parameter_away(tmp
     assert be.execution_precision() == "f32"
 
 
-def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
-    """First start: INT8 served at once, the candidates timed, the fastest switched to and stored;
-    the next Segmenter with that cache takes the stored choice without timing anything."""
-    from fcn_perception.inference import auto_precision
+def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path, monkeypatch):
+    """First start: INT8 served at once, the candidates timed once enough frames are served, the
+    fastest switched to and stored; the next Segmenter with that cache takes the stored choice
+    without timing anything."""
+    from fcn_perception.inference import auto_precision, segmenter
     from fcn_perception.waiting import wait_until
+
+    monkeypatch.setattr(segmenter, "MEASURE_AFTER_FRAMES", 3)
 
     first = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=2))
     assert first.precision == "int8" and first.needs_measuring and "not yet measured" in first.precision_status
     lines = []
     first.settle_precision(lambda level, line: lines.append((level, line)))
+    for _ in range(2):
+        first.segment(frames[0])
+    assert first._measuring is None  # not before the third frame
+    first.segment(frames[0])
     assert wait_until(lambda: lines, timeout=120) and lines[0][0] == "info", lines
     choice = first.auto
     assert choice.how == "measured" and set(choice.ms) >= {"int8", "fp32"} and choice.precision == min(choice.ms, key=choice.ms.get)
@@ -79,4 +86,6 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path):
     assert fixed.auto is None and fixed.precision_status == "fp32"
     stopped = []
     other.settle_precision(lambda level, line: stopped.append(line))
+    for _ in range(3):
+        other.segment(frames[0])
     assert other.close(timeout=60) == [] and stopped == []  # a shutdown stops the measuring between compiles, silently

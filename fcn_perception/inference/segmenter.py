@@ -19,6 +19,10 @@ from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb, resize_rgb
 from fcn_perception.model.classes import palette_bgr
 
+#: ``auto``'s first-start measuring begins with this frame (a thread waiting for it from the start
+#: delayed the node's first mask by 1.7 s on this machine: BENCHMARKS.md, 2026-12-02)
+MEASURE_AFTER_FRAMES = 300
+
 
 @dataclass
 class SegmenterConfig:
@@ -86,7 +90,8 @@ class Segmenter:
         self._infer_lock = threading.Lock()
         self._measuring: threading.Thread | None = None
         self._stop_measuring = threading.Event()
-        self._frames_served = 0  # host-path frames segmented (measuring waits for the first ten)
+        self._frames_served = 0  # host-path frames segmented (measuring waits for MEASURE_AFTER_FRAMES)
+        self._measure_report = None  # set by settle_precision: measuring is due once enough frames are served
         self._mean, self._std = mc.mean, mc.std
         self._lut = palette_bgr(self.classes)
         names = self.classes
@@ -140,16 +145,15 @@ class Segmenter:
 
     def settle_precision(self, report) -> None:
         """Where ``auto`` has not been measured on this CPU yet: :meth:`measure_auto` off the serving
-        path (the node's first start), once ten frames are served or after 10 s; ``report(level,
-        line)`` says the outcome. :meth:`close` stops it between compiles. Nothing to do otherwise."""
-        if not self.needs_measuring:
-            return
+        path (the node's first start), started by the MEASURE_AFTER_FRAMES-th frame — well after the
+        start, whose first masks and memory it would otherwise cost (the candidates' compiled models
+        are 90-130 MB while they are timed); ``report(level, line)`` says the outcome. :meth:`close`
+        stops it between compiles. Nothing to do otherwise."""
+        if self.needs_measuring:
+            self._measure_report = report
 
+    def _start_measuring(self, report) -> None:
         def run() -> None:
-            # after the first frames, not beside them: the first mask is what a start is judged by
-            deadline = time.monotonic() + 10.0
-            while self._frames_served < 10 and time.monotonic() < deadline and not self._stop_measuring.wait(0.1):
-                pass
             try:
                 report("info", f"precision {self.measure_auto().describe()}; kept for later starts")
             except auto_precision.Stopped:
@@ -280,6 +284,9 @@ class Segmenter:
         mask, confidence = self.postprocess(mask, height, width, confidence)
         t3 = time.perf_counter()
         self._frames_served += 1
+        if self._measure_report is not None and self._frames_served >= MEASURE_AFTER_FRAMES:
+            report, self._measure_report = self._measure_report, None
+            self._start_measuring(report)
         return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
 
     def _infer(self, call, x) -> Inference:
