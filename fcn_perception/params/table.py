@@ -109,8 +109,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         "precision",
         "string",
         "auto",
-        "Numeric precision: auto = TensorRT fp16; on OpenVINO the fastest of INT8, fp32, bf16 measured on this CPU at the first start "
-        "(INT8 meanwhile), kept in the cache and said in the log and diagnostics; ONNX Runtime the shipped INT8; fp32; fp16 (GPU backends); bf16 "
+        "Numeric precision: auto = TensorRT fp16; on OpenVINO the fastest of INT8, fp32, bf16, measured once on this CPU from the first start's 300th frame "
+        "(INT8 until then), kept in the cache and said in the log and diagnostics; ONNX Runtime the shipped INT8; fp32; fp16 (GPU backends); bf16 "
         "(OpenVINO on a CPU with bf16); int8 (TensorRT: a symmetric Q/DQ graph, on 10 also a calibrated engine; CPU: the shipped INT8 model).",
         choices=PRECISIONS,
     ),
