@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_perception.files import file_sha256
-from fcn_perception.inference.model_store import cache_dir, cache_file
+from fcn_perception.inference.model_store import cache_dir, cache_file, shipped_digest
 
 #: Tried in this order; bf16 only where OpenVINO reports the CPU can run it.
 CANDIDATES = ("int8", "fp32", "bf16")
@@ -52,10 +51,12 @@ def cpu_signature() -> str:
 
 
 def key(models: dict[str, Path], size: tuple[int, int], threads: int) -> str:
+    """The cache key of one measurement; ``models``: shipped files, named by their manifest digests
+    (resolve_model has checked them against the files: no second read of 30 MB at every start)."""
     import openvino as ov
 
     parts = [cpu_signature(), ov.get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
-    parts += [f"{p}={file_sha256(path)[:16]}" for p, path in sorted(models.items())]
+    parts += [f"{p}={shipped_digest(path)[:16]}" for p, path in sorted(models.items())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

@@ -63,6 +63,11 @@ def resolve_model(path: str | Path | None, kind: str = "pt") -> Path:
     return model
 
 
+def shipped_digest(model: Path) -> str:
+    """The manifest's SHA-256 of a shipped file (checked against the file by :func:`resolve_model`)."""
+    return json.loads(MANIFEST.read_text())["models"][model.name]["sha256"]
+
+
 def verify_shipped(model: Path) -> None:
     if not MANIFEST.is_file():
         raise ValueError(f"{MANIFEST} is missing: the shipped models cannot be verified (reinstall the package)")

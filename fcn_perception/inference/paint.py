@@ -10,10 +10,15 @@ import cv2
 import numpy as np
 
 
+def tophat_kernel(height: int, kernel_at_360: int = 9) -> int:
+    """The top-hat's (odd) square size for a frame ``height`` px high: 9 px at 360, scaled."""
+    return max(3, round(kernel_at_360 * height / 360) | 1)
+
+
 def white_tophat(rgb: np.ndarray, kernel_at_360: int = 9) -> np.ndarray:
     """Brightness above its local opening (uint8): thin bright strokes stand out of the asphalt; the
     kernel scales with the frame's height (9 px at 360)."""
-    k = max(3, round(kernel_at_360 * rgb.shape[0] / 360) | 1)
+    k = tophat_kernel(rgb.shape[0], kernel_at_360)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
 
@@ -56,7 +61,7 @@ def sharpen_lanes_torch(mask, x, mean, std, road_id: int, lane_id: int, grow_px:
     rgb = ((x * s + m) * 255.0).round().clamp(0, 255)
     w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     gray = (rgb * w).sum(1, keepdim=True).round()
-    k = max(3, round(9 * x.shape[2] / 360) | 1)
+    k = tophat_kernel(x.shape[2])
     opened = F.max_pool2d(-F.max_pool2d(-gray, k, 1, k // 2), k, 1, k // 2)
     tophat = (gray - opened)[0, 0]
     d = 2 * grow_px + 1

@@ -114,7 +114,8 @@ class Segmenter:
         c = self.cfg
         if c.precision != "auto" or c.model or concrete_backend(c.backend, c.device) != "openvino":
             return None
-        self._auto_models = {"int8": resolve_model(None, "int8"), "fp32": resolve_model(None, "onnx"), "bf16": resolve_model(None, "onnx")}
+        onnx = resolve_model(None, "onnx")  # fp32 and bf16 run the same file
+        self._auto_models = {"int8": resolve_model(None, "int8"), "fp32": onnx, "bf16": onnx}
         self._auto_key = auto_precision.key(self._auto_models, forced or (0, 0), c.threads)
         choice = auto_precision.cached(c.cache_dir, self._auto_key) or auto_precision.Choice("int8", "default, not yet measured on this CPU")
         self.precision = choice.precision
