@@ -88,6 +88,36 @@ def test_track_ids_are_kept_over_a_sequence_and_a_frame_without_paint_is_bridged
     assert lane.left.track_id not in {i[0] for i in ids}
 
 
+def test_with_stamps_the_tracker_smooths_and_bridges_by_time_not_by_frames():
+    """30 Hz: the previous course's share is ``smoothing`` and a missing line is bridged twice; frames
+    1 s apart (a slow or sparse camera): the ids carry over, nothing is smoothed or bridged."""
+    first, moved = paint(), paint() - [0.0, 0.2]  # the car 0.2 m to the left: the lines 0.2 m to the right
+    fast, slow = LaneTracker(CFG), LaneTracker(CFG)
+    fast.update(ego_lane(first, CFG), stamp_s=10.0)
+    a = slow.update(ego_lane(first, CFG), stamp_s=10.0)
+    b = fast.update(ego_lane(moved, CFG), stamp_s=10.0 + 1 / 30)
+    assert b.left.coeffs[0] == pytest.approx(1.75 - 0.1, abs=0.03)  # half way: smoothing 0.5 at 30 Hz
+    c = slow.update(ego_lane(moved, CFG), stamp_s=11.0)
+    assert c.left.track_id == a.left.track_id and c.left.coeffs[0] == pytest.approx(1.75 - 0.2, abs=0.03)
+    none = ego_lane(np.zeros((0, 2)), CFG)
+    assert [fast.update(none, stamp_s=10.0 + k / 30).found for k in (2, 3, 4)] == [2, 2, 0]
+    assert slow.update(none, stamp_s=12.0).found == 0  # a second without paint: nothing stale is published
+
+
+def test_smoothing_blends_courses_where_both_were_seen_not_coefficients():
+    """A curve seen near the car, then a straight line seen farther out: the blend is half way where
+    both were seen and the new line beyond (blending the cubics' coefficients would bend it off)."""
+    from fcn_perception.scene.lane_lines import Boundary, EgoLane
+
+    tracker = LaneTracker(CFG)
+    near = Boundary(LEFT, np.array([1.75, 0.0, 0.01, 0.0]), (2.0, 10.0), 1.0, position=-1)
+    far = Boundary(LEFT, np.array([1.75, 0.0, 0.0, 0.0]), (2.0, 28.0), 1.0, position=-1)
+    tracker.update(EgoLane(near, None))
+    out = tracker.update(EgoLane(far, None)).left
+    y = out.y(np.array([8.0, 26.0]))  # the curve puts the line at 2.39 m at 8 m, the straight one at 1.75 m
+    assert 1.9 <= y[0] <= 2.25 and abs(y[1] - 1.75) <= 0.15  # the coefficients' blend: 5.1 m at 26 m
+
+
 def _frame_with_paint() -> np.ndarray:
     """A mask of road with the two dashed lines drawn where a level camera 1.5 m up sees them."""
     from fcn_perception.scene.ground import CameraModel
@@ -219,6 +249,7 @@ def test_eval_line_figures_score_a_prediction_against_the_labels_paint():
     s = same.scores.summary()
     assert (s["labelled"], s["published"], s["matched"], s["precision"], s["recall"]) == (2, 2, 2, 1.0, 1.0)
     assert s["median_lateral_error_m"] == 0.0 and set(s["median_lateral_error_at"]) == {"5m", "10m", "15m"}
+    assert (s["paint_precision"], s["paint_recall"]) == (1.0, 1.0) and s["paint_median_lateral_error_m"] <= 0.06
     shifted = np.full_like(label, 3)
     v, u = np.nonzero(label == LANE)
     du = np.round((u - W / 2) * 0.4 / 1.75).astype(int)  # 0.4 m farther out at every distance
@@ -226,8 +257,10 @@ def test_eval_line_figures_score_a_prediction_against_the_labels_paint():
     off = LaneJudge(cfg)
     off.add(shifted, label, LANE)
     assert off.scores.summary()["matched"] == 0 and off.scores.summary()["published"] == 2
+    assert off.scores.summary()["paint_precision"] == 0.0  # 0.4 m from the labelled paint: not along it
     half = label.copy()
     half[:, : W // 2][half[:, : W // 2] == LANE] = 3  # the left line's paint gone
     one = LaneJudge(cfg)
     one.add(half, label, LANE)
     assert one.scores.summary()["recall"] == 0.5 and one.scores.summary()["precision"] == 1.0
+    assert (one.scores.summary()["paint_recall"], one.scores.summary()["paint_precision"]) == (0.5, 1.0)

@@ -7,6 +7,12 @@ A longer or larger drive for benchmarks (the sequence's frames again and again, 
 re-encoded at the size asked; the intrinsics scaled with it):
 
     .venv/bin/python tools/make_sample_drive.py ../shared/data/camvid /tmp/drive900 --frames 900 --size 1280x720 --loop
+
+A labelled lane drive (every frame of a generic-layout split, e.g. camvid_lanes val, in name
+order; stamps from the frame numbers in the names), to replay and judge with
+``tools/judge_lane_replay.py``:
+
+    .venv/bin/python tools/make_sample_drive.py ../shared/data/camvid_lanes /tmp/lane_drive --images val --frames 0
 """
 
 from __future__ import annotations
@@ -34,14 +40,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("camvid")
     ap.add_argument("out")
-    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--frames", type=int, default=40, help="how many (0: all)")
+    ap.add_argument("--images", default="", help="SPLIT of a generic-layout dataset (SPLIT/images/*): its frames in name order instead")
     ap.add_argument("--first", default="0016E5_08081.png")
     ap.add_argument("--quality", type=int, default=85)
     ap.add_argument("--size", default="", help="WxH: frames resized to this (default: as recorded, 480x360)")
     ap.add_argument("--loop", action="store_true", help="repeat the sequence to reach --frames, stamps 1/30 s apart")
     args = ap.parse_args()
-    frames = sorted((Path(args.camvid) / "val").glob("0016E5_*.png"))
-    start = [f.name for f in frames].index(args.first)
+    if args.images:
+        frames = sorted(f for f in (Path(args.camvid) / args.images / "images").iterdir() if f.suffix.lower() in (".png", ".jpg"))
+        start = 0
+    else:
+        frames = sorted((Path(args.camvid) / "val").glob("0016E5_*.png"))
+        start = [f.name for f in frames].index(args.first)
+    args.frames = args.frames or len(frames) - start
     frames = frames[start:] if args.loop else frames[start : start + args.frames]
     frames = [frames[i % len(frames)] for i in range(args.frames)] if args.loop else frames
     size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None

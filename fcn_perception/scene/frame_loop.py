@@ -54,6 +54,7 @@ def serve_frame(
     out = Served()
     try:  # the pose step reads the header: a malformed one is this frame's problem, not the caller's
         line = cam.calibrate(*pose(msg.header)) if cam.info is not None else None
+        cam.state.stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
     except Exception as exc:
         if bad := cam.bad("processing_error", f"pose lookup: {exc.__class__.__name__}: {exc}").log:
             out.logs.append(("warning", bad))

@@ -7,6 +7,13 @@ line; the prediction *found* it when its boundary runs within ``match_m`` (media
 over the shared range) of the label's; the lateral errors at fixed distances are read off the
 matched pairs. Precision = matched / published, recall = matched / labelled. Gaps between dashes are
 not judged: both are cubics fitted across them.
+
+The same boundaries are also judged *against the paint*, as the held-out drive's acceptance is: a
+published boundary is on paint when, over the judged range, the median lateral distance from it
+to the nearest labelled paint of each 0.5 m slice is at most ``match_m`` and it lies on its side
+of the car; slices with no labelled paint within ``gap_m`` of it (the gaps of a dashed line) are
+not judged. ``paint_precision`` = on paint / published; ``paint_recall`` = labelled sides whose
+published boundary is on paint / labelled sides.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class LaneEvalConfig:
     match_m: float = 0.25
     offset_m: tuple[float, float] = (0.5, 3.0)  # a labelled boundary this far from the centre line counts
     max_range_m: float = 30.0
+    gap_m: float = 1.0  # a slice whose nearest labelled paint is farther than this: a gap, not judged
 
 
 @dataclass
@@ -43,6 +51,9 @@ class LaneScores:
     matched: int = 0
     errors_at: dict[float, list[float]] = field(default_factory=dict)
     errors: list[float] = field(default_factory=list)  # per matched pair: median over the judged range
+    on_paint: int = 0  # published boundaries that run along the labelled paint
+    recalled_on_paint: int = 0  # labelled sides whose published boundary runs along the labelled paint
+    paint_errors: list[float] = field(default_factory=list)  # per boundary on paint: its median distance to it
 
     def summary(self) -> dict:
         med = {f"{x:g}m": (round(float(np.median(v)), 3) if v else None) for x, v in sorted(self.errors_at.items())}
@@ -54,6 +65,9 @@ class LaneScores:
             "recall": round(self.matched / self.labelled, 4) if self.labelled else None,
             "median_lateral_error_m": round(float(np.median(self.errors)), 3) if self.errors else None,
             "median_lateral_error_at": med,
+            "paint_precision": round(self.on_paint / self.published, 4) if self.published else None,
+            "paint_recall": round(self.recalled_on_paint / self.labelled, 4) if self.labelled else None,
+            "paint_median_lateral_error_m": round(float(np.median(self.paint_errors)), 3) if self.paint_errors else None,
         }
 
 
@@ -74,38 +88,72 @@ class LaneJudge:
             self._size = (width, height)
         return self._state
 
-    def boundaries(self, mask: np.ndarray, lane_id: int) -> dict[int, object]:
-        """The ego boundaries fitted to ``mask``'s lane paint, by position."""
+    def paint(self, mask: np.ndarray, lane_id: int) -> np.ndarray:
+        """(N, 2) x, y on the ground of ``mask``'s lane paint."""
         state = self._camera(mask.shape[1], mask.shape[0])
-        pts = lane_points(mask, lane_id, state.ground, 4000)
-        lane = ego_lane(pts.ground[:, :2], self.fit) if len(pts.ground) else None
+        return lane_points(mask, lane_id, state.ground, 4000).ground[:, :2]
+
+    def boundaries(self, mask: np.ndarray, lane_id: int, paint: np.ndarray | None = None) -> dict[int, object]:
+        """The ego boundaries fitted to ``mask``'s lane paint (``paint``: its points, if known), by position."""
+        xy = self.paint(mask, lane_id) if paint is None else paint
+        lane = ego_lane(xy, self.fit) if len(xy) else None
         return {} if lane is None else {b.position: b for b in (lane.left, lane.right) if b is not None}
 
-    def add(self, predicted: np.ndarray, label: np.ndarray, lane_id: int) -> None:
-        """One frame: the model's class mask and the label's (both at the label's size)."""
-        pred, ref = self.boundaries(predicted, lane_id), self.boundaries(label, lane_id)
-        lo, hi = self.cfg.judged_m
+    def add(self, predicted: np.ndarray, label: np.ndarray, lane_id: int, published: dict | None = None) -> None:
+        """One frame: the model's class mask and the label's (both at the label's size). ``published``:
+        the boundaries by position as the node published them (default: fitted to ``predicted``)."""
+        label_paint = self.paint(label, lane_id)
+        pred = self.boundaries(predicted, lane_id) if published is None else published
+        ref = self.boundaries(label, lane_id, label_paint)
         for position in (EGO_LEFT, EGO_RIGHT):
             r, p = ref.get(position), pred.get(position)
             labelled = r is not None and self._judged(r)
-            if p is not None and self._judged(p):
+            judged = p is not None and self._judged(p)
+            if judged:
                 self.scores.published += 1
-            if not labelled:
-                continue
-            self.scores.labelled += 1
-            if p is None or not self._judged(p):
-                continue
-            x = np.linspace(max(lo, r.x_range[0], p.x_range[0]), min(hi, r.x_range[1], p.x_range[1]), 21)
-            if x[-1] - x[0] < 1.0:
-                continue
-            err = float(np.median(np.abs(p.y(x) - r.y(x))))
-            if err > self.cfg.match_m:
-                continue
-            self.scores.matched += 1
-            self.scores.errors.append(err)
-            for at in self.cfg.at_m:
-                if r.x_range[0] <= at <= r.x_range[1] and p.x_range[0] <= at <= p.x_range[1]:
-                    self.scores.errors_at[at].append(float(abs(p.y(np.array([at]))[0] - r.y(np.array([at]))[0])))
+                along = self._along_paint(p, label_paint)
+                if along is not None:
+                    self.scores.on_paint += 1
+                    self.scores.paint_errors.append(along)
+                    self.scores.recalled_on_paint += labelled
+            if labelled:
+                self.scores.labelled += 1
+                if judged:
+                    self._match(p, r)
+
+    def _along_paint(self, b, paint: np.ndarray) -> float | None:
+        """The boundary's median lateral distance to the labelled paint it runs along, or None when it
+        does not run along it (farther than ``match_m``, on the other side, or no paint to judge by)."""
+        lo, hi = self.cfg.judged_m
+        xs = np.arange(max(lo, b.x_range[0]), min(hi, b.x_range[1]) + 1e-9, 0.5)
+        ys = b.y(xs)
+        if not len(xs) or np.any(np.sign(ys) != b.side):
+            return None
+        dist = []
+        for x, y in zip(xs, ys, strict=True):
+            near = np.abs(paint[:, 0] - x) <= 0.25
+            d = float(np.min(np.abs(paint[near, 1] - y))) if near.any() else np.inf
+            if d <= self.cfg.gap_m:
+                dist.append(d)
+        if len(dist) < 3:
+            return None
+        err = float(np.median(dist))
+        return err if err <= self.cfg.match_m else None
+
+    def _match(self, p, r) -> None:
+        """The fit-against-fit figures of one published boundary against the label's."""
+        lo, hi = self.cfg.judged_m
+        x = np.linspace(max(lo, r.x_range[0], p.x_range[0]), min(hi, r.x_range[1], p.x_range[1]), 21)
+        if x[-1] - x[0] < 1.0:
+            return
+        err = float(np.median(np.abs(p.y(x) - r.y(x))))
+        if err > self.cfg.match_m:
+            return
+        self.scores.matched += 1
+        self.scores.errors.append(err)
+        for at in self.cfg.at_m:
+            if r.x_range[0] <= at <= r.x_range[1] and p.x_range[0] <= at <= p.x_range[1]:
+                self.scores.errors_at[at].append(float(abs(p.y(np.array([at]))[0] - r.y(np.array([at]))[0])))
 
     def _judged(self, b) -> bool:
         """Runs over part of the judged range, on its side, at a lane boundary's offset."""

@@ -16,10 +16,14 @@ parallel strokes 0.1-0.4 m apart), its colour (white or yellow, from the image's
 its confidence, its valid range and its track id.
 
 Over time (:class:`LaneTracker`): a boundary keeps its track id while it is found frame after
-frame, its coefficients are smoothed, and it is bridged for ``bridge_frames`` frames without paint
-(a worn dash, a passing car), marked as bridged. Where the car's pose in a fixed frame is known (TF
-odom -> base_frame), the last frame's boundaries are first moved by the car's motion, so a lane
-change or a turn does not smear one line into the next; without it, frame to frame as they are.
+frame, its course is smoothed (the lateral positions along it, not the cubic's coefficients: two
+cubics fitted over different ranges blend into neither), and it is bridged without paint (a worn
+dash, a passing car) for ``bridge_frames`` frames and at most ``bridge_s``, marked as bridged. With
+the frames' stamps the smoothing is by time — ``smoothing`` is the previous frame's share at 30 Hz,
+less for a slower camera, none after a gap — so a 10 Hz camera or a drive of sparse frames is not
+dragged towards a line seen long ago. Where the car's pose in a fixed frame is known (TF odom ->
+base_frame), the last frame's boundaries are first moved by the car's motion, so a lane change or a
+turn does not smear one line into the next; without it, frame to frame as they are.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class LaneLineConfig:
     cluster_m: float = 0.35  # the nearest paint of a slice: within this of its nearest point
     min_slices: int = 4
     bridge_frames: int = 2
-    smoothing: float = 0.5  # share of the previous frame's coefficients
+    bridge_s: float = 0.1  # nor longer than this since it was last seen (with stamps)
+    smoothing: float = 0.5  # the previous frame's share of a boundary's course, at 30 Hz (with stamps: by time)
     adjacent_m: tuple[float, float] = (2.0, 4.5)  # the next line out: this much beyond the ego boundary
     solid_coverage: float = 0.8  # share of its range with paint above which a line is solid, below dashed
 
@@ -63,6 +68,7 @@ class Boundary:
     position: int = 0  # EGO_LEFT, EGO_RIGHT, ADJACENT_LEFT, ADJACENT_RIGHT
     kind: str = "unknown"  # one of KINDS
     colour: str = "unknown"  # one of COLOURS
+    unseen_s: float = 0.0  # time since it was last seen, where the frames' stamps tell (bridging)
 
     def y(self, x: np.ndarray) -> np.ndarray:
         return np.polynomial.polynomial.polyval(x, self.coeffs)
@@ -166,9 +172,7 @@ def _fit(xs: np.ndarray, ys: np.ndarray, cfg: LaneLineConfig) -> tuple[np.ndarra
     for _ in range(3):
         if keep.sum() < cfg.min_slices:
             return None
-        extent = xs[keep].max() - xs[keep].min()
-        degree = 1 if extent < 8 else 2 if extent < 16 else 3
-        degree = min(degree, int(keep.sum()) - 2)
+        degree = min(_degree(xs[keep].max() - xs[keep].min()), int(keep.sum()) - 2)
         coeffs = np.polynomial.polynomial.polyfit(xs[keep], ys[keep], max(1, degree))
         residual = np.abs(np.polynomial.polynomial.polyval(xs, coeffs) - ys)
         new = residual <= cfg.inlier_m
@@ -176,6 +180,11 @@ def _fit(xs: np.ndarray, ys: np.ndarray, cfg: LaneLineConfig) -> tuple[np.ndarra
             break
         keep = new
     return np.pad(coeffs, (0, 4 - len(coeffs))), keep
+
+
+def _degree(extent_m: float) -> int:
+    """A line's polynomial degree by the length seen: straight under 8 m, a cubic from 16 m."""
+    return 1 if extent_m < 8 else 2 if extent_m < 16 else 3
 
 
 def fit_side(xy: np.ndarray, side: int, cfg: LaneLineConfig, sure: np.ndarray | None = None, rgb: np.ndarray | None = None) -> Boundary | None:
@@ -288,30 +297,58 @@ class LaneTracker:
     next_id: int = 1
 
     last_pose: np.ndarray | None = None  # the car's pose in the fixed frame at the last update
+    last_stamp: float | None = None  # the last frame's stamp, s
 
-    def update(self, lane: EgoLane, pose: np.ndarray | None = None) -> EgoLane:
+    def update(self, lane: EgoLane, pose: np.ndarray | None = None, stamp_s: float | None = None) -> EgoLane:
         """Every boundary of this frame matched by position to the last frame's (the same line when
         its offset moved by 0.5 m at most), smoothed, or bridged when it is missing. ``pose``: the
-        car's 4x4 pose in a fixed frame now (odom), to move the last frame's boundaries into this one."""
+        car's 4x4 pose in a fixed frame now (odom), to move the last frame's boundaries into this one;
+        ``stamp_s``: the frame's stamp, for smoothing and bridging by time (None: by frames)."""
         if pose is not None and self.last_pose is not None:
             motion = np.linalg.solve(pose, self.last_pose)  # last base_frame -> this base_frame
             self.last = {p: moved for p, b in self.last.items() if (moved := _moved(b, motion, self.cfg)) is not None}
         self.last_pose = pose
+        dt = None if stamp_s is None or self.last_stamp is None else stamp_s - self.last_stamp
+        self.last_stamp = stamp_s
+        if dt is not None and dt < 0:  # time went back (a replayed loop): nothing carries over
+            self.last = {}
         found = {b.position: b for b in lane.boundaries()}
         out: dict[int, Boundary] = {}
         for position in sorted(set(found) | set(self.last)):
             new, prev = found.get(position), self.last.get(position)
             if new is not None and prev is not None and abs(new.coeffs[0] - prev.coeffs[0]) <= 0.5:  # the same line
-                a = self.cfg.smoothing
-                out[position] = replace(new, coeffs=a * prev.coeffs + (1 - a) * new.coeffs, track_id=prev.track_id, bridged=0)
+                out[position] = replace(_blend(prev, new, self._share(dt), self.cfg), track_id=prev.track_id, bridged=0)
             elif new is not None:  # a new line (or a jump to another one): a new id
                 out[position] = replace(new, track_id=self.next_id, bridged=0)
                 self.next_id += 1
-            elif prev is not None and prev.bridged < self.cfg.bridge_frames:
-                out[position] = replace(prev, bridged=prev.bridged + 1)
+            elif prev is not None and self._bridges(prev, dt):
+                out[position] = replace(prev, bridged=prev.bridged + 1, unseen_s=prev.unseen_s + (dt or 0.0))
         self.last = out
         adjacent = [b for p, b in out.items() if abs(p) == 2]
         return EgoLane(out.get(EGO_LEFT), out.get(EGO_RIGHT), adjacent)
+
+    def _share(self, dt: float | None) -> float:
+        """The previous course's share: ``smoothing`` per 30 Hz frame, by time where stamps say it."""
+        if dt is None:
+            return self.cfg.smoothing
+        return 0.0 if dt > self.cfg.bridge_s else self.cfg.smoothing ** (dt * 30.0)
+
+    def _bridges(self, prev: Boundary, dt: float | None) -> bool:
+        if prev.bridged >= self.cfg.bridge_frames:
+            return False
+        return dt is None or prev.unseen_s + dt <= self.cfg.bridge_s
+
+
+def _blend(prev: Boundary, new: Boundary, share: float, cfg: LaneLineConfig) -> Boundary:
+    """``new`` with ``share`` of ``prev``'s lateral position where both were seen, refitted."""
+    if share <= 0.0:
+        return new
+    pts = new.points(cfg.step_m)
+    x = pts[:, 0]
+    both = (x >= prev.x_range[0]) & (x <= prev.x_range[1])
+    y = np.where(both, share * prev.y(x) + (1 - share) * pts[:, 1], pts[:, 1])
+    coeffs = np.polynomial.polynomial.polyfit(x, y, max(1, min(_degree(x[-1] - x[0]), len(x) - 1)))
+    return replace(new, coeffs=np.pad(coeffs, (0, 4 - len(coeffs))))
 
 
 def _moved(b: Boundary, motion: np.ndarray, cfg: LaneLineConfig) -> Boundary | None:

@@ -35,6 +35,7 @@ class CameraState:
     #: the car's 4x4 pose in odom_frame at the current frame's stamp (TF), None where it is not known:
     #: the lane tracker then moves the last frame's boundaries by the car's motion before matching
     odom_pose: np.ndarray | None = None
+    stamp_s: float | None = None  # the current frame's stamp (the tracker smooths and bridges by time)
     _calibration: tuple | None = None
 
     @classmethod
@@ -234,7 +235,7 @@ class Pipeline:
                 colours = rgb[rows, np.minimum(u * rgb.shape[1] // w, rgb.shape[1] - 1)]
         lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure, colours)
         if camera is not None:
-            lane = camera.lane_tracker.update(lane, camera.odom_pose)
+            lane = camera.lane_tracker.update(lane, camera.odom_pose, camera.stamp_s)
         px = []
         for b in lane.boundaries():
             pixels, in_front = projector.camera.ground_to_pixels(b.points())
