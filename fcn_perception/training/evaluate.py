@@ -124,6 +124,11 @@ def format_report(res: dict) -> str:
             f"ego lane boundaries: {ln['matched']} matched of {ln['labelled']} labelled, {ln['published']} published; precision {pct['precision']}"
             f" recall {pct['recall']}; median lateral error {pct['median_lateral_error_m']} m (at {at})"
         )
+        paint = {k: "n/a" if ln.get(k) is None else f"{ln[k]:.3f}" for k in ("paint_precision", "paint_recall", "paint_median_lateral_error_m")}
+        lines.append(
+            f"against the labelled paint: precision {paint['paint_precision']} recall {paint['paint_recall']};"
+            f" median lateral distance {paint['paint_median_lateral_error_m']} m"
+        )
     return "\n".join(lines)
 
 
