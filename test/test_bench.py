@@ -32,3 +32,24 @@ def test_smoke_ros_overhead_and_drivable_benches(tmp_path, mode):
         assert 3 <= res["max_vertices_per_ring"] <= res["vertex_budget"] and set(res["ms"]) == {"p50", "p95", "p99"}
     else:
         assert res["received"] == res["sent"] == 15  # every frame (5 + 10 warm-up) came back through DDS
+
+
+def test_summary_quotes_the_median_of_per_round_ratios_against_the_peer():
+    from fcn_perception.tools.bench import summarise
+
+    def round_(ours, peer):
+        ratio = round(ours / peer, 3)
+        peers = {"lraspp": {"backend": "openvino", "precision": "bf16", "end_to_end_ms": {"p50": peer}, "ours_infer_over_peer": ratio}}
+        return {
+            "backend": "openvino-cpu",
+            "model": "m",
+            "precision": "int8",
+            "end_to_end_ms": {"p50": ours + 1},
+            "stages_ms": {"infer": {"p50": ours}},
+            "peers": peers,
+        }
+
+    # round by round 0.5, 2.0, 0.9: the median ratio (0.9) is not the ratio of the medians (10 / 12)
+    s = summarise([round_(10, 20), round_(20, 10), round_(9, 10)])
+    assert s["ours/peer lraspp, inference"]["ratio"] == {"median": 0.9, "min": 0.5, "max": 2.0, "n": 3}
+    assert s["peer lraspp (openvino, bf16)"]["infer"]["median"] == 10

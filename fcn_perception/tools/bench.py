@@ -264,7 +264,7 @@ def report(res: dict) -> str:
     ]
     for name, peer in res["peers"].items():
         lines.append(
-            f"  peer {name} ({peer['backend']}, inference + argmax): p50 {peer['end_to_end_ms']['p50']:.1f} ms; "
+            f"  peer {name} ({peer['backend']} {peer.get('precision', 'fp32')}, inference + argmax): p50 {peer['end_to_end_ms']['p50']:.1f} ms; "
             f"ours/peer {peer['ours_infer_over_peer']:.2f} (inference), {res['end_to_end_ms']['p50'] / peer['end_to_end_ms']['p50']:.2f} (end to end)"
         )
     return "\n".join(lines)
@@ -279,7 +279,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--model", default="")
-    ap.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | int8, or several separated by commas to compare them interleaved")
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | bf16 | int8, or several separated by commas to compare them interleaved")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; each round times every precision (and the peers) once, interleaved")
     ap.add_argument("--json", default="")
     ap.add_argument("--profile", action="store_true", help="print the top operators by time of the model (and of the peers) on ONNX Runtime and OpenVINO")
@@ -385,7 +385,10 @@ def summarise(rounds: list[dict]) -> dict:
         s["end_to_end"].append(r["end_to_end_ms"]["p50"])
         s["infer"].append(r["stages_ms"]["infer"]["p50"])
         for name, peer in r["peers"].items():
-            series.setdefault(f"peer {name} ({peer['backend']}, fp32)", {"end_to_end": [], "infer": []})["infer"].append(peer["end_to_end_ms"]["p50"])
+            label = f"peer {name} ({peer['backend']}, {peer.get('precision', 'fp32')})"
+            series.setdefault(label, {"end_to_end": [], "infer": []})["infer"].append(peer["end_to_end_ms"]["p50"])
+            # the acceptance figure: ours over the peer within each round (one sitting), then the median
+            series.setdefault(f"ours/peer {name}, inference", {"ratio": []})["ratio"].append(peer["ours_infer_over_peer"])
     return {
         k: {m: {"median": round(float(np.median(v)), 2), "min": round(min(v), 2), "max": round(max(v), 2), "n": len(v)} for m, v in s.items() if v}
         for k, s in series.items()
@@ -395,7 +398,8 @@ def summarise(rounds: list[dict]) -> dict:
 def summary_report(summary: dict) -> str:
     lines = ["median over rounds (min-max), ms p50:"]
     for k, s in summary.items():
-        lines.append("  " + k + ": " + "  ".join(f"{m} {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}, n={v['n']})" for m, v in s.items()))
+        fmt = {m: ".2f" if m == "ratio" else ".1f" for m in s}
+        lines.append("  " + k + ": " + "  ".join(f"{m} {v['median']:{fmt[m]}} ({v['min']:{fmt[m]}}-{v['max']:{fmt[m]}}, n={v['n']})" for m, v in s.items()))
     return "\n".join(lines)
 
 
