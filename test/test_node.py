@@ -86,6 +86,7 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert int(diag["frames_published"]) == cam["masks_out"]
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == 40
     assert diag["backend"] == "openvino-cpu"  # auto on a CPU with OpenVINO installed
+    assert diag["inference_streams"] == "2"  # two cameras, two frame workers: their frames inferred side by side
     assert diag["precision"].startswith("auto = ") and ("measured" in diag["precision"] or "not yet measured" in diag["precision"])
     assert list((tmp_path / "out").glob("*_overlay_*.png"))
     # ground outputs: the front camera has CameraInfo (maybe not yet for its very first frame), the rear has none

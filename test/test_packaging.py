@@ -84,6 +84,16 @@ def test_node_config_rejects_bad_values():
     with pytest.raises(ValueError, match=r"fusion_cameras: \['/cam_x/image_raw'\] not in image_topics"):
         NodeConfig.from_dict({**base, "fusion_cameras": ["/cam_x/image_raw"]})
     assert NodeConfig.from_dict({**base, "fusion_cameras": base["image_topics"]}).fusion_cameras == base["image_topics"]
+
+
+def test_inference_streams_default_to_one_per_camera_up_to_the_frame_workers():
+    base = load_params_yaml(REPO / "config" / "fcn_perception.yaml")
+    two = ["/cam_a/image_raw/compressed", "/cam_b/image_raw/compressed"]
+    assert NodeConfig.from_dict(base).segmenter().streams == 1  # one camera: one frame at a time, on every thread
+    assert NodeConfig.from_dict({**base, "image_topics": two}).segmenter().streams == 2
+    assert NodeConfig.from_dict({**base, "image_topics": two, "worker_threads": 1}).segmenter().streams == 1
+    assert NodeConfig.from_dict({**base, "image_topics": two, "inference_streams": 1}).segmenter().streams == 1
+    assert NodeConfig.from_dict({**base, "inference_streams": 3}).segmenter().streams == 3
     assert yaml.safe_load((REPO / "config" / "train_camvid.yaml").read_text())["model"]["variant"] == "fcn8s"
 
 

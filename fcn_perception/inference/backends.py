@@ -104,8 +104,10 @@ def create_backend(
     precision: str = "auto",
     cache: str | Path = "",
     engine: str | Path = "",
+    streams: int = 1,
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
+    ``streams``: frames inferred at once on OpenVINO (the threads split among them); other backends run one.
 
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
     Runtime, on the CPU).
@@ -134,7 +136,7 @@ def create_backend(
         if chosen == "openvino":
             from fcn_perception.inference.openvino_backend import OpenVinoBackend
 
-            return OpenVinoBackend(onnx, input_size, threads, precision, cache)
+            return OpenVinoBackend(onnx, input_size, threads, precision, cache, streams)
         from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(onnx, threads)

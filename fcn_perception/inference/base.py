@@ -34,11 +34,14 @@ class Backend:
     - ``dynamic``: one instance takes every input size;
     - ``resizable``: an instance per size can be made from the same model file;
     - ``device``: the torch device its tensors live on, None for a host runtime; a backend with a
-      device implements :meth:`infer_device` (preprocessing and argmax stay there).
+      device implements :meth:`infer_device` (preprocessing and argmax stay there);
+    - ``streams``: how many :meth:`infer` calls may run at once, from different threads (each on its
+      own request); the Segmenter lets that many frames into the network together.
     """
 
     dynamic: bool = False
     resizable: bool = False
+    streams: int = 1
     name: str
     config: ModelConfig
     device = None

@@ -41,6 +41,41 @@ class SegmenterConfig:
     #: build the backend for a new frame size in a background thread, dropping that size's frames
     #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
     background_builds: bool = False
+    #: frames inferred at once, from different threads (OpenVINO: throughput streams sharing
+    #: ``threads``; other backends run one); the node sets one per camera
+    streams: int = 1
+
+
+class _StreamGate:
+    """At most ``n`` inferences at once — the backend's streams, a request each. ``all`` holds every
+    one: auto's timing runs, which no frame may share the cores with."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._free = threading.Semaphore(n)
+        self._whole = threading.Lock()  # one taker of all at a time: two could each hold half
+        self.all = _AllStreams(self)
+
+    def __enter__(self) -> None:
+        self._free.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._free.release()
+
+
+class _AllStreams:
+    def __init__(self, gate: _StreamGate) -> None:
+        self.gate = gate
+
+    def __enter__(self) -> None:
+        self.gate._whole.acquire()
+        for _ in range(self.gate.n):
+            self.gate._free.acquire()
+
+    def __exit__(self, *exc) -> None:
+        for _ in range(self.gate.n):
+            self.gate._free.release()
+        self.gate._whole.release()
 
 
 class EngineBuilding(RuntimeError):
@@ -85,9 +120,10 @@ class Segmenter:
         self._failed: dict[tuple[int, int], str] = {}  # sizes whose build failed: not retried until a new Segmenter
         self._building: dict[tuple[int, int], threading.Thread] = {}
         self._build_lock = threading.Lock()
-        #: one inference at a time: a runtime's request is not reentrant, and with several frame workers
-        #: (the node's ``worker_threads``) what overlaps is the rest of each frame, not the network
-        self._infer_lock = threading.Lock()
+        #: as many inferences at once as the backend has streams (a runtime's request is not
+        #: reentrant); with one, several frame workers (the node's ``worker_threads``) overlap only
+        #: the rest of each frame, not the network
+        self._streams = _StreamGate(self.backend.streams)
         self._measuring: threading.Thread | None = None
         self._stop_measuring = threading.Event()
         self._frames_served = 0  # host-path frames segmented (measuring waits for MEASURE_AFTER_FRAMES)
@@ -106,7 +142,9 @@ class Segmenter:
 
     def _create(self, size: tuple[int, int] | None):
         c = self.cfg
-        return create_backend(c.backend, self.model_path, size, c.threads, c.device, precision=self.precision, cache=c.cache_dir, engine=c.engine)
+        return create_backend(
+            c.backend, self.model_path, size, c.threads, c.device, precision=self.precision, cache=c.cache_dir, engine=c.engine, streams=c.streams
+        )
 
     def _auto_choice(self, forced: tuple[int, int] | None) -> Choice | None:
         """``auto`` with the shipped model on OpenVINO: the precision measured on this CPU before, else
@@ -129,7 +167,7 @@ class Segmenter:
         """Time the candidates (each timing run holds the inference lock, so serving pauses rather
         than skews it), keep the result in the cache, and switch to the winner between frames."""
         c = self.cfg
-        choice = auto_precision.measure(self._auto_models, self.input_size, c.threads, c.cache_dir, exclusive=self._infer_lock, stop=self._stop_measuring)
+        choice = auto_precision.measure(self._auto_models, self.input_size, c.threads, c.cache_dir, exclusive=self._streams.all, stop=self._stop_measuring)
         auto_precision.store(c.cache_dir, self._auto_key, choice)
         if choice.precision != self.precision:
             old = self.precision, self.model_path
@@ -274,7 +312,7 @@ class Segmenter:
         x = preprocess_rgb(small, (small.shape[1], small.shape[0]), self._mean, self._std)
         t1 = time.perf_counter()
         backend = self.backend_for((x.shape[3], x.shape[2]))
-        with self._infer_lock:
+        with self._streams:
             mask, confidence = self._infer(backend.infer, x)
         for name, image in (("mask", mask), ("confidence", confidence)):
             if image is not None and (image.shape != tuple(x.shape[2:]) or image.dtype != np.uint8):
@@ -318,7 +356,7 @@ class Segmenter:
             sync()
             t1 = time.perf_counter()
             backend = self.backend_for(size)
-            with self._infer_lock:
+            with self._streams:
                 mask, confidence = self._infer(backend.infer_device, x)
             sync()
             t2 = time.perf_counter()

@@ -81,6 +81,7 @@ class _NodeConfig:
             cache_dir=self.cache_dir,
             precision=self.precision,
             sharpen_lanes=self.sharpen_lanes,
+            streams=self.inference_streams or min(len(dict.fromkeys(self.image_topics)), self.worker_threads),
         )
 
     def fusion(self) -> FusionConfig:

@@ -130,6 +130,15 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("threads", "int", 0, "CPU threads for inference; 0 = all cores.", min=0, max=256),
     ParamSpec(
+        "inference_streams",
+        "int",
+        0,
+        "Frames inferred at once on OpenVINO, the inference threads split among them; 0 = one per camera, at most worker_threads. "
+        "More serve several cameras more frames a second, each frame later; 1 = one frame at a time on every thread.",
+        min=0,
+        max=8,
+    ),
+    ParamSpec(
         "input_width", "int", 0, "Width frames are resized to before inference; 0 = the model's input height at the frame's own aspect.", min=0, max=8192
     ),
     ParamSpec("input_height", "int", 0, "Height frames are resized to before inference; 0 = the model's input height (360).", min=0, max=8192),

@@ -48,6 +48,7 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         "header_warnings": ", ".join(f"{k}={v}" for k, v in sorted(c.warnings.items())) or "none",
         "backend": backend.name,
         "precision": backend.precision or "n/a",
+        "inference_streams": str(backend.streams),
         "backend_faults": str(backend.faults),
         "backend_consecutive_faults": str(backend.consecutive),
         "backend_fell_back": str(backend.fell_back).lower(),

@@ -14,7 +14,7 @@ import numpy as np
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.ros import outputs
 from fcn_perception.scene.camera import CameraWorkflow
-from fcn_perception.scene.fusion import FusedGrid, ego_polygon, roles_for
+from fcn_perception.scene.fusion import FusedGrid, FusedView, ego_polygon, roles_for
 from fcn_perception.scene.image_codec import stamp_ns
 from fcn_perception.scene.pipeline import FrameResult
 
@@ -64,17 +64,28 @@ class Fusion:
             return False
         return self.last_made is None or (self.newest - self.last_made) / 1e9 >= 1.0 / self.cfg.fusion_rate
 
-    def messages(self, new: Callable[..., object], keys: list[str]) -> dict[str, object]:
-        """The fused outputs of ``keys`` at the newest stamp (empty before any camera has a view)."""
+    def snapshot(self) -> tuple[FusedView, np.ndarray | None] | None:
+        """The grid at the newest stamp and the car's pose for its polygon (None before any camera has
+        a view): the only part that reads the fusion's state. The node takes it under its lock and
+        makes the messages (:meth:`build`, the longer part) outside it, so no frame waits on them."""
         view = self.grid.snapshot(self.newest) if self.newest else None
         if view is None:
-            return {}
+            return None
         self.last_made, self.made = self.newest, self.made + 1
-        pose = self.pose if view.fixed_frame else None
+        return view, (self.pose if view.fixed_frame else None)
+
+    def build(self, snapshot: tuple[FusedView, np.ndarray | None], new: Callable[..., object], keys: list[str]) -> dict[str, object]:
+        """The fused outputs of ``keys`` from a :meth:`snapshot`."""
+        view, pose = snapshot
         frame_id = self.cfg.odom_frame if view.fixed_frame else self.cfg.base_frame
         sec, nsec = divmod(view.stamp_ns, 1_000_000_000)
         header = new("std_msgs/msg/Header", stamp=new("builtin_interfaces/msg/Time", sec=int(sec), nanosec=int(nsec)), frame_id=frame_id)
         return outputs.build_fused(keys, new, header, view, ego_polygon(view, pose))
+
+    def messages(self, new: Callable[..., object], keys: list[str]) -> dict[str, object]:
+        """The fused outputs of ``keys`` at the newest stamp (empty before any camera has a view)."""
+        snapshot = self.snapshot()
+        return {} if snapshot is None else self.build(snapshot, new, keys)
 
     def status(self) -> tuple[bool, dict[str, str]]:
         """(worth a WARN: a camera stale or none taking part, diagnostics values)."""

@@ -134,7 +134,8 @@ class FcnPerceptionNode(LifecycleNode):
         seg = self.pipeline.segmenter
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
-        log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}")
+        streams = f"{seg.backend.streams} inference streams" if seg.backend.streams > 1 else "one inference stream"
+        log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}; {streams}")
         seg.settle_precision(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
@@ -275,7 +276,8 @@ class FcnPerceptionNode(LifecycleNode):
         """The fused grid at its rate (nothing before a camera has a view); what only a viewer needs, only while subscribed."""
         keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS or self.fused_pubs[k].get_subscription_count() > 0]
         with self.fusion_lock:
-            made = {} if self.fusion.silent() else self.fusion.messages(self.new, keys)
+            snapshot = None if self.fusion.silent() else self.fusion.snapshot()
+        made = {} if snapshot is None else self.fusion.build(snapshot, self.new, keys)
         for key, msg in made.items():
             self.fused_pubs[key].publish(msg)
 

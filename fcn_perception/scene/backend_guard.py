@@ -28,6 +28,7 @@ class BackendHealth:
     stall_timeout: float = 2.0
     building: list[tuple[int, int]] = field(default_factory=list)  # sizes whose backend is being built
     precision: str = ""  # what the backend runs, and for auto how it was chosen
+    streams: int = 1  # frames the backend infers at once
 
 
 class BackendGuard:
@@ -77,4 +78,5 @@ class BackendGuard:
         self.health.busy_s = busy_s
         self.health.building = self.pipeline.segmenter.building
         self.health.precision = self.pipeline.segmenter.precision_status
+        self.health.streams = self.pipeline.segmenter.backend.streams
         return self.health
