@@ -89,3 +89,9 @@ def test_segment_with_a_stated_camera_draws_the_lane_boundaries(camvid, tmp_path
     assert boundary_pixels(a) == 0 and boundary_pixels(b) > 100
     bad = _cli("segment", frame, "--out", tmp_path / "bad", "--camera-pose", "0,0,1.5")
     assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+
+
+def test_load_with_a_parameter_the_node_refuses_says_the_nodes_reason_in_one_line():
+    res = _cli("load", "--frames", "5", "--param", "input_width:=320", timeout=120)
+    assert _one_line_error(res), res.stderr
+    assert "input_width needs input_height" in res.stderr

@@ -147,3 +147,15 @@ def test_the_stream_gate_admits_as_many_as_the_backend_has_streams_and_all_waits
     single = _StreamGate(1)
     with single:
         assert not single._free.acquire(timeout=0.05)  # one stream: the second frame waits
+
+
+def test_input_height_alone_runs_the_network_at_that_height_and_each_frames_aspect(frames, tmp_path):
+    import cv2
+
+    seg = Segmenter(SegmenterConfig(backend="openvino", precision="int8", input_height=270, cache_dir=str(tmp_path)))
+    assert seg.input_size == (352, 270) and seg.backend.size == (352, 270)  # 4:3 at 270, width to the stride
+    wide = cv2.resize(frames[0], (1280, 720))
+    assert seg.segment(wide).mask.shape == (720, 1280) and seg.segment(frames[0]).mask.shape == frames[0].shape[:2]
+    assert sorted(seg._backends) == [(352, 270), (480, 270)]  # 16:9 at height 270: its own compiled model
+    with pytest.raises(ValueError, match="input_width needs input_height"):
+        Segmenter(SegmenterConfig(backend="openvino", input_width=480))

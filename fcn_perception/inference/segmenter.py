@@ -98,22 +98,31 @@ class Segmenter:
     The network runs at the model's input height and each frame's own aspect (width rounded to the
     network's stride): an FCN takes any size, and squashing a 16:9 or 2:1 camera into the 4:3 it was
     trained on shows it narrower cars and roads than it learned. ``input_width``/``input_height``
-    force one size. A backend whose graph has a fixed size gets one graph per frame size, made once.
+    force one size; ``input_height`` alone runs the network at that height, still at each frame's
+    aspect (a slower CPU's lever: fewer pixels, the same view). A backend whose graph has a fixed
+    size gets one graph per frame size, made once.
     """
 
     def __init__(self, cfg: SegmenterConfig | None = None) -> None:
-        self.cfg = cfg or SegmenterConfig()
-        forced = (self.cfg.input_width, self.cfg.input_height) if self.cfg.input_width and self.cfg.input_height else None
+        self.cfg = c = cfg or SegmenterConfig()
+        if c.input_width and not c.input_height:
+            raise ValueError("input_width needs input_height (input_height alone keeps each frame's aspect)")
+        forced = (c.input_width, c.input_height) if c.input_width else None
         #: the precision the backend runs: the configured one, or what ``auto`` chose on this CPU
-        self.precision = self.cfg.precision
-        self.auto = self._auto_choice(forced)
-        kind = default_kind(self.cfg.backend, self.cfg.device, self.precision)
-        self.model_path: Path = self._auto_models[self.precision] if self.auto else resolve_model(self.cfg.model, kind)
+        self.precision = c.precision
+        self.auto = self._auto_choice(forced or (0, c.input_height))
+        kind = default_kind(c.backend, c.device, self.precision)
+        self.model_path: Path = self._auto_models[self.precision] if self.auto else resolve_model(c.model, kind)
         self.backend = self._create(forced)
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
         #: the size the first backend was made for: the forced size, or the model's training size
+        #: (at ``input_height`` when that alone is set: the model's aspect at that height)
         self.input_size: tuple[int, int] = forced or tuple(mc.input_size)
+        if not forced and c.input_height and c.input_height != self.input_size[1]:
+            self.input_size = inference_size(*self.input_size, c.input_height)
+            if not self.backend.dynamic:
+                self.backend = self._create(self.input_size)
         # a fixed-size graph we cannot re-export (an .onnx file) runs every frame at its own size
         self.forced_size = forced or (None if self._resizable() else self.input_size)
         self._backends = {self.input_size: self.backend}
@@ -146,7 +155,7 @@ class Segmenter:
             c.backend, self.model_path, size, c.threads, c.device, precision=self.precision, cache=c.cache_dir, engine=c.engine, streams=c.streams
         )
 
-    def _auto_choice(self, forced: tuple[int, int] | None) -> Choice | None:
+    def _auto_choice(self, forced: tuple[int, int]) -> Choice | None:
         """``auto`` with the shipped model on OpenVINO: the precision measured on this CPU before, else
         INT8 until :meth:`measure_auto` has timed the others (inference/auto_precision.py)."""
         c = self.cfg
@@ -154,7 +163,7 @@ class Segmenter:
             return None
         onnx = resolve_model(None, "onnx")  # fp32 and bf16 run the same file
         self._auto_models = {"int8": resolve_model(None, "int8"), "fp32": onnx, "bf16": onnx}
-        self._auto_key = auto_precision.key(self._auto_models, forced or (0, 0), c.threads)
+        self._auto_key = auto_precision.key(self._auto_models, forced, c.threads)  # (0, h): a height alone
         choice = auto_precision.cached(c.cache_dir, self._auto_key) or auto_precision.Choice("int8", "default, not yet measured on this CPU")
         self.precision = choice.precision
         return choice

@@ -43,8 +43,8 @@ class _NodeConfig:
         self.drivable()
         if not self.image_topics:
             raise ValueError("image_topics: at least one camera topic is needed")
-        if bool(self.input_width) != bool(self.input_height):
-            raise ValueError("input_width and input_height must both be set or both be 0")
+        if self.input_width and not self.input_height:
+            raise ValueError("input_width needs input_height (input_height alone keeps each frame's aspect)")
         n_cams = len(dict.fromkeys(self.image_topics))
         if len(self.camera_pose) not in (0, 6, 6 * n_cams):
             raise ValueError(f"camera_pose: expected 6 values (all cameras) or 6 per camera ({6 * n_cams}), got {len(self.camera_pose)}")

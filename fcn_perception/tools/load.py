@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -201,6 +202,16 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
     }
 
 
+class NodeDidNotStart(RuntimeError):
+    """The node under test exited or never served: the message is the last line it wrote (its
+    error: a bad parameter, say); ``output`` all of it."""
+
+    def __init__(self, output: str, why: str = "exited") -> None:
+        lines = [ln for ln in output.splitlines() if ln.strip()]
+        super().__init__(f"the node {why} before serving: {lines[-1].strip() if lines else 'it wrote nothing'}")
+        self.output = output
+
+
 def run_load(
     cameras: int = 1,
     rate: float = 30.0,
@@ -235,17 +246,19 @@ def run_load(
 
         extra += ["-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}"]
         probe.info_pubs = _camera_infos(ros, topics, jpegs[0], qos)
+    own_log = log is None  # the node's output is kept either way: it says why it did not come up
+    log = Path(tempfile.mkstemp(prefix="fcn_perception_load_", suffix=".log")[1]) if own_log else log
     node = NodeProcess(default_params_file(), topics, extra, log=log)
     try:
 
         def up() -> bool:
             if node.proc.poll() is not None:
-                raise RuntimeError(f"the node did not come up:\n{node.output()[-2000:]}")
+                raise NodeDidNotStart(node.output())
             masks_seen = all(ros.count_publishers(f"/load_cam{i}/segmentation/mask") > 0 for i in range(cameras))
             return masks_seen and all(p.get_subscription_count() > 0 for p in pubs)
 
         if not wait_until(up, 90, 0.1):
-            raise RuntimeError(f"the node did not come up:\n{node.output()[-2000:]}")
+            raise NodeDidNotStart(node.output(), "not serving after 90 s")
         time.sleep(0.5)  # discovery settles both ways before the clock starts
         probe.sample_memory(node.proc.pid)
         send_s = _send(probe, pubs, jpegs, frames, rate, progress)
@@ -257,6 +270,8 @@ def run_load(
         code = node.stop()
         for p in pubs:
             ros.destroy_publisher(p)
+        if own_log:
+            log.unlink(missing_ok=True)
     return _figures(probe, frames, rate, warmup, send_s, end, code)
 
 
@@ -359,7 +374,11 @@ def run_args(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0 if res["node_exit_code"] == 0 else 1
     log = Path(args.log) if args.log else None
-    res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=log, progress=True, size=args.size, ground=args.ground, params=args.param)
+    try:
+        res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=log, progress=True, size=args.size, ground=args.ground, params=args.param)
+    except NodeDidNotStart as exc:
+        print(f"fcn-perception load: error: {exc}", file=sys.stderr)
+        return 1
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
