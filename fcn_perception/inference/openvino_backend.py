@@ -66,8 +66,9 @@ class OpenVinoBackend(Backend):
 
     ``streams`` > 1 compiles for throughput: that many streams share the ``threads``, each inferring
     on its own request, so two cameras' frames run side by side on a thread each. On 2 cores that
-    served 35-40 % more frames a second than one stream on both threads, each frame taking longer
-    (BENCHMARKS.md, 2026-12-03): a network this small does not keep two threads busy on one frame.
+    inferred 35-40 % more frames a second than one stream on both threads, each frame taking longer,
+    and the node served 20-25 % more of two cameras' frames (BENCHMARKS.md, 2026-12-03): a network
+    this small does not keep two threads busy on one frame.
     """
 
     resizable = True

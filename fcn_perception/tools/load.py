@@ -206,9 +206,9 @@ class NodeDidNotStart(RuntimeError):
     """The node under test exited or never served: the message is the last line it wrote (its
     error: a bad parameter, say); ``output`` all of it."""
 
-    def __init__(self, output: str, why: str = "exited") -> None:
+    def __init__(self, output: str, why: str = "exited before serving") -> None:
         lines = [ln for ln in output.splitlines() if ln.strip()]
-        super().__init__(f"the node {why} before serving: {lines[-1].strip() if lines else 'it wrote nothing'}")
+        super().__init__(f"the node {why}: {lines[-1].strip() if lines else 'it wrote nothing'}")
         self.output = output
 
 
@@ -258,7 +258,7 @@ def run_load(
             return masks_seen and all(p.get_subscription_count() > 0 for p in pubs)
 
         if not wait_until(up, 90, 0.1):
-            raise NodeDidNotStart(node.output(), "not serving after 90 s")
+            raise NodeDidNotStart(node.output(), "was not serving after 90 s")
         time.sleep(0.5)  # discovery settles both ways before the clock starts
         probe.sample_memory(node.proc.pid)
         send_s = _send(probe, pubs, jpegs, frames, rate, progress)
