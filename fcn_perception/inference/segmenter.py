@@ -14,6 +14,7 @@ from fcn_perception.inference import auto_precision
 from fcn_perception.inference.auto_precision import Choice
 from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
+from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb, resize_rgb
@@ -85,11 +86,34 @@ class EngineBuilding(RuntimeError):
 
 @dataclass
 class Segmentation:
-    mask: np.ndarray  # (H, W) uint8 class ids at the camera's resolution
+    """Class ids and confidence at the size they were worked at (``work_*``): the network's, where it
+    is smaller than the camera, else the camera's. ``mask`` and ``confidence`` are the camera-sized
+    images, enlarged once on first use (``inference/mask_scale.py`` says why)."""
+
+    work_mask: np.ndarray  # (h, w) uint8 class ids
     timings_ms: dict[str, float] = field(default_factory=dict)
-    #: (H, W) uint8 top-class probability (255 = 1.0) at the camera's resolution; None from a model
-    #: exported without the confidence output
-    confidence: np.ndarray | None = None
+    #: (h, w) uint8 top-class probability (255 = 1.0); None from a model exported without the confidence output
+    work_confidence: np.ndarray | None = None
+    size: tuple[int, int] | None = None  # (w, h) of the camera; None: the work size
+    _lifted: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def scale(self) -> MaskScale:
+        return MaskScale.of(self.work_mask, self.size)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(H, W) uint8 class ids at the camera's resolution (nearest enlargement)."""
+        if "mask" not in self._lifted:
+            self._lifted["mask"] = self.scale.lift(self.work_mask)
+        return self._lifted["mask"]
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """(H, W) uint8 confidence at the camera's resolution (bilinear), None without one."""
+        if "confidence" not in self._lifted:
+            self._lifted["confidence"] = self.scale.lift(self.work_confidence, linear=True)
+        return self._lifted["confidence"]
 
 
 class Segmenter:
@@ -312,7 +336,8 @@ class Segmenter:
         return mask, confidence
 
     def segment(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> Segmentation:
-        """Mask and confidence at ``size`` (w, h; default: the frame's own), from the network's input size."""
+        """Mask and confidence standing for ``size`` (w, h; default: the frame's own), from the network's
+        input size; kept at the network's size where that is smaller than the camera's."""
         width, height = size or (rgb.shape[1], rgb.shape[0])
         if self.on_device:
             return self._segment_on_device(rgb, (width, height))
@@ -329,13 +354,15 @@ class Segmenter:
         t2 = time.perf_counter()
         if self._paint_ids is not None:
             mask = sharpen_lanes(mask, small, *self._paint_ids)
-        mask, confidence = self.postprocess(mask, height, width, confidence)
+        if mask.shape[0] > height or mask.shape[1] > width:  # a camera smaller than the network: worked at its own size
+            mask, confidence = self.postprocess(mask, height, width, confidence)
         t3 = time.perf_counter()
         self._frames_served += 1
         if self._measure_report is not None and self._frames_served >= MEASURE_AFTER_FRAMES:
             report, self._measure_report = self._measure_report, None
             self._start_measuring(report)
-        return Segmentation(mask, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, confidence)
+        timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return Segmentation(mask, timings, confidence, (width, height))
 
     def _infer(self, call, x) -> Inference:
         """The first image of each output of ``call(x)``; any failure inside the backend (or a backend
@@ -379,7 +406,7 @@ class Segmenter:
             out = mask.cpu().numpy()
             conf = None if confidence is None else confidence.cpu().numpy()
             t3 = time.perf_counter()
-        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, conf)
+        return Segmentation(out, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}, conf, (w, h))
 
     def overlay(self, bgr: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """Class colours blended over the frame, for people looking at RViz, Foxglove or a PNG."""

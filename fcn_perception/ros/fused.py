@@ -43,7 +43,7 @@ class Fusion:
         self.grid.calibrate(cam.topic, ground.camera if ground is not None else None, ground.grid if ground is not None else None)
         stamp = stamp_ns(header)
         pose = self.odom(self.cfg.odom_frame, SimpleNamespace(stamp=header.stamp, frame_id=self.cfg.base_frame)) if self.cfg.odom_frame else None
-        taken = self.grid.add(cam.topic, stamp, result.mask, result.confidence, pose)
+        taken = self.grid.add(cam.topic, stamp, result.seg.work_mask, result.seg.work_confidence, pose, result.size)
         if taken:
             self.fed_at = time.monotonic()
             self.newest = max(self.newest, stamp)

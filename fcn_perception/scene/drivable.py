@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fcn_perception.inference.mask_scale import MaskScale
+
 #: Painted lines are drivable: they must never cut holes or notches into the drivable polygon. A
 #: model without a lane class (CamVid's 11) simply has Road.
 DEFAULT_DRIVABLE = ("Road", "LaneMarking")
@@ -107,12 +109,18 @@ class MaskSmoother:
         return (self._avg >= 0.5).astype(np.uint8)
 
 
-def extract_regions(binary: np.ndarray, cfg: DrivableConfig) -> list[Region]:
+def extract_regions(binary: np.ndarray, cfg: DrivableConfig, scale: MaskScale | None = None) -> list[Region]:
     """All drivable regions of a 0/1 mask, largest first, each with its holes (cars, people on the road).
 
     Clean-up works on the contour hierarchy (small outlines dropped, small holes ignored), so its
     cost follows the contour length, not the pixel count: well under a millisecond at 720p.
+    ``scale``: the camera the mask stands for, when it is smaller (the network's size): the
+    thresholds stay the camera's pixels and the rings come out in them.
     """
+    scale = scale or MaskScale.of(binary)
+    sx, sy = scale.factors
+    min_area, hole_fill = max(cfg.min_area_px, 1) / (sx * sy), max(cfg.hole_fill_px, 1) / (sx * sy)
+    epsilon = cfg.epsilon_px / np.sqrt(sx * sy)
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
@@ -122,22 +130,22 @@ def extract_regions(binary: np.ndarray, cfg: DrivableConfig) -> list[Region]:
         if hierarchy[i][3] != -1:  # a hole: handled with its parent
             continue
         outer_area = cv2.contourArea(contour)
-        if outer_area < max(cfg.min_area_px, 1):
+        if outer_area < min_area:
             continue
         holes, hole_area = [], 0.0
         child = hierarchy[i][2]
         while child != -1:
             area = cv2.contourArea(contours[child])
-            if area >= max(cfg.hole_fill_px, 1):
-                ring = _simplify(contours[child], cfg.epsilon_px, cfg.max_vertices)
+            if area >= hole_fill:
+                ring = _simplify(contours[child], epsilon, cfg.max_vertices)
                 if len(ring) >= 3:
-                    holes.append(orient(ring, positive=False))
+                    holes.append(orient(scale.to_camera(ring).astype(np.float32), positive=False))
                     hole_area += area
             child = hierarchy[child][0]
-        outer = _simplify(contour, cfg.epsilon_px, cfg.max_vertices)
+        outer = _simplify(contour, epsilon, cfg.max_vertices)
         if len(outer) < 3:
             continue
-        regions.append(Region(orient(outer, positive=True), holes, outer_area - hole_area))
+        regions.append(Region(orient(scale.to_camera(outer).astype(np.float32), positive=True), holes, (outer_area - hole_area) * sx * sy))
     regions.sort(key=lambda r: -r.area_px)
     return regions
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.scene.ground import CameraModel, GridSpec, GroundGrid
 
 UNKNOWN, FREE, OCCUPIED = -1, 0, 100
@@ -112,22 +113,36 @@ class CameraLookup:
         #: the pixels 1..CONTACT_ROWS below each sampled one (the last row stands for those past it)
         v, u = np.divmod(self.index, camera.width)
         self.below = np.stack([np.minimum(v + k, camera.height - 1) * camera.width + u for k in range(1, CONTACT_ROWS + 1)])
+        self._work: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {(camera.height, camera.width): (self.index, self.below)}
 
-    def view(self, mask: np.ndarray, confidence: np.ndarray | None, roles: tuple, stamp_ns: int) -> View:
+    def view(self, mask: np.ndarray, confidence: np.ndarray | None, roles: tuple, stamp_ns: int, size: tuple[int, int] | None = None) -> View:
         """A frame's mask (and confidence, uint8 255 = 1.0) as evidence on the window; only the
-        pixels the window's cells see are read (and, for obstacles, the few just below them)."""
+        pixels the window's cells see are read (and, for obstacles, the few just below them).
+        ``size`` (w, h): the camera's, where the mask and confidence are smaller (the network's)."""
         drv_t, lane_t, flat_t, obstacle_t = roles
-        h, w = mask.shape
-        if (w, h) != (self.camera.width, self.camera.height):
+        if tuple(size or mask.shape[::-1]) != (self.camera.width, self.camera.height):
+            w, h = size or mask.shape[::-1]
             raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
+        index, below = self._indices(mask.shape)
         flat_mask = mask.reshape(-1)
-        ids = flat_mask[self.index]
+        ids = flat_mask[index]
         flat = flat_t[ids]
-        contact = obstacle_t[ids] & flat_t[flat_mask[self.below]].any(0)  # an obstacle standing on flat ground
+        contact = obstacle_t[ids]  # an obstacle standing on flat ground: only obstacle cells look below
+        at = np.flatnonzero(contact)
+        contact[at] = flat_t[flat_mask[below[:, at]]].any(0)
         evidence = flat | contact
-        conf = np.float32(1.0) if confidence is None else confidence.reshape(-1)[self.index].astype(np.float32) / 255.0
+        conf = np.float32(1.0) if confidence is None else confidence.reshape(-1)[index].astype(np.float32) / 255.0
         weight = (self.near * evidence * conf).astype(np.float32)
         return View(stamp_ns, weight, drv_t[ids] & evidence, lane_t[ids] & evidence)
+
+    def _indices(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(cells, pixels below them) as flat indices into a mask of ``shape`` (h, w): the camera's,
+        or a smaller one it is the nearest enlargement of (the same pixels the enlargement shows)."""
+        got = self._work.get(shape)
+        if got is None:
+            scale = MaskScale((self.camera.width, self.camera.height), (shape[1], shape[0]))
+            got = self._work[shape] = (scale.flat_index(self.index), scale.flat_index(self.below))
+        return got
 
 
 def pose2d(matrix: np.ndarray) -> np.ndarray:
@@ -201,16 +216,25 @@ class FusedGrid:
             elif camera not in self.lookups or self.lookups[camera].camera is not model:
                 self.lookups[camera] = CameraLookup(model, self.cfg, grid)
 
-    def add(self, camera: str, stamp_ns: int, mask: np.ndarray, confidence: np.ndarray | None, base_in_fixed: np.ndarray | None = None) -> bool:
+    def add(
+        self,
+        camera: str,
+        stamp_ns: int,
+        mask: np.ndarray,
+        confidence: np.ndarray | None,
+        base_in_fixed: np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> bool:
         """One camera frame; ``base_in_fixed``: the car's 4x4 pose in the fixed frame at the stamp
-        (TF odom -> base_frame), None without. False when the camera takes no part or has no pose."""
+        (TF odom -> base_frame), None without; ``size`` (w, h): the camera's, where the mask is
+        smaller. False when the camera takes no part or has no pose."""
         if not self.takes(camera):
             return False
         with self.lock:
             lookup = self.lookups.get(camera)
             if lookup is None:
                 return False
-            view = lookup.view(mask, confidence, self.tables, stamp_ns)
+            view = lookup.view(mask, confidence, self.tables, stamp_ns, size)
             view.pose = None if base_in_fixed is None else pose2d(base_in_fixed)
             self.latest[camera] = view
             if view.pose is not None:

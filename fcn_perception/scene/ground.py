@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.scene.drivable import orient
 
 # optical (x right, y down, z forward) -> body (x forward, y left, z up)
@@ -157,14 +158,27 @@ class GroundGrid:
         seen = in_front & (dist <= max_range) & (u >= 0) & (v >= 0) & (u < camera.width) & (v < camera.height)
         self.seen = seen
         self.index = np.where(seen, v.clip(0, camera.height - 1) * camera.width + u.clip(0, camera.width - 1), 0).astype(np.int64)
+        self._work_index: dict[tuple[int, int], np.ndarray] = {}  # the same for masks smaller than the camera, by (w, h)
 
     def fill(self, drivable: np.ndarray) -> np.ndarray:
-        """(H, W) 0/1 drivable mask at the camera's resolution -> int8 grid, OccupancyGrid data order."""
-        if drivable.shape != (self.camera.height, self.camera.width):
-            raise ValueError(f"mask {drivable.shape[::-1]} does not match CameraInfo {self.camera.width}x{self.camera.height}")
-        flat = drivable.reshape(-1)[self.index]
+        """(H, W) 0/1 drivable mask -> int8 grid, OccupancyGrid data order. The mask is the camera's
+        size, or a smaller one it is the nearest enlargement of (the network's): then each cell reads
+        the pixel the enlargement would have put where it looks, the same grid."""
+        flat = drivable.reshape(-1)[self.index_for(drivable.shape)]
         grid = np.where(self.seen, np.where(flat > 0, self.FREE, self.OCCUPIED), self.UNKNOWN).astype(np.int8)
         return grid.reshape(self.spec.shape)
+
+    def index_for(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The cells' flat pixel indices into a mask of ``shape`` (h, w): the camera's or smaller."""
+        h, w = shape[:2]
+        if (w, h) == (self.camera.width, self.camera.height):
+            return self.index
+        if w > self.camera.width or h > self.camera.height:
+            raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
+        index = self._work_index.get((w, h))
+        if index is None:
+            index = self._work_index[(w, h)] = MaskScale((self.camera.width, self.camera.height), (w, h)).flat_index(self.index)
+        return index
 
 
 @dataclass
@@ -213,10 +227,10 @@ class GroundProjector:
         if (width, height) != (self.camera.width, self.camera.height):
             raise ValueError(f"image {width}x{height} does not match its CameraInfo {self.camera.width}x{self.camera.height}")
 
-    def project(self, regions, ego, binary: np.ndarray) -> GroundResult:
-        """``regions``/``ego`` from :func:`drivable.extract_regions`; ``binary`` the 0/1 mask they came from."""
-        h, w = binary.shape
-        self.check_size(w, h)
+    def project(self, regions, ego, binary: np.ndarray, size: tuple[int, int] | None = None) -> GroundResult:
+        """``regions``/``ego`` from :func:`drivable.extract_regions` (camera pixels); ``binary`` the 0/1
+        mask they came from, at the camera's ``size`` (w, h; default: the mask's) or smaller."""
+        self.check_size(*(size or (binary.shape[1], binary.shape[0])))
         rings = [r.outer for r in regions] + [hole for r in regions for hole in r.holes]
         ground_regions, rays = [], []
         if rings:

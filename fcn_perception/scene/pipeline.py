@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+from fcn_perception.inference.mask_scale import MaskScale
+from fcn_perception.inference.segmenter import Segmentation, Segmenter, SegmenterConfig
 from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, GroundResult
 from fcn_perception.scene.image_codec import DEFAULT_MAX_PIXELS, RawConverter, camera_size, decode
@@ -100,25 +101,53 @@ class CameraState:
 
 @dataclass
 class FrameResult:
-    rgb: np.ndarray  # decoded frame, HxWx3 RGB: smaller than the mask when a JPEG was decoded reduced
-    mask: np.ndarray  # HxW uint8 class ids, same size as the frame
-    regions: list[Region]
+    rgb: np.ndarray | None  # decoded frame, HxWx3 RGB: smaller than the camera's when a JPEG was decoded reduced
+    #: class ids and confidence at the size the frame was worked at (the network's, where smaller than
+    #: the camera's); ``mask`` and ``confidence`` enlarge them to the camera's on first use
+    seg: Segmentation
+    regions: list[Region]  # in the camera's pixels
     ego: Region | None  # None: no drivable area ahead (a valid answer)
     ground: GroundResult | None = None  # None: no usable CameraInfo (see ground_error)
     ground_error: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     lanes: LanePoints | None = None  # lane markings on the ground: None without a pose or a lane class
-    confidence: np.ndarray | None = None  # HxW uint8 top-class probability (255 = 1.0); None: the model has none
     #: mean confidence (0-1) over the drivable pixels: how sure the model is where the car may drive;
     #: None without a confidence output or without drivable pixels
     drivable_confidence: float | None = None
     #: the ego lane's boundaries on the ground (tracked per camera): None where there are no lane points
     ego_lane: EgoLane | None = None
-    lane_lines_px: list = field(default_factory=list)  # (position, (N, 2) image pixels) of each boundary, for the overlay
+    lane_camera: CameraModel | None = None  # the camera the boundaries were found with (their image lines)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """HxW uint8 class ids at the camera's resolution."""
+        return self.seg.mask
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """HxW uint8 top-class probability (255 = 1.0) at the camera's resolution; None: the model has none."""
+        return self.seg.confidence
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(w, h) of the camera."""
+        return self.seg.scale.camera
+
+    @property
+    def lane_lines_px(self) -> list[tuple[int, np.ndarray]]:
+        """(position, (N, 2) image pixels) of each boundary in front of the lens, for the overlay
+        (projected when drawn, not for every frame)."""
+        if self.ego_lane is None or self.lane_camera is None:
+            return []
+        lines = []
+        for b in self.ego_lane.boundaries():
+            pixels, in_front = self.lane_camera.ground_to_pixels(b.points())
+            lines.append((b.position, pixels[in_front]))
+        return lines
 
     def camera_rgb(self) -> np.ndarray:
-        """The frame at the camera's resolution (the mask's), enlarged when it was decoded reduced."""
-        h, w = self.mask.shape
+        """The frame at the camera's resolution, enlarged when it was decoded reduced."""
+        w, h = self.size
         if self.rgb.shape[:2] == (h, w):
             return self.rgb
         return cv2.resize(self.rgb, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -178,7 +207,7 @@ class Pipeline:
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
         """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
         seg = self.segmenter.segment(rgb, size)
-        result = self.drivable_area(seg.mask, camera, seg.confidence, rgb)
+        result = self.drivable_area(seg.work_mask, camera, seg.work_confidence, rgb, seg.size)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
         return result
@@ -188,18 +217,25 @@ class Pipeline:
         return drivable_mask(mask, self._lut)
 
     def drivable_area(
-        self, mask: np.ndarray, camera: CameraState | None = None, confidence: np.ndarray | None = None, rgb: np.ndarray | None = None
+        self,
+        mask: np.ndarray,
+        camera: CameraState | None = None,
+        confidence: np.ndarray | None = None,
+        rgb: np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
     ) -> FrameResult:
         """Mask -> regions, ego region and (with a calibrated camera) ground polygons and grid;
         with ``confidence``, its mean over the drivable pixels; with ``rgb`` (any scale of the frame),
-        the lane boundaries' colours."""
+        the lane boundaries' colours. ``size`` (w, h): the camera's, where ``mask`` and ``confidence``
+        are smaller (the network's); every pixel coordinate of the result is the camera's."""
         t0 = time.perf_counter()
+        scale = MaskScale.of(mask, size)
         binary = self.drivable_pixels(mask)
         sure = mean_confidence(confidence, binary)
         if camera is not None:
             binary = camera.smoother(binary)
-        regions = extract_regions(binary, self.drivable)
-        ego = ego_region(regions, mask.shape[1], mask.shape[0], self.drivable)
+        regions = extract_regions(binary, self.drivable, scale)
+        ego = ego_region(regions, *scale.camera, self.drivable)
         t1 = time.perf_counter()
         ground, error, lanes = None, "", None
         projector = camera.ground if camera is not None else None  # read once: the node may recalibrate meanwhile
@@ -207,40 +243,36 @@ class Pipeline:
             error = camera.ground_status if camera is not None else "no camera state"
         else:
             try:
-                ground = projector.project(regions, ego, binary)
+                ground = projector.project(regions, ego, binary, scale.camera)
                 if self.lane_id is not None:
-                    lanes = lane_points(mask, self.lane_id, projector, self.drivable.max_lane_points)
+                    lanes = lane_points(mask, self.lane_id, projector, self.drivable.max_lane_points, scale.camera)
             except ValueError as exc:  # e.g. CameraInfo for another resolution: image outputs still go out
                 error, ground, lanes = str(exc), None, None
         t2 = time.perf_counter()
-        lane, lane_px = self._ego_lane(lanes, confidence, camera, projector, None if rgb is None else (rgb, mask.shape))
+        lane = self._ego_lane(lanes, confidence, camera, scale, rgb)
         timings = {"drivable": (t1 - t0) * 1e3, "ground": (t2 - t1) * 1e3, "lanes": (time.perf_counter() - t2) * 1e3}
-        result = FrameResult(None, mask, regions, ego, ground, error, timings, lanes, confidence, sure)
-        result.ego_lane, result.lane_lines_px = lane, lane_px
+        result = FrameResult(None, Segmentation(mask, {}, confidence, scale.camera), regions, ego, ground, error, timings, lanes, sure)
+        result.ego_lane, result.lane_camera = lane, projector.camera if lane is not None else None
         return result
 
-    def _ego_lane(self, lanes: LanePoints | None, confidence, camera: CameraState | None, projector, image=None) -> tuple[EgoLane | None, list]:
-        """The lane's boundaries from the frame's lane points (tracked when the camera has state), and
-        their image polylines for the overlay. ``image``: (rgb at any scale, the mask's shape)."""
+    def _ego_lane(self, lanes: LanePoints | None, confidence, camera: CameraState | None, scale: MaskScale, rgb=None) -> EgoLane | None:
+        """The lane's boundaries from the frame's lane points (tracked when the camera has state).
+        ``confidence`` at the work size of ``scale``; ``rgb``: the frame at any scale, for the
+        boundaries' colours."""
         if lanes is None:
-            return None, []
+            return None
         sure = colours = None
         if len(lanes.pixels):
-            u, v = np.round(lanes.pixels).astype(np.int64).T
             if confidence is not None:
+                u, v = scale.to_work(lanes.pixels).T
                 sure = confidence[v, u].astype(np.float32) / 255.0
-            if image is not None:  # a reduced decode is smaller than the mask the pixels are in
-                rgb, (h, w) = image
-                rows = np.minimum(v * rgb.shape[0] // h, rgb.shape[0] - 1)
-                colours = rgb[rows, np.minimum(u * rgb.shape[1] // w, rgb.shape[1] - 1)]
+            if rgb is not None:  # a reduced decode is smaller than the camera the pixels are in
+                u, v = MaskScale(scale.camera, (rgb.shape[1], rgb.shape[0])).to_work(lanes.pixels).T
+                colours = rgb[v, u]
         lane = ego_lane(lanes.ground[:, :2], LaneLineConfig(max_range_m=self.drivable.lane_max_range), sure, colours)
         if camera is not None:
             lane = camera.lane_tracker.update(lane, camera.odom_pose, camera.stamp_s)
-        px = []
-        for b in lane.boundaries():
-            pixels, in_front = projector.camera.ground_to_pixels(b.points())
-            px.append((b.position, pixels[in_front]))
-        return lane, px
+        return lane
 
     def overlay_bgr(self, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
         """Class colours plus the ego drivable polygon (green outline, holes in red) for people to look at."""
