@@ -135,8 +135,8 @@ def _frame_with_paint() -> np.ndarray:
 
 
 def test_no_pose_no_boundary_and_with_a_pose_the_paths_are_published_shape():
-    from fcn_perception.bags.bag_io import rosbags_message
     from fcn_perception.ros import outputs
+    from fcn_perception.ros.cdr import rosbags_message
 
     pipeline = Pipeline()
     mask, info = _frame_with_paint()

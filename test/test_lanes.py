@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fcn_perception.bags.bag_io import rosbags_message
 from fcn_perception.ros import outputs
+from fcn_perception.ros.cdr import rosbags_message
 from fcn_perception.ros.messages import cloud_msg
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector, rpy_matrix
 from fcn_perception.scene.lanes import lane_pixels, lane_points

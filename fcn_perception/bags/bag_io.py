@@ -9,45 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.interfaces import Nodetype
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 
+from fcn_perception.ros.cdr import TYPESTORE, header
 from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED, IMAGE
-
-TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
-
-
-_NUMPY = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "float32": np.float32, "float64": np.float64}
-_NUMPY.update({t: np.dtype(t).type for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")})
-
-
-def _default(node: tuple):
-    kind, detail = node
-    if kind == Nodetype.BASE:
-        name = detail[0]
-        return "" if name == "string" else False if name == "bool" else 0.0 if name.startswith("float") else 0
-    if kind == Nodetype.NAME:
-        return rosbags_message(detail)
-    (sub_kind, sub), length = detail  # ARRAY (fixed length) or SEQUENCE (length 0 = empty)
-    if sub_kind == Nodetype.BASE and sub[0] in _NUMPY:
-        return np.zeros(length if kind == Nodetype.ARRAY else 0, _NUMPY[sub[0]])
-    return [_default((sub_kind, sub)) for _ in range(length if kind == Nodetype.ARRAY else 0)]
-
-
-def rosbags_message(msgtype: str, **fields):
-    """A rosbags message with every field not given set to its ROS default, like rclpy's constructors."""
-    for name, node in TYPESTORE.fielddefs[msgtype][1]:
-        if name not in fields:
-            fields[name] = _default(node)
-    return TYPESTORE.types[msgtype](**fields)
-
-
-def header(stamp_ns_: int, frame_id: str):
-    T = TYPESTORE.types
-    return T["std_msgs/msg/Header"](
-        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns_ // 1_000_000_000, nanosec=stamp_ns_ % 1_000_000_000), frame_id=frame_id
-    )
 
 
 @dataclass

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fcn_perception.bags.bag_io import TYPESTORE
 from fcn_perception.bags.recording import RawMessage, Recording
 from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
 from fcn_perception.params.node_config import NodeConfig
+from fcn_perception.ros.cdr import TYPESTORE
 from fcn_perception.ros.outputs import is_output_topic
 from fcn_perception.ros.topics import CAMERA_INFO, IMAGE_TYPES, camera_info_topic, stamp_ns
 from fcn_perception.scene.camera import CameraWorkflow

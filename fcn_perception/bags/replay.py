@@ -21,12 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fcn_perception.bags.bag_io import BagWriter, rosbags_message
+from fcn_perception.bags.bag_io import BagWriter
 from fcn_perception.bags.camera_feed import CameraFeed, Cameras
 from fcn_perception.bags.label_export import Candidate, check_out_dir, spread_lowest, write_label_set
 from fcn_perception.bags.recording import RawMessage, open_recording
 from fcn_perception.params.node_config import NodeConfig, node_config
 from fcn_perception.ros import outputs
+from fcn_perception.ros.cdr import rosbags_message
 from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.topics import camera_namespace, output_topic, stamp_ns
 from fcn_perception.scene.camera import CameraSummary, CameraWorkflow

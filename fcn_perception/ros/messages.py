@@ -1,9 +1,11 @@
 """Message builders for the outputs (``ros/outputs.py`` names which output uses which), one for both
-the node (rclpy) and replay (rosbags).
+the node and replay.
 
-Builders take a ``new(msgtype, **fields)`` factory: :func:`rclpy_factory` makes rclpy messages,
-:func:`fcn_perception.bags.bag_io.rosbags_message` makes rosbags ones. Fields are given as numpy arrays
-where the message holds a primitive array; each factory converts them to what its library wants.
+Builders take a ``new(msgtype, **fields)`` factory: :func:`fcn_perception.ros.cdr.rosbags_message`
+makes the rosbags messages the node publishes as CDR bytes and replay writes (``ros/cdr.py`` says
+why not rclpy's); :func:`rclpy_factory` makes rclpy messages (the benchmark of rclpy's own cost).
+Fields are given as numpy arrays where the message holds a primitive array; each factory converts
+them to what its library wants.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     """DELETEALL, then every ring as a closed LINE_STRIP: image versions in the camera's optical frame on its
     z = 1 m plane (pixels scaled by the width when there is no CameraInfo), ground versions in base_frame."""
     markers = [new("visualization_msgs/msg/Marker", header=image_header, action=3)]  # DELETEALL: no stale rings
-    h, w = result.mask.shape
+    w, h = result.size
 
     def ring_marker(header, ns: str, idx: int, pts: np.ndarray, z: float, width: float):
         closed = np.vstack([pts, pts[:1]])

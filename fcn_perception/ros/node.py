@@ -31,10 +31,11 @@ from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
+from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
 from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.image_bridge import cv_bridge_converter
-from fcn_perception.ros.messages import msg_class, rclpy_factory
+from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.parameters import declare_all, declare_labels
 from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
 from fcn_perception.scene.backend_guard import BackendGuard, BackendHealth
@@ -98,8 +99,9 @@ class Publishers:
     def emit(self, cam: CameraWorkflow, msg, result: FrameResult) -> None:
         cfg, pubs, pipeline = self.node.cfg, self.io.pubs, self.node.pipeline
         keys = outputs.node_keys(lambda k: pubs[k].get_subscription_count() > 0, lambda gate: getattr(cfg, gate))
-        for key, out in outputs.build(keys, self.node.new, msg.header, result, cfg.base_frame, lambda: pipeline.overlay_bgr(result, cfg.overlay_alpha)).items():
-            pubs[key].publish(out)
+        built = outputs.build(keys, rosbags_message, as_header(msg.header), result, cfg.base_frame, lambda: pipeline.overlay_bgr(result, cfg.overlay_alpha))
+        for key, out in built.items():
+            pubs[key].publish(serialize(out, outputs.OUTPUTS[key].msgtype))  # CDR bytes: ros/cdr.py says why
         if self.node.fusion is not None:
             with self.node.fusion_lock:
                 self.node.fusion.feed(cam, msg.header, result)
@@ -117,7 +119,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.io: list[CameraIo] = []
         self.worker = FrameWorker(0, self._serve)
         self.fusion, self.fusion_lock, self.fused_pubs = None, threading.Lock(), {}
-        self._timers, self.new, self._tf_buffer, self.pub_diag = [], rclpy_factory(), None, None
+        self._timers, self._tf_buffer, self.pub_diag = [], None, None
         self._last_diag, self._active = time.monotonic(), False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -277,9 +279,9 @@ class FcnPerceptionNode(LifecycleNode):
         keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS or self.fused_pubs[k].get_subscription_count() > 0]
         with self.fusion_lock:
             snapshot = None if self.fusion.silent() else self.fusion.snapshot()
-        made = {} if snapshot is None else self.fusion.build(snapshot, self.new, keys)
+        made = {} if snapshot is None else self.fusion.build(snapshot, rosbags_message, keys)
         for key, msg in made.items():
-            self.fused_pubs[key].publish(msg)
+            self.fused_pubs[key].publish(serialize(msg, outputs.FUSED_OUTPUTS[key].msgtype))
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

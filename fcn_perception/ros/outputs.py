@@ -7,7 +7,8 @@ generated from it (``tools/readme_tables.py``). A new output is one entry here a
 
 Builders take a :class:`Frame` and return the message, or None where the frame has none (no pose:
 no ground outputs; a model without confidence: no confidence image). Messages are made with a
-``new(msgtype, **fields)`` factory (``messages.rclpy_factory`` or ``bag_io.rosbags_message``).
+``new(msgtype, **fields)`` factory (``cdr.rosbags_message``: the node serializes what it builds and
+publishes the bytes, replay writes them).
 """
 
 from __future__ import annotations
