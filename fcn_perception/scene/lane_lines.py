@@ -113,32 +113,33 @@ def _slice_lines(xy: np.ndarray, side: int, cfg: LaneLineConfig) -> tuple[np.nda
     farther out each slice takes the paint nearest to where the slices before it put the line (a
     curve leaves the band; a stop line or hatching beside it does not pull it away)."""
     ahead = (xy[:, 0] >= 0) & (xy[:, 0] <= cfg.max_range_m) & (side * xy[:, 1] > 0)
-    idx = np.nonzero(ahead)[0]
+    idx = np.flatnonzero(ahead)
     band = _nearest_line(xy[idx], side, cfg)
     if band is None:
         return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
     bins = np.floor(xy[idx, 0] / cfg.slice_m).astype(np.int64)
-    order = np.argsort(bins, kind="stable")  # the slices' points as groups of one sorted pass
+    order = np.argsort(bins, kind="stable")  # the slices' points as runs of one sorted pass
     idx, bins = idx[order], bins[order]
-    starts = np.flatnonzero(np.diff(bins)) + 1
-    xs, ys, members = [], [], []
-    for b, pts in zip(bins[np.r_[0, starts]], np.split(idx, starts), strict=True):
+    off = side * xy[idx, 1]  # each point's offset from the centre line, in slice order
+    cuts = np.flatnonzero(np.diff(bins)) + 1
+    xs, offs, members = [], [], []
+    for b, start, end in zip(bins[np.r_[0, cuts]].tolist(), np.r_[0, cuts].tolist(), np.r_[cuts, len(idx)].tolist(), strict=True):
+        o = off[start:end]
         if len(xs) >= 2:  # where the line is heading: from the last two slices on it
-            expect = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * ((b + 0.5) * cfg.slice_m - xs[-1])
-            pts = pts[np.abs(xy[pts, 1] - expect) <= 2 * cfg.cluster_m]
-        else:  # until two slices are on it: the band of the nearest line
-            off = side * xy[pts, 1]
-            pts = pts[(off >= band[0]) & (off <= band[1])]
-        if not len(pts):
+            expect = offs[-1] + (offs[-1] - offs[-2]) / (xs[-1] - xs[-2]) * ((b + 0.5) * cfg.slice_m - xs[-1])
+            keep = np.flatnonzero(np.abs(o - expect) <= 2 * cfg.cluster_m)
+        else:  # until two slices are on it: the band of the nearest line, the paint nearest the car in it
+            keep = np.flatnonzero((o >= band[0]) & (o <= band[1]))
+            if len(keep):
+                keep = keep[o[keep] <= o[keep].min() + cfg.cluster_m]
+        if not len(keep):
             continue
-        o = side * xy[pts, 1]
-        near = pts[o <= o.min() + cfg.cluster_m] if len(xs) < 2 else pts  # the paint nearest the car in this slice
         xs.append((b + 0.5) * cfg.slice_m)
-        ys.append(_median(xy[near, 1]))
-        members.append(near)
+        offs.append(_median(o[keep]))
+        members.append(keep + start)
     if not xs:
         return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    return np.array(xs), np.array(ys), np.concatenate(members)
+    return np.array(xs), side * np.array(offs), idx[np.concatenate(members)]
 
 
 def _median(v: np.ndarray) -> float:
