@@ -10,13 +10,13 @@ elsewhere.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 from pathlib import Path
 
 import numpy as np
 
+from fcn_perception import heap
 from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
@@ -45,16 +45,6 @@ def core():
 
         _CORE = ov.Core()
     return _CORE
-
-
-def _return_freed_heap() -> None:
-    """Hand the reading and compiling temporaries back to the OS: glibc keeps freed heap pages, and
-    here they were 15–25 MB of the node's resident memory (BENCHMARKS.md, start-up)."""
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 def cpu_has_bf16() -> bool:
@@ -101,7 +91,7 @@ class OpenVinoBackend(Backend):
         props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
         self.compiled = ov_core.compile_model(model, "CPU", props)
         del model
-        _return_freed_heap()
+        heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
         self.streams = streams
         #: idle requests, one per stream: a request is not reentrant, a thread takes one per frame
         self._requests: queue.SimpleQueue = queue.SimpleQueue()

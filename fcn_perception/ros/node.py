@@ -27,6 +27,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from fcn_perception import heap
 from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
@@ -138,6 +139,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         streams = f"{seg.backend.streams} inference streams" if seg.backend.streams > 1 else "one inference stream"
         log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}; {streams}")
+        heap.return_freed()  # what loading and warming up the model left
         seg.settle_precision(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
         # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
