@@ -127,9 +127,7 @@ class CameraLookup:
         flat_mask = mask.reshape(-1)
         ids = flat_mask[index]
         flat = flat_t[ids]
-        contact = obstacle_t[ids]  # an obstacle standing on flat ground: only obstacle cells look below
-        at = np.flatnonzero(contact)
-        contact[at] = flat_t[flat_mask[below[:, at]]].any(0)
+        contact = obstacle_t[ids] & flat_t[flat_mask[below]].any(0)  # an obstacle standing on flat ground
         evidence = flat | contact
         conf = np.float32(1.0) if confidence is None else confidence.reshape(-1)[index].astype(np.float32) / 255.0
         weight = (self.near * evidence * conf).astype(np.float32)
