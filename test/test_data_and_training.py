@@ -120,6 +120,17 @@ def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path
         TrainConfig.from_dict({"itertions": 3})
 
 
+def test_select_only_scores_the_starting_model_as_its_run_logs_it(tiny_camvid, tmp_path):
+    """A run's best checkpoint, scored again by --select-only from init, gives the row it was selected by."""
+    from fcn_perception.training.train import select_only
+
+    best = train(TrainConfig.from_dict(_tiny_config(tiny_camvid, tmp_path / "run")))
+    logged = (tmp_path / "run" / "log.csv").read_text().splitlines()[-1].split(",")
+    again = select_only(TrainConfig.from_dict({**_tiny_config(tiny_camvid, tmp_path / "again"), "init": str(best)}))
+    assert float(logged[4]) == pytest.approx(np.mean([r["miou"] for r in again.values()]), abs=1e-4)
+    assert not (tmp_path / "again").exists()  # nothing trained, nothing written
+
+
 def test_torchrun_ddp_on_cpu(tiny_camvid, tmp_path):
     """Two processes over gloo: the multi-GPU path minus the GPUs."""
     import subprocess

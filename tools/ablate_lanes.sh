@@ -6,7 +6,8 @@
 #   fcn8s_labelled   the 308-frame lane labels, FCN-8s, no pseudo-labels   (the data)
 #   fcn4s_labelled   ... grown to FCN-4s                                     (+ the finer path)
 #   fcn4s_pseudo     ... and paint pseudo-labelled inside CamVid's and Cityscapes' road (the recipe)
-# Selected on the same sets at the last step. Prints each run's last selection row.
+# Selected on the same sets at the last step. Prints stage three's own row (train --select-only), then
+# each run's last selection row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-300}
@@ -17,6 +18,8 @@ NO_PSEUDO=(--set datasets.1.pseudo_lanes=false --set datasets.2.pseudo_lanes=fal
 run fcn8s_labelled --set model.variant=fcn8s "${NO_PSEUDO[@]}"
 run fcn4s_labelled "${NO_PSEUDO[@]}"
 run fcn4s_pseudo
+echo "stage three itself (step 0):"
+.venv/bin/fcn-perception train --config config/train_lanes_fcn4s.yaml --select-only --set model.variant=fcn8s "${NO_PSEUDO[@]}" 2>&1 | grep -E "mIoU"
 for d in runs/ablate_lanes_*/; do
   .venv/bin/python - "$d" <<'PY'
 import csv, sys

@@ -237,18 +237,25 @@ class Data:
     members: torch.Tensor
 
 
+def _open(cfg: TrainConfig, space: LabelSpace) -> tuple[list[Source], list[tuple[str, SegmentationDataset, LabelReader]]]:
+    """Each dataset's training source, and the selection sets (name, frames, labels)."""
+    mc = cfg.model
+    train_sources, val_sets = [], []
+    for spec in cfg.dataset_specs():
+        tr, val, labels = spec.open(mc.classes, space)
+        train_sources.append(Source(tr, labels, spec.aspect))
+        if val is not None:
+            val_ds = SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, mc.input_size[1])
+            val_sets.append((Path(spec.path).name + "/" + val.split, val_ds, labels))
+    return train_sources, val_sets
+
+
 def _data(cfg: TrainConfig, device: torch.device, seed: int, rank: int, world: int) -> Data:
     mc = cfg.model
     height = mc.input_size[1]
     specs = cfg.dataset_specs()
     space = LabelSpace(mc.classes)  # one for the run: a set id means the same classes in every dataset
-    train_sources, val_sets = [], []
-    for spec in specs:
-        tr, val, labels = spec.open(mc.classes, space)
-        train_sources.append(Source(tr, labels, spec.aspect))
-        if val is not None:
-            val_ds = SegmentationDataset([Source(val, labels, spec.aspect)], mc.mean, mc.std, height)
-            val_sets.append((Path(spec.path).name + "/" + val.split, val_ds, labels))
+    train_sources, val_sets = _open(cfg, space)
     if rank == 0 and space.sets:
         print("partial labels: " + ", ".join("[" + ", ".join(mc.classes[c] for c in s) + "]" for s in space.sets))
     shares = [s.share for s in specs]
@@ -428,6 +435,21 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out / "best.pt"
+
+
+def select_only(cfg: TrainConfig) -> dict[str, dict]:
+    """The starting model (``init``) scored on the run's selection sets without a step of training:
+    the row a run's step 0 would log, so a run (or several, at equal steps) is read against it."""
+    device = torch.device("cpu")
+    model, _ = _model_and_optimizer(cfg, device, 0)
+    _, val_sets = _open(cfg, LabelSpace(cfg.model.classes))
+    results = {name: evaluate(model, DataLoader(ds, batch_size=1, num_workers=cfg.workers), labels, device) for name, ds, labels in val_sets}
+    classes = cfg.model.classes
+    for (name, r), (_, _, labels) in zip(results.items(), val_sets, strict=True):
+        extra = "".join(f"  {classes[c]} {r['per_class_iou'][c] or 0.0:.4f}" for c in _extra_classes(labels, classes))
+        print(f"{name}: mIoU {r['miou']:.4f}  Road {r['per_class_iou'].get('Road') or 0.0:.4f}{extra}")
+    print(f"selection mIoU {float(np.mean([r['miou'] for r in results.values()])):.4f}")
+    return results
 
 
 def _extra_classes(labels: LabelReader, classes: list[str]) -> list[int]:

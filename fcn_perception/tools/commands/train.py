@@ -15,12 +15,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", default="", metavar="DIR", help="train on this one dataset folder instead of the config's datasets (a labelling set as it is)")
     sp.add_argument("--split", default="train", help="with --data: the split to train on (an --export-uncertain set: frames)")
     sp.add_argument("--val-split", default="", help="with --data: the split to select on (default: val where it exists, else --split)")
+    sp.add_argument("--select-only", action="store_true", help="score the starting model (init) on the selection sets and stop: a run's step 0")
 
 
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from fcn_perception.training.train import TrainConfig, train
+    from fcn_perception.training.train import TrainConfig, select_only, train
 
     if not Path(args.config).is_file():
         raise FileNotFoundError(f"training config not found: {args.config}")
@@ -42,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if args.data:  # one dataset folder as it is (a labelling set from --export-uncertain, say)
         raw["datasets"] = [_dataset_entry(Path(args.data), args.split, args.val_split)]
     cfg = TrainConfig.from_dict(raw)
+    if args.select_only:
+        if not cfg.init:
+            raise ValueError("--select-only scores the starting model: set init (or --init)")
+        select_only(cfg)
+        return 0
     best = train(cfg, resume=not args.restart)
     print(f"best checkpoint: {best}")
     return 0
