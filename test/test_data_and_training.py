@@ -120,14 +120,30 @@ def test_train_command_writes_checkpoints_logs_and_resumes(tiny_camvid, tmp_path
         TrainConfig.from_dict({"itertions": 3})
 
 
-def test_select_only_scores_the_starting_model_as_its_run_logs_it(tiny_camvid, tmp_path):
-    """A run's best checkpoint, scored again by --select-only from init, gives the row it was selected by."""
+def test_select_only_scores_the_starting_model_as_its_run_logs_it(camvid, tmp_path):
+    """A run's best checkpoint, scored again by --select-only from init, gives the row it was selected
+    by, LaneMarking (a class past CamVid's 11, logged on its own) included."""
+    import shutil
+
     from fcn_perception.training.train import select_only
 
-    best = train(TrainConfig.from_dict(_tiny_config(tiny_camvid, tmp_path / "run")))
-    logged = (tmp_path / "run" / "log.csv").read_text().splitlines()[-1].split(",")
-    again = select_only(TrainConfig.from_dict({**_tiny_config(tiny_camvid, tmp_path / "again"), "init": str(best)}))
-    assert float(logged[4]) == pytest.approx(np.mean([r["miou"] for r in again.values()]), abs=1e-4)
+    lanes, data = camvid.parent / "camvid_lanes", tmp_path / "lanes"
+    for split, n in (("train", 4), ("val", 2)):
+        for sub in ("images", "labels"):
+            (data / split / sub).mkdir(parents=True)
+            for f in sorted((lanes / split / sub).iterdir())[:n]:
+                shutil.copy(f, data / split / sub / f.name)
+    shutil.copy(lanes / "class_dict.csv", data / "class_dict.csv")
+    classes = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist", "LaneMarking"]
+    raw = {**_tiny_config(data, tmp_path / "run"), "model": {"input_size": [160, 120], "classes": classes}}
+    raw.pop("data")
+    raw["datasets"] = [{"path": str(data), "class_map": "config/class_maps/camvid32_to_lanes.yaml", "val_split": "val"}]
+    best = train(TrainConfig.from_dict(raw))
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    header, logged = rows[0].split(","), rows[-1].split(",")
+    again = select_only(TrainConfig.from_dict({**raw, "out": str(tmp_path / "again"), "init": str(best)}))["lanes/val"]
+    assert float(logged[header.index("val_miou")]) == pytest.approx(again["miou"], abs=1e-4)
+    assert float(logged[header.index("lanes/val:LaneMarking")]) == pytest.approx(again["per_class_iou"]["LaneMarking"] or 0.0, abs=1e-4)
     assert not (tmp_path / "again").exists()  # nothing trained, nothing written
 
 

@@ -446,7 +446,7 @@ def select_only(cfg: TrainConfig) -> dict[str, dict]:
     results = {name: evaluate(model, DataLoader(ds, batch_size=1, num_workers=cfg.workers), labels, device) for name, ds, labels in val_sets}
     classes = cfg.model.classes
     for (name, r), (_, _, labels) in zip(results.items(), val_sets, strict=True):
-        extra = "".join(f"  {classes[c]} {r['per_class_iou'][c] or 0.0:.4f}" for c in _extra_classes(labels, classes))
+        extra = "".join(f"  {classes[c]} {r['per_class_iou'][classes[c]] or 0.0:.4f}" for c in _extra_classes(labels, classes))
         print(f"{name}: mIoU {r['miou']:.4f}  Road {r['per_class_iou'].get('Road') or 0.0:.4f}{extra}")
     print(f"selection mIoU {float(np.mean([r['miou'] for r in results.values()])):.4f}")
     return results
