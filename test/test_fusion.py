@@ -254,9 +254,9 @@ def test_the_node_publishes_the_fused_grid_and_says_which_cameras_take_part(ros_
         msgs = [m for m in read_messages(sample_bag)]
         info = next(m.msg for m in msgs if m.topic.endswith("camera_info"))
         frames = [m for m in msgs if m.topic.endswith("compressed")][:3]
-        from fcn_perception.ros.messages import msg_class, rclpy_factory
+        from fcn_perception.ros.messages import msg_class
 
-        to_rclpy = _rclpy_copy(rclpy_factory(), msg_class)
+        to_rclpy = _rclpy_copy(msg_class)
         for cam in node.cameras:
             cam.info = to_rclpy(info)
         for m in frames:
@@ -278,7 +278,7 @@ def test_the_node_publishes_the_fused_grid_and_says_which_cameras_take_part(ros_
         ros_node.destroy_subscription(sub)
 
 
-def _rclpy_copy(new, msg_class):
+def _rclpy_copy(msg_class):
     """A rosbags message as the rclpy message of the same type (what arrives over DDS)."""
     import dataclasses
 

@@ -1,11 +1,9 @@
 """Message builders for the outputs (``ros/outputs.py`` names which output uses which), one for both
 the node and replay.
 
-Builders take a ``new(msgtype, **fields)`` factory: :func:`fcn_perception.ros.cdr.rosbags_message`
-makes the rosbags messages the node publishes as CDR bytes and replay writes (``ros/cdr.py`` says
-why not rclpy's); :func:`rclpy_factory` makes rclpy messages (the benchmark of rclpy's own cost).
-Fields are given as numpy arrays where the message holds a primitive array; each factory converts
-them to what its library wants.
+Builders take a ``new(msgtype, **fields)`` factory, :func:`fcn_perception.ros.cdr.rosbags_message`:
+the rosbags messages the node publishes as CDR bytes and replay writes (``ros/cdr.py`` says why not
+rclpy's classes). Fields are given as numpy arrays where the message holds a primitive array.
 """
 
 from __future__ import annotations
@@ -42,20 +40,6 @@ def msg_class(msgtype: str) -> type:
         pkg, _, name = msgtype.split("/")
         cls = _CLASSES[msgtype] = getattr(importlib.import_module(f"{pkg}.msg"), name)
     return cls
-
-
-def rclpy_factory() -> Factory:
-    """``new(msgtype, **fields)`` for rclpy message classes (imported on first use)."""
-    import array
-
-    def new(msgtype: str, **fields):
-        cls = msg_class(msgtype)
-        for key, value in fields.items():
-            if isinstance(value, np.ndarray):  # bytes for uint8[], array.array otherwise: both set without a per-element check
-                fields[key] = value.tobytes() if value.dtype == np.uint8 else array.array(value.dtype.char, value.tobytes())
-        return cls(**fields)
-
-    return new
 
 
 def image_msg(new: Factory, header, array: np.ndarray, encoding: str):

@@ -91,9 +91,9 @@ def bench(
 
     from fcn_perception.model.config import read_onnx_config
     from fcn_perception.model.fcn import FCN, count_flops, load_model
-    from fcn_perception.ros.messages import image_msg, rclpy_factory
+    from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
+    from fcn_perception.ros.messages import image_msg
 
-    new = rclpy_factory()
     cfg = NodeConfig.from_dict(
         {"backend": backend, "threads": threads, "model": model, "input_width": size[0], "input_height": size[1], "precision": precision}
     )
@@ -113,7 +113,7 @@ def bench(
         t = time.perf_counter()
         result = pipeline.process(msg)
         t_conv = time.perf_counter()
-        image_msg(new, msg.header, result.mask, "mono8")
+        serialize(image_msg(rosbags_message, as_header(msg.header), result.mask, "mono8"), "sensor_msgs/msg/Image")  # as the node
         done = time.perf_counter()
         if i >= warmup:
             e2e.append((done - t) * 1e3)
@@ -165,11 +165,11 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from fcn_perception.ros.messages import image_msg, polygon_msg, rclpy_factory
+    from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
+    from fcn_perception.ros.messages import image_msg, polygon_msg
     from fcn_perception.scene.image_codec import decode
     from fcn_perception.tools.demo import ensure_domain_id
 
-    new = rclpy_factory()
     ensure_domain_id()
     rclpy.init()
     pub_node, sub_node = rclpy.create_node("bench_pub"), rclpy.create_node("bench_sub")
@@ -194,8 +194,9 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
             t0 = time.perf_counter()
             decode(msg)
             t1 = time.perf_counter()
-            out = image_msg(new, msg.header, mask, "mono8")
-            poly = polygon_msg(new, msg.header, vertices)
+            header = as_header(msg.header)  # built and serialized as the node does (ros/cdr.py)
+            out = serialize(image_msg(rosbags_message, header, mask, "mono8"), "sensor_msgs/msg/Image")
+            poly = serialize(polygon_msg(rosbags_message, header, vertices), "geometry_msgs/msg/PolygonStamped")
             t2 = time.perf_counter()
             pub_mask.publish(out)
             pub_poly.publish(poly)
