@@ -214,23 +214,29 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
     return {"size": f"{size[0]}x{size[1]}", "frames": frames, "sent": frames + 10, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
 
 
+def sample_camera_info(size: tuple[int, int]):
+    """The sample drive's CameraInfo (a rosbags message) scaled to a ``size`` (w, h) camera."""
+    from fcn_perception.ros.topics import CAMERA_INFO
+
+    info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
+    sx, sy = size[0] / info.width, size[1] / info.height
+    info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])
+    info.width, info.height = size
+    return info
+
+
 def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:
     """Mask -> all regions + ego + ground polygons + grid on one CPU core, on the sample drive's real masks
     (segmented once at ``size``, outside the timing), with the sample drive's CameraInfo scaled to ``size``."""
     import cv2
 
-    from fcn_perception.ros.topics import CAMERA_INFO
     from fcn_perception.scene.drivable import MaskSmoother
 
     cv2.setNumThreads(1)
     cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing, "camera_pose": list(SAMPLE_CAMERA_POSE)})
     pipeline = Pipeline.for_config(cfg)
-    info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
-    sx, sy = size[0] / info.width, size[1] / info.height
-    info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])
-    info.width, info.height = size
     state = CameraState(smoother=MaskSmoother(smoothing))
-    state.calibrate(info, cfg.ground(), *cfg.pose(0))
+    state.calibrate(sample_camera_info(size), cfg.ground(), *cfg.pose(0))
     masks = [pipeline.segmenter.segment(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)).mask for f in sample_frames(size, min(frames, 40))]
     times, vertices = [], 0
     for i in range(frames + 10):
@@ -287,6 +293,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
     ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
     ap.add_argument("--smoothing", type=float, default=0.0, help="with --drivable: temporal_smoothing to include")
+    ap.add_argument(
+        "--frame-path", action="store_true", help="measure the node's frame loop per stage at the camera size, JPEG in, outputs serialized, one thread, instead"
+    )
     ap.add_argument(
         "--peers-python",
         default=str(BENCH_ENV_PYTHON) if BENCH_ENV_PYTHON.exists() else "",
@@ -348,6 +357,15 @@ def run_args(args: argparse.Namespace) -> int:
             + "  ".join(f"{k} p50 {v['p50']:.2f} p95 {v['p95']:.2f}" for k, v in res["ms"].items())
             + f"  ({res['received']} masks received)"
         )
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
+    if args.frame_path:
+        from fcn_perception.tools.frame_path import frame_path_bench
+        from fcn_perception.tools.frame_path import report as frame_path_report
+
+        res = frame_path_bench((w, h), args.frames, args.warmup, args.precision)
+        print(frame_path_report(res))
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0

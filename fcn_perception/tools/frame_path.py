@@ -1,0 +1,95 @@
+"""``fcn-perception bench --frame-path``: where a camera-sized frame's time goes in the node, per stage.
+
+The node's own frame loop (``serve_frame``) on the sample drive's real frames re-encoded as JPEG at
+the camera size, with its CameraInfo and pose: decode, preprocess, inference, sharpening, drivable
+area, ground, lanes, then every output the node always sends built and serialized as the node does
+(rosbags messages, CDR bytes) and the fused grid fed. One thread and no DDS, so the figures add up
+to one frame's work on one core; ``load`` measures the node under a rig's load.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+
+from fcn_perception.params.node_config import NodeConfig
+from fcn_perception.stats import percentiles
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "drivable", "ground", "lanes", "build", "serialize", "fusion")
+
+
+class _Timed:
+    """The frame loop's sink: the node's outputs built and serialized, the fusion fed, each timed."""
+
+    def __init__(self, cfg: NodeConfig, classes: list[str]) -> None:
+        from fcn_perception.ros import outputs
+        from fcn_perception.ros.fused import Fusion
+
+        self.cfg, self.outputs = cfg, outputs
+        self.keys = outputs.node_keys(lambda key: False, lambda gate: False)  # what the node always sends
+        self.fusion = Fusion(cfg, classes, lambda frame, header: None)
+        self.ms: dict[str, float] = {}
+
+    def emit(self, cam, msg, result) -> None:
+        from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
+
+        t0 = time.perf_counter()
+        built = self.outputs.build(self.keys, rosbags_message, as_header(msg.header), result, self.cfg.base_frame)
+        t1 = time.perf_counter()
+        for key, out in built.items():
+            serialize(out, self.outputs.OUTPUTS[key].msgtype)
+        t2 = time.perf_counter()
+        self.fusion.feed(cam, msg.header, result)
+        self.ms = {"build": (t1 - t0) * 1e3, "serialize": (t2 - t1) * 1e3, "fusion": (time.perf_counter() - t2) * 1e3}
+
+
+def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, precision: str = "auto") -> dict:
+    """Per-stage ms (p50, p95) of ``frames`` camera frames at ``size`` through the node's frame loop."""
+    from fcn_perception.bags.bag_io import compressed_image
+    from fcn_perception.scene.camera import CameraWorkflow
+    from fcn_perception.scene.frame_loop import serve_frame
+    from fcn_perception.scene.pipeline import Pipeline
+    from fcn_perception.tools.bench import cpu_name, sample_camera_info, sample_frames
+    from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
+
+    cfg = NodeConfig.from_dict({"camera_pose": list(SAMPLE_CAMERA_POSE), "threads": 1, "precision": precision})
+    pipeline = Pipeline.for_config(cfg)
+    jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1] for f in sample_frames(size, min(frames + warmup, 60))]
+    cam = CameraWorkflow("/bench/image_raw/compressed", 0, cfg.pose(0), cfg.ground(), 0.0, "no CameraInfo")
+    cam.info = sample_camera_info(size)
+    sink = _Timed(cfg, pipeline.segmenter.classes)
+    times: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
+    ground = lanes = 0  # frames with ground outputs, and with lane points on the ground
+    for i in range(frames + warmup):
+        msg = compressed_image(1_000_000_000 + i * 33_333_333, "bench_optical_frame", jpegs[i % len(jpegs)].tobytes())
+        t = time.perf_counter()
+        served = serve_frame(cam, pipeline, msg, lambda header: (None, "no TF"), sink)
+        total = (time.perf_counter() - t) * 1e3
+        if served.result is None:
+            raise RuntimeError(f"frame {i} was not served: {served.logs}")
+        if i >= warmup:
+            ground, lanes = ground + (served.result.ground is not None), lanes + (served.result.ego_lane is not None)
+            for stage, ms in {**served.result.timings_ms, **sink.ms, "total": total}.items():
+                if stage in times:
+                    times[stage].append(ms)
+    return {
+        "cpu": cpu_name(),
+        "size": f"{size[0]}x{size[1]}",
+        "frames": frames,
+        "backend": pipeline.segmenter.backend_name,
+        "precision": pipeline.segmenter.precision,
+        "frames_with_ground": ground,
+        "frames_with_lanes": lanes,
+        "ms": {s: percentiles(v, (50, 95), digits=2) for s, v in times.items()},
+    }
+
+
+def report(res: dict) -> str:
+    ms = res["ms"]
+    rest = ms["total"]["p50"] - ms["infer"]["p50"]
+    return (
+        f"frame path at {res['size']} on one thread ({res['backend']}, {res['precision']}; {res['cpu']}), {res['frames']} frames, ms p50:\n  "
+        + "  ".join(f"{s} {ms[s]['p50']:.2f}" for s in STAGES)
+        + f"\n  total {ms['total']['p50']:.2f}, all but inference {rest:.2f}"
+    )
