@@ -35,7 +35,7 @@ def fp16_graph(w: int = 480, h: int = 360):
 def frames():
     """The shipped sample drive: real frames that exist on a vehicle too (no dataset needed)."""
     from fcn_perception.inference.preprocess import preprocess_rgb
-    from fcn_perception.tools.bench import sample_frames
+    from fcn_perception.tools.samples import sample_frames
 
     cfg = load_model(default_model_path()).cfg
     return [preprocess_rgb(bgr[..., ::-1].copy(), cfg.input_size, cfg.mean, cfg.std) for bgr in sample_frames(cfg.input_size, 40)[::8]]
@@ -65,7 +65,7 @@ def test_engines_are_cached_by_key_and_rebuilt_when_stale():
 def test_int8_calibrated_on_real_frames(frames, tmp_path):
     import cv2
 
-    from fcn_perception.tools.bench import sample_frames
+    from fcn_perception.tools.samples import sample_frames
 
     for i, bgr in enumerate(sample_frames((480, 360), 40)):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)
@@ -99,7 +99,7 @@ def test_int8_from_the_symmetric_qdq_graph_on_either_major(frames, tmp_path):
     import cv2
 
     from fcn_perception.inference.quantize import quantize_int8
-    from fcn_perception.tools.bench import sample_frames
+    from fcn_perception.tools.samples import sample_frames
 
     for i, bgr in enumerate(sample_frames((480, 360), 16)):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), bgr)
@@ -114,7 +114,7 @@ def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
     import cv2
 
     from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
-    from fcn_perception.tools.bench import sample_frames
+    from fcn_perception.tools.samples import sample_frames
 
     seg = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp16"))
     dynamic = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp32", model=str(default_model_path("onnx"))))

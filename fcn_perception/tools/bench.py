@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.params.node_config import NodeConfig
-from fcn_perception.ros.topics import COMPRESSED
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
-from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
+from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
+from fcn_perception.tools.samples import cpu_name, sample_camera_info, sample_frames
 from fcn_perception.waiting import wait_until
 
 BENCH_ENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bench" / "bin" / "python"
@@ -44,27 +43,6 @@ def measure_peak_gflops(threads: int, size: int = 2048, seconds: float = 2.0) ->
         torch.mm(a, b)
         n += 1
     return 2 * size**3 * n / (time.perf_counter() - start) / 1e9
-
-
-def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
-    import cv2
-
-    frames = [cv2.imdecode(m.msg.data, cv2.IMREAD_COLOR) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
-    frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
-    return [frames[i % len(frames)] for i in range(count)]
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as the figures were measured on it (Linux's /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores visible)"
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def peer_timings(python: str, size: tuple[int, int], frames: int, backend: str, threads: int) -> dict:
@@ -212,17 +190,6 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
         sub_node.destroy_node()
         rclpy.try_shutdown()
     return {"size": f"{size[0]}x{size[1]}", "frames": frames, "sent": frames + 10, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
-
-
-def sample_camera_info(size: tuple[int, int]):
-    """The sample drive's CameraInfo (a rosbags message) scaled to a ``size`` (w, h) camera."""
-    from fcn_perception.ros.topics import CAMERA_INFO
-
-    info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
-    sx, sy = size[0] / info.width, size[1] / info.height
-    info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])
-    info.width, info.height = size
-    return info
 
 
 def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:

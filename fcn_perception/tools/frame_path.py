@@ -50,8 +50,8 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
     from fcn_perception.scene.camera import CameraWorkflow
     from fcn_perception.scene.frame_loop import serve_frame
     from fcn_perception.scene.pipeline import Pipeline
-    from fcn_perception.tools.bench import cpu_name, sample_camera_info, sample_frames
     from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
+    from fcn_perception.tools.samples import cpu_name, sample_camera_info, sample_frames
 
     cfg = NodeConfig.from_dict({"camera_pose": list(SAMPLE_CAMERA_POSE), "threads": 1, "precision": precision})
     pipeline = Pipeline.for_config(cfg)

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from fcn_perception.inference.backends import torch_cuda_available
     from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
     from fcn_perception.inference.tensorrt import versions
-    from fcn_perception.tools.bench import sample_frames
+    from fcn_perception.tools.samples import sample_frames
 
     if not torch_cuda_available():
         raise ValueError(f"no CUDA GPU here ({versions.unavailable_reason() or 'torch sees no CUDA device'}); run it on the car's computer")

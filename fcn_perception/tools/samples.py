@@ -1,0 +1,43 @@
+"""What the benchmarks measure on: the sample drive's real frames and its camera at any size, and
+the CPU they ran on (figures are named by it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fcn_perception.bags.bag_io import read_messages
+from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED
+from fcn_perception.tools.demo import SAMPLE_BAG
+
+
+def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
+    import cv2
+
+    frames = [cv2.imdecode(m.msg.data, cv2.IMREAD_COLOR) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
+    return [frames[i % len(frames)] for i in range(count)]
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as the figures were measured on it (Linux's /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores visible)"
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
+def sample_camera_info(size: tuple[int, int]):
+    """The sample drive's CameraInfo (a rosbags message) scaled to a ``size`` (w, h) camera."""
+    info = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
+    sx, sy = size[0] / info.width, size[1] / info.height
+    info.k = np.asarray(info.k) * np.array([sx, 1, sx, 1, sy, sy, 1, 1, 1])
+    info.width, info.height = size
+    return info
