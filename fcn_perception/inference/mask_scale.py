@@ -78,3 +78,21 @@ class MaskScale:
         if image is None or self.identity:
             return image
         return cv2.resize(image, self.camera, interpolation=cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST)
+
+
+class WorkIndex:
+    """Flat pixel indices into a camera-sized image, and the same indices into each smaller work
+    image they are asked for (computed once per size): what the grids' lookups read per frame."""
+
+    def __init__(self, camera: tuple[int, int], index: np.ndarray) -> None:
+        self.camera = camera
+        self._by_shape = {(camera[1], camera[0]): index}
+
+    def __call__(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The indices into a mask of ``shape`` (h, w), the camera's or smaller."""
+        key = (shape[0], shape[1])
+        index = self._by_shape.get(key)
+        if index is None:
+            camera_index = self._by_shape[(self.camera[1], self.camera[0])]
+            index = self._by_shape[key] = MaskScale(self.camera, (key[1], key[0])).flat_index(camera_index)
+        return index

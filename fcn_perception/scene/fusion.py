@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fcn_perception.inference.mask_scale import MaskScale
+from fcn_perception.inference.mask_scale import WorkIndex
 from fcn_perception.scene.ground import CameraModel, GridSpec, GroundGrid
 
 UNKNOWN, FREE, OCCUPIED = -1, 0, 100
@@ -113,7 +113,8 @@ class CameraLookup:
         #: the pixels 1..CONTACT_ROWS below each sampled one (the last row stands for those past it)
         v, u = np.divmod(self.index, camera.width)
         self.below = np.stack([np.minimum(v + k, camera.height - 1) * camera.width + u for k in range(1, CONTACT_ROWS + 1)])
-        self._work: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {(camera.height, camera.width): (self.index, self.below)}
+        #: the same for masks smaller than the camera (the camera's grid's own, shared, where it is that grid)
+        self._index, self._below = grid.work_index, WorkIndex((camera.width, camera.height), self.below)
 
     def view(self, mask: np.ndarray, confidence: np.ndarray | None, roles: tuple, stamp_ns: int, size: tuple[int, int] | None = None) -> View:
         """A frame's mask (and confidence, uint8 255 = 1.0) as evidence on the window; only the
@@ -123,7 +124,7 @@ class CameraLookup:
         if tuple(size or mask.shape[::-1]) != (self.camera.width, self.camera.height):
             w, h = size or mask.shape[::-1]
             raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
-        index, below = self._indices(mask.shape)
+        index, below = self._index(mask.shape), self._below(mask.shape)
         flat_mask = mask.reshape(-1)
         ids = flat_mask[index]
         flat = flat_t[ids]
@@ -132,15 +133,6 @@ class CameraLookup:
         conf = np.float32(1.0) if confidence is None else confidence.reshape(-1)[index].astype(np.float32) / 255.0
         weight = (self.near * evidence * conf).astype(np.float32)
         return View(stamp_ns, weight, drv_t[ids] & evidence, lane_t[ids] & evidence)
-
-    def _indices(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(cells, pixels below them) as flat indices into a mask of ``shape`` (h, w): the camera's,
-        or a smaller one it is the nearest enlargement of (the same pixels the enlargement shows)."""
-        got = self._work.get(shape)
-        if got is None:
-            scale = MaskScale((self.camera.width, self.camera.height), (shape[1], shape[0]))
-            got = self._work[shape] = (scale.flat_index(self.index), scale.flat_index(self.below))
-        return got
 
 
 def pose2d(matrix: np.ndarray) -> np.ndarray:

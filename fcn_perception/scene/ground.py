@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fcn_perception.inference.mask_scale import MaskScale
+from fcn_perception.inference.mask_scale import WorkIndex
 from fcn_perception.scene.drivable import orient
 
 # optical (x right, y down, z forward) -> body (x forward, y left, z up)
@@ -158,7 +158,7 @@ class GroundGrid:
         seen = in_front & (dist <= max_range) & (u >= 0) & (v >= 0) & (u < camera.width) & (v < camera.height)
         self.seen = seen
         self.index = np.where(seen, v.clip(0, camera.height - 1) * camera.width + u.clip(0, camera.width - 1), 0).astype(np.int64)
-        self._work_index: dict[tuple[int, int], np.ndarray] = {}  # the same for masks smaller than the camera, by (w, h)
+        self.work_index = WorkIndex((camera.width, camera.height), self.index)  # the same for masks smaller than the camera
 
     def fill(self, drivable: np.ndarray) -> np.ndarray:
         """(H, W) 0/1 drivable mask -> int8 grid, OccupancyGrid data order. The mask is the camera's
@@ -175,10 +175,7 @@ class GroundGrid:
             return self.index
         if w > self.camera.width or h > self.camera.height:
             raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
-        index = self._work_index.get((w, h))
-        if index is None:
-            index = self._work_index[(w, h)] = MaskScale((self.camera.width, self.camera.height), (w, h)).flat_index(self.index)
-        return index
+        return self.work_index(shape)
 
 
 @dataclass
