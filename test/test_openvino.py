@@ -39,6 +39,8 @@ def test_one_compiled_model_per_size_and_blobs_only_in_the_cache(frames, tmp_pat
     assert seg.segment(wide).mask.shape == (720, 1280)
     assert sorted(seg._backends) == [(480, 360), (640, 360)]  # 16:9 at height 360: its own compiled model
     assert {b.size for b in seg._backends.values()} == {(480, 360), (640, 360)}
+    # only what the backend reads is computed and copied out: not the float logits (11 MB at 640x360)
+    assert all({n for o in b.compiled.outputs for n in o.get_names()} == {"mask", "confidence"} for b in seg._backends.values())
     blobs = list((cache / "openvino" / "blobs").iterdir())
     assert blobs and all(p.resolve().is_relative_to(cache.resolve()) for p in blobs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

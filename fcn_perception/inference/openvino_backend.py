@@ -51,6 +51,16 @@ def cpu_has_bf16() -> bool:
     return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def _keep_read_outputs(model) -> None:
+    """Drop the graph outputs the backend never reads (the float logits: 12 channels at the input's
+    size). As an output they were laid out planar and copied out per frame, 11 MB at 640x360;
+    without it the 640x360 INT8 frame took 1-2 ms less on one thread (BENCHMARKS.md, 2026-12-06,
+    later)."""
+    for result in list(model.get_results()):
+        if not result.input_value(0).get_names() & {MASK_NAME, CONFIDENCE_NAME}:
+            model.remove_result(result)
+
+
 class OpenVinoBackend(Backend):
     """A model compiled for one input size on the CPU; any other size compiles from the same file.
 
@@ -79,6 +89,7 @@ class OpenVinoBackend(Backend):
         self.config = config_from_metadata(meta)
         w, h = size or tuple(self.config.input_size)
         model.reshape({INPUT_NAME: [1, 3, h, w]})
+        _keep_read_outputs(model)
         threads = threads or (os.cpu_count() or 1)
         streams = max(1, min(streams, threads))
         props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
