@@ -161,3 +161,18 @@ def test_input_height_alone_runs_the_network_at_that_height_and_each_frames_aspe
     assert sorted(seg._backends) == [(352, 270), (480, 270)]  # 16:9 at height 270: its own compiled model
     with pytest.raises(ValueError, match="input_width needs input_height"):
         Segmenter(SegmenterConfig(backend="openvino", input_width=480))
+
+
+def test_frames_go_in_as_uint8_normalised_in_the_graph_with_the_float_path_s_masks(frames, tmp_path):
+    """The served input is the uint8 frame (OpenVINO's preprocessing normalises it in the graph); the
+    contract's float input, compiled on first use, gives the same masks."""
+    from fcn_perception.inference.preprocess import resize_rgb
+
+    seg = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path)))
+    be = seg.backend
+    assert be.rgb_input and be.compiled.input(0).get_element_type().get_type_name() == "u8"
+    assert list(be.compiled.input(0).get_shape()) == [1, be.size[1], be.size[0], 3]
+    for rgb in frames:
+        assert np.mean(be.infer_rgb(resize_rgb(rgb, be.size)[None]).mask == be.infer(seg.preprocess(rgb)).mask) >= 0.999
+    be.infer = None  # the Segmenter serves without the float input
+    assert seg.segment(frames[0]).mask.shape == frames[0].shape[:2]

@@ -115,9 +115,9 @@ def measure(
         if stop.is_set():
             raise Stopped("stopped before every precision was compiled")
         backends[p] = OpenVinoBackend(models[p], size, threads, p, cache)
-    x = np.random.default_rng(0).standard_normal((1, 3, size[1], size[0])).astype(np.float32)
+    x = np.random.default_rng(0).integers(0, 256, (1, size[1], size[0], 3), np.uint8)  # as served: uint8 frames
     for b in backends.values():
-        b.infer(x)  # lazy allocations and kernel selection
+        b.infer_rgb(x)  # lazy allocations and kernel selection
     per_round: dict[str, list[float]] = {p: [] for p in tried}
     for _ in range(rounds):
         for p, b in backends.items():
@@ -127,7 +127,7 @@ def measure(
             with exclusive:
                 for _ in range(runs):
                     t = time.perf_counter()
-                    b.infer(x)
+                    b.infer_rgb(x)
                     ts.append((time.perf_counter() - t) * 1e3)
             per_round[p].append(float(np.median(ts)))
     ms = {p: round(float(np.median(v)), 2) for p, v in per_round.items()}

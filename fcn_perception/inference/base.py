@@ -36,18 +36,25 @@ class Backend:
     - ``device``: the torch device its tensors live on, None for a host runtime; a backend with a
       device implements :meth:`infer_device` (preprocessing and argmax stay there);
     - ``streams``: how many :meth:`infer` calls may run at once, from different threads (each on its
-      own request); the Segmenter lets that many frames into the network together.
+      own request); the Segmenter lets that many frames into the network together;
+    - ``rgb_input``: :meth:`infer_rgb` takes the uint8 frames and the runtime normalises them in its
+      graph; the Segmenter serves through it (no float copy of the frame on the host).
     """
 
     dynamic: bool = False
     resizable: bool = False
     streams: int = 1
+    rgb_input: bool = False
     name: str
     config: ModelConfig
     device = None
 
     def infer(self, batch: np.ndarray) -> Inference:
         raise NotImplementedError
+
+    def infer_rgb(self, frames: np.ndarray) -> Inference:
+        """(N, H, W, 3) uint8 RGB at the network's size -> as :meth:`infer` gives for them normalised."""
+        raise NotImplementedError(f"{self.name} takes normalised float input")
 
     def infer_device(self, x):
         """(N, 3, H, W) float32 tensor on ``device`` -> (mask, confidence) tensors left there."""

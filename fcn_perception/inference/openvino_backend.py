@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,52 @@ def _keep_read_outputs(model) -> None:
             model.remove_result(result)
 
 
+def _normalise_in_graph(model, mean, std) -> object:
+    """The model taking (1, H, W, 3) uint8 RGB: OpenVINO's own preprocessing converts, normalises as
+    in training (``(x - 255 mean) / (255 std)``) and changes the layout inside the graph, where it
+    folds into the INT8 model's input quantisation. 2.2 ms less CPU a 640x360 frame on one thread
+    than OpenCV's float blob in, with the same masks (BENCHMARKS.md, 2026-12-06, later)."""
+    from openvino import Layout, Type
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(Type.u8).set_layout(Layout("NHWC"))
+    ppp.input().model().set_layout(Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(Type.f32).mean([255.0 * m for m in mean]).scale([255.0 * s for s in std])
+    return ppp.build()
+
+
+class _Compiled:
+    """One compiled model and its idle requests, one per stream: a request is not reentrant, a
+    thread takes one per frame."""
+
+    def __init__(self, compiled, streams: int) -> None:
+        self.compiled = compiled
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(streams):
+            self._requests.put(compiled.create_infer_request())
+        self._mask = compiled.output(MASK_NAME)
+        names = {n for o in compiled.outputs for n in o.get_names()}
+        self._confidence = compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
+
+    def run(self, x: np.ndarray) -> Inference:
+        request = self._requests.get()  # the Segmenter admits at most ``streams`` callers: one is free
+        try:
+            # the input read in place and the outputs taken as views, then copied (two small uint8
+            # images) before the request is free again: 0.35 ms less of the caller's CPU a frame at 640x360
+            out = request.infer({0: x}, share_inputs=True, share_outputs=True)
+            mask = out[self._mask].copy()
+            confidence = None if self._confidence is None else out[self._confidence].copy()
+        finally:
+            self._requests.put(request)
+        return Inference(mask, confidence)
+
+
 class OpenVinoBackend(Backend):
     """A model compiled for one input size on the CPU; any other size compiles from the same file.
+
+    It takes the uint8 frames (``rgb_input``) and normalises them in the graph; the float input of
+    the contract (:meth:`infer`, for tools and tests) is compiled from the same file on first use.
 
     ``streams`` > 1 compiles for throughput: that many streams share the ``threads``, each inferring
     on its own request, so two cameras' frames run side by side on a thread each. On 2 cores that
@@ -72,6 +117,7 @@ class OpenVinoBackend(Backend):
     """
 
     resizable = True
+    rgb_input = True
     name = "openvino-cpu"
 
     def __init__(
@@ -79,52 +125,50 @@ class OpenVinoBackend(Backend):
     ) -> None:
         if precision not in HINTS:
             raise ValueError(f"OpenVINO on the CPU runs {', '.join(HINTS)}, not {precision!r}")
-        ov_core = core()
         if precision == "bf16" and not cpu_has_bf16():
             raise ValueError("precision bf16: this CPU has no bf16 support (OpenVINO reports no BF16 capability)")
-        model = ov_core.read_model(str(onnx_path))
+        self._path = str(onnx_path)
+        model = core().read_model(self._path)
         # the ONNX metadata (classes, normalisation, size) as OpenVINO's ONNX reader keeps it
         keys = ("classes", "mean", "std", "input_size", "backbone", "variant")
         meta = {k: model.get_rt_info(["framework", k]).astype(str) for k in keys if model.has_rt_info(["framework", k])}
         self.config = config_from_metadata(meta)
-        w, h = size or tuple(self.config.input_size)
-        model.reshape({INPUT_NAME: [1, 3, h, w]})
-        _keep_read_outputs(model)
+        self.size = size or tuple(self.config.input_size)
         threads = threads or (os.cpu_count() or 1)
-        streams = max(1, min(streams, threads))
-        props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-        if streams > 1:
-            props.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
+        self.streams = max(1, min(streams, threads))
+        self._props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+        if self.streams > 1:
+            self._props.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=self.streams)
         if HINTS[precision]:
-            props["INFERENCE_PRECISION_HINT"] = HINTS[precision]
+            self._props["INFERENCE_PRECISION_HINT"] = HINTS[precision]
         blobs = cache_file(cache_dir(cache), "openvino", "blobs")
         blobs.mkdir(mode=0o700, exist_ok=True)
-        props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
-        self.compiled = ov_core.compile_model(model, "CPU", props)
-        del model
-        heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
-        self.streams = streams
-        #: idle requests, one per stream: a request is not reentrant, a thread takes one per frame
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(streams):
-            self._requests.put(self.compiled.create_infer_request())
-        self._mask = self.compiled.output(MASK_NAME)
-        names = {n for o in self.compiled.outputs for n in o.get_names()}
-        self._confidence = self.compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
-        self.size = (w, h)
+        self._props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
+        self._rgb = self._compile(model, rgb=True)
+        self._float: _Compiled | None = None
+        self._float_lock = threading.Lock()
+        self.compiled = self._rgb.compiled
         self.precision = precision
 
+    def _compile(self, model, rgb: bool) -> _Compiled:
+        w, h = self.size
+        model.reshape({INPUT_NAME: [1, 3, h, w]})
+        _keep_read_outputs(model)
+        if rgb:
+            model = _normalise_in_graph(model, self.config.mean, self.config.std)
+        compiled = core().compile_model(model, "CPU", self._props)
+        del model
+        heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
+        return _Compiled(compiled, self.streams)
+
+    def infer_rgb(self, frames: np.ndarray) -> Inference:
+        return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
+
     def infer(self, batch: np.ndarray) -> Inference:
-        request = self._requests.get()  # the Segmenter admits at most ``streams`` callers: one is free
-        try:
-            # the input read in place and the outputs taken as views, then copied (two small uint8
-            # images) before the request is free again: 0.35 ms less of the caller's CPU a frame at 640x360
-            out = request.infer({INPUT_NAME: np.ascontiguousarray(batch, np.float32)}, share_inputs=True, share_outputs=True)
-            mask = out[self._mask].copy()
-            confidence = None if self._confidence is None else out[self._confidence].copy()
-        finally:
-            self._requests.put(request)
-        return Inference(mask, confidence)
+        with self._float_lock:
+            if self._float is None:
+                self._float = self._compile(core().read_model(self._path), rgb=False)
+        return self._float.run(np.ascontiguousarray(batch, np.float32))
 
     def execution_precision(self) -> str:
         """What OpenVINO chose for the float parts (bf16 on AMX CPUs by default)."""

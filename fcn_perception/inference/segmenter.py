@@ -313,7 +313,10 @@ class Segmenter:
         """Run the backend before the first real frame: lazy allocations and kernel selection happen here."""
         w, h = self.input_size
         for _ in range(runs):
-            self.backend.infer(np.zeros((1, 3, h, w), np.float32))
+            if self.backend.rgb_input:
+                self.backend.infer_rgb(np.zeros((1, h, w, 3), np.uint8))
+            else:
+                self.backend.infer(np.zeros((1, 3, h, w), np.float32))
 
     @property
     def palette_bgr(self) -> np.ndarray:
@@ -343,14 +346,15 @@ class Segmenter:
             return self._segment_on_device(rgb, (width, height))
         t0 = time.perf_counter()
         small = resize_rgb(rgb, self.size_for(width, height))
-        x = preprocess_rgb(small, (small.shape[1], small.shape[0]), self._mean, self._std)
+        rgb_input = self.backend.rgb_input  # every size's backend is of one kind
+        x = np.ascontiguousarray(small)[None] if rgb_input else preprocess_rgb(small, (small.shape[1], small.shape[0]), self._mean, self._std)
         t1 = time.perf_counter()
-        backend = self.backend_for((x.shape[3], x.shape[2]))
+        backend = self.backend_for((small.shape[1], small.shape[0]))
         with self._streams:
-            mask, confidence = self._infer(backend.infer, x)
+            mask, confidence = self._infer(backend.infer_rgb if rgb_input else backend.infer, x)
         for name, image in (("mask", mask), ("confidence", confidence)):
-            if image is not None and (image.shape != tuple(x.shape[2:]) or image.dtype != np.uint8):
-                raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {tuple(x.shape[2:])}")
+            if image is not None and (image.shape != small.shape[:2] or image.dtype != np.uint8):
+                raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {small.shape[:2]}")
         t2 = time.perf_counter()
         if self._paint_ids is not None:
             mask = sharpen_lanes(mask, small, *self._paint_ids)
