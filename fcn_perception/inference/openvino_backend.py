@@ -65,8 +65,9 @@ def _keep_read_outputs(model) -> None:
 def _normalise_in_graph(model, mean, std) -> object:
     """The model taking (1, H, W, 3) uint8 RGB: OpenVINO's own preprocessing converts, normalises as
     in training (``(x - 255 mean) / (255 std)``) and changes the layout inside the graph, where it
-    folds into the INT8 model's input quantisation. 2.2 ms less CPU a 640x360 frame on one thread
-    than OpenCV's float blob in, with the same masks (BENCHMARKS.md, 2026-12-06, later)."""
+    joins the INT8 model's input quantisation. OpenCV's float blob took 0.5 ms a 640x360 frame on the
+    host; inference took no longer for it, and the masks are the same (BENCHMARKS.md, 2026-12-06,
+    later)."""
     from openvino import Layout, Type
     from openvino.preprocess import PrePostProcessor
 
