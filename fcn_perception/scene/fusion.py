@@ -121,8 +121,8 @@ class CameraLookup:
         pixels the window's cells see are read (and, for obstacles, the few just below them).
         ``size`` (w, h): the camera's, where the mask and confidence are smaller (the network's)."""
         drv_t, lane_t, flat_t, obstacle_t = roles
-        if tuple(size or mask.shape[::-1]) != (self.camera.width, self.camera.height):
-            w, h = size or mask.shape[::-1]
+        w, h = size or mask.shape[::-1]
+        if (w, h) != (self.camera.width, self.camera.height):
             raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
         index, below = self._index(mask.shape), self._below(mask.shape)
         flat_mask = mask.reshape(-1)

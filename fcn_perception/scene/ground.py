@@ -171,8 +171,6 @@ class GroundGrid:
     def index_for(self, shape: tuple[int, ...]) -> np.ndarray:
         """The cells' flat pixel indices into a mask of ``shape`` (h, w): the camera's or smaller."""
         h, w = shape[:2]
-        if (w, h) == (self.camera.width, self.camera.height):
-            return self.index
         if w > self.camera.width or h > self.camera.height:
             raise ValueError(f"mask {w}x{h} does not match CameraInfo {self.camera.width}x{self.camera.height}")
         return self.work_index(shape)
