@@ -43,25 +43,39 @@ def preprocess_rgb(rgb: np.ndarray, size: tuple[int, int], mean, std) -> np.ndar
 
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The frame at the network's ``size`` (w, h): area averaging when shrinking, bilinear when enlarging."""
+    """The frame at the network's ``size`` (w, h). Shrinking: area averaging by the largest whole
+    factor that keeps it at least that size, then bilinear for what is left (under 2x, where
+    bilinear reads every pixel). OpenCV's area averaging is exact and fast by whole factors but
+    takes 2-9 ms a frame at any other ratio (640x480 -> 480x360, 960x540 -> 640x360); the masks
+    are those of area averaging at any ratio within 0.1 mIoU (``tools/resize_study.py``,
+    BENCHMARKS.md). Enlarging: bilinear."""
     check_rgb(rgb)
     w, h = size
     if rgb.shape[:2] == (h, w):
         return rgb
-    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR)
+    factor = min(rgb.shape[0] // h, rgb.shape[1] // w)
+    if factor >= 2:  # by fx/fy, so a size not divisible by the factor takes the fast path too
+        rgb = cv2.resize(rgb, None, fx=1.0 / factor, fy=1.0 / factor, interpolation=cv2.INTER_AREA)
+        if rgb.shape[:2] == (h, w):
+            return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def preprocess_tensor(rgb, size: tuple[int, int], mean, std):
     """:func:`preprocess_rgb` for a torch uint8 HxWx3 tensor on any device: on a GPU the frame is
-    uploaded once as uint8 and resized/normalised there. Area averaging when shrinking and half-pixel
-    bilinear when enlarging, as OpenCV's INTER_AREA/INTER_LINEAR do (masks agree >= 99.5 %, tested)."""
+    uploaded once as uint8 and resized/normalised there, as :func:`resize_rgb` resizes (area
+    averaging by a whole factor, then half-pixel bilinear; masks agree >= 99.5 %, tested)."""
     import torch
     import torch.nn.functional as F
 
     w, h = size
     x = rgb.permute(2, 0, 1)[None].float()
+    height, width = x.shape[2:]
+    factor = min(height // h, width // w)
+    if factor >= 2:
+        x = F.interpolate(x, size=(round(height / factor), round(width / factor)), mode="area")
     if tuple(x.shape[2:]) != (h, w):
-        x = F.interpolate(x, size=(h, w), mode="area") if rgb.shape[0] > h else F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return ((x * (1.0 / 255.0) - mean_t) / std_t).contiguous()
