@@ -107,14 +107,17 @@ class CameraLookup:
         self.camera = camera
         if grid is None or grid.camera is not camera or grid.spec != cfg.spec or grid.max_range != cfg.max_range:
             grid = GroundGrid(camera, cfg.spec, cfg.max_range)
-        self.seen, self.index = grid.seen, grid.index
-        dist = np.linalg.norm(cfg.spec.cell_centres() - camera.translation[:2], axis=1)
-        self.near = (1.0 / (1.0 + (dist / cfg.near_m) ** 2)).astype(np.float32) * self.seen
+        self.seen = grid.seen
+        #: only the cells the camera sees are read (a forward camera sees a third of the window)
+        self.cells = np.flatnonzero(grid.seen)
+        self.index = grid.index[self.cells]
+        dist = np.linalg.norm(cfg.spec.cell_centres()[self.cells] - camera.translation[:2], axis=1)
+        self.near = (1.0 / (1.0 + (dist / cfg.near_m) ** 2)).astype(np.float32)
         #: the pixels 1..CONTACT_ROWS below each sampled one (the last row stands for those past it)
         v, u = np.divmod(self.index, camera.width)
         self.below = np.stack([np.minimum(v + k, camera.height - 1) * camera.width + u for k in range(1, CONTACT_ROWS + 1)])
-        #: the same for masks smaller than the camera (the camera's grid's own, shared, where it is that grid)
-        self._index, self._below = grid.work_index, WorkIndex((camera.width, camera.height), self.below)
+        #: the same for masks smaller than the camera
+        self._index, self._below = (WorkIndex((camera.width, camera.height), i) for i in (self.index, self.below))
 
     def view(self, mask: np.ndarray, confidence: np.ndarray | None, roles: tuple, stamp_ns: int, size: tuple[int, int] | None = None) -> View:
         """A frame's mask (and confidence, uint8 255 = 1.0) as evidence on the window; only the
@@ -131,8 +134,11 @@ class CameraLookup:
         contact = obstacle_t[ids] & flat_t[flat_mask[below]].any(0)  # an obstacle standing on flat ground
         evidence = flat | contact
         conf = np.float32(1.0) if confidence is None else confidence.reshape(-1)[index].astype(np.float32) / 255.0
-        weight = (self.near * evidence * conf).astype(np.float32)
-        return View(stamp_ns, weight, drv_t[ids] & evidence, lane_t[ids] & evidence)
+        weight, drivable, lane = np.zeros(self.seen.size, np.float32), np.zeros(self.seen.size, bool), np.zeros(self.seen.size, bool)
+        weight[self.cells] = self.near * evidence * conf
+        drivable[self.cells] = drv_t[ids] & evidence
+        lane[self.cells] = lane_t[ids] & evidence
+        return View(stamp_ns, weight, drivable, lane)
 
 
 def pose2d(matrix: np.ndarray) -> np.ndarray:
