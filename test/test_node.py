@@ -462,3 +462,32 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
             ros_node.destroy_publisher(p)
         for sub in rec.subs:
             ros_node.destroy_subscription(sub)
+
+
+def test_a_reader_that_can_never_be_served_is_named_once(ros_node, tmp_path):
+    """The node's publishers carry no rclpy event handlers (the executor walked sixty of them on every
+    wake-up); it asks the graph instead: a reader asking a QoS the output cannot give, or another type,
+    is named at WARN, once; a compatible reader is not."""
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import Image
+
+    topic = "/readercam/image_raw"
+    node = _start(ros_node, [topic], tmp_path)
+    mask, polygon, grid = "/readercam/segmentation/mask", "/readercam/drivable_area/polygon", "/readercam/drivable_area/grid"
+    subs = [
+        ros_node.create_subscription(Image, mask, lambda _: None, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)),
+        ros_node.create_subscription(Image, polygon, lambda _: None, 1),  # a PolygonStamped topic
+        ros_node.create_subscription(OccupancyGrid, grid, lambda _: None, 1),
+    ]
+    try:
+        reader = f"/{ros_node.get_name()} subscribes to"
+        assert _wait(lambda: f"{reader} {mask} with a QoS it cannot be given" in node.output(), 20), node.output()
+        assert _wait(lambda: f"{reader} {polygon} as sensor_msgs/msg/Image, but it is geometry_msgs/msg/PolygonStamped" in node.output(), 20)
+        said = node.output().count("subscribes to")
+        assert not _wait(lambda: node.output().count("subscribes to") > said, 3.0)  # the once-a-second checks say nothing new
+        assert said == 2 and f"{reader} {grid}" not in node.output()
+    finally:
+        assert node.stop() == 0
+        for sub in subs:
+            ros_node.destroy_subscription(sub)

@@ -38,6 +38,7 @@ from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.image_bridge import cv_bridge_converter
 from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.parameters import declare_all, declare_labels
+from fcn_perception.ros.reader_watch import NO_EVENT_HANDLERS, ReaderWatch
 from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
 from fcn_perception.scene.backend_guard import BackendGuard, BackendHealth
 from fcn_perception.scene.camera import CameraWorkflow
@@ -122,6 +123,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.fusion, self.fusion_lock, self.fused_pubs = None, threading.Lock(), {}
         self._timers, self._tf_buffer, self.pub_diag = [], None, None
         self._last_diag, self._active = time.monotonic(), False
+        self._readers = ReaderWatch(self)  # readers that can never be served, said once each
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -155,15 +157,20 @@ class FcnPerceptionNode(LifecycleNode):
         for io in self.io:
             for key, out in outputs.OUTPUTS.items():
                 if out.live:
-                    io.pubs[key] = self.create_lifecycle_publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), out_qos)
-        self.pub_diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+                    io.pubs[key] = self._publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), out_qos)
+        self.pub_diag = self._publisher(DiagnosticArray, "/diagnostics", 10)
         if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
             self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
-            self.fused_pubs = {k: self.create_lifecycle_publisher(msg_class(o.msgtype), o.topic, out_qos) for k, o in outputs.FUSED_OUTPUTS.items()}
+            self.fused_pubs = {k: self._publisher(msg_class(o.msgtype), o.topic, out_qos) for k, o in outputs.FUSED_OUTPUTS.items()}
         self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
         self.worker.start()
         self._subscribe()
         return TransitionCallbackReturn.SUCCESS
+
+    def _publisher(self, msg_type, topic: str, qos):
+        """Without rclpy's per-publisher event handlers: the executor walks them on every wake-up
+        (``ros/reader_watch.py``), and :meth:`_check_graph` says what they would say."""
+        return self.create_lifecycle_publisher(msg_type, topic, qos, event_callbacks=NO_EVENT_HANDLERS)
 
     def _subscribe(self) -> None:
         """Subscriptions live from configure to cleanup: a frame that arrives while inactive is
@@ -185,7 +192,7 @@ class FcnPerceptionNode(LifecycleNode):
         for io in self.io:
             io.unpublished_since, io.warned_no_publisher = None, False
         self._last_diag = time.monotonic()
-        self._timers = [self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_publishers)]
+        self._timers = [self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_graph)]
         if self.fusion is not None:
             self._timers.append(self.create_timer(1.0 / self.cfg.fusion_rate, self._publish_fused))
         self._active = True
@@ -203,7 +210,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.worker.stop()
         for sub in [s for io in self.io for s in io.subs]:
             self.destroy_subscription(sub)
-        for pub in [p for io in self.io for p in io.pubs.values()] + list(self.fused_pubs.values()) + ([self.pub_diag] if self.pub_diag else []):
+        for pub in self._output_publishers():
             self.destroy_lifecycle_publisher(pub)
         self.pub_diag, self.cameras, self.io, self.fusion, self.fused_pubs = None, [], [], None, {}
         if self.pipeline is not None and (left := self.pipeline.segmenter.close()):
@@ -225,6 +232,14 @@ class FcnPerceptionNode(LifecycleNode):
             self.cameras[index].dropped("inactive")
         elif self.worker.put(index, msg, time.monotonic()):
             self.cameras[index].dropped("newer_frame")
+
+    def _check_graph(self) -> None:
+        self._check_publishers()
+        for line in self._readers.check(self._output_publishers()):
+            self.get_logger().warning(line)
+
+    def _output_publishers(self) -> list:
+        return [p for io in self.io for p in io.pubs.values()] + list(self.fused_pubs.values()) + ([self.pub_diag] if self.pub_diag else [])
 
     def _check_publishers(self) -> None:
         """The most common start-up mistake is a topic name nobody publishes: say it once, by name."""
