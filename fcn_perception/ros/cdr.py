@@ -36,11 +36,17 @@ def _default(node: tuple):
 
 def rosbags_message(msgtype: str, **fields):
     """A rosbags message with every field not given set to its ROS default, like rclpy's constructors
-    (the ``new`` factory of ``messages.py``'s builders)."""
-    for name, node in TYPESTORE.fielddefs[msgtype][1]:
-        if name not in fields:
-            fields[name] = _default(node)
-    return TYPESTORE.types[msgtype](**fields)
+    (the ``new`` factory of ``messages.py``'s builders). A message given in full (a Path's poses, a
+    polygon's points: hundreds a frame) goes straight to its constructor."""
+    cls, defs = _TYPES.get(msgtype) or _TYPES.setdefault(msgtype, (TYPESTORE.types[msgtype], TYPESTORE.fielddefs[msgtype][1]))
+    if len(fields) < len(defs):
+        for name, node in defs:
+            if name not in fields:
+                fields[name] = _default(node)
+    return cls(**fields)
+
+
+_TYPES: dict[str, tuple] = {}  # msgtype -> (class, field definitions), looked up once
 
 
 def header(stamp_ns: int, frame_id: str):

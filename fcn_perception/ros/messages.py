@@ -78,7 +78,7 @@ def jpeg_msg(new: Factory, header, bgr: np.ndarray, quality: int = 85):
 
 def polygon_msg(new: Factory, header, vertices: np.ndarray | None):
     """PolygonStamped; ``None`` or no vertices publishes the empty polygon ("no drivable area ahead")."""
-    points = [] if vertices is None else [new("geometry_msgs/msg/Point32", x=float(x), y=float(y), z=0.0) for x, y in vertices]
+    points = [] if vertices is None else [new("geometry_msgs/msg/Point32", x=x, y=y, z=0.0) for x, y in np.asarray(vertices, float)[:, :2].tolist()]
     return new(POLYGON_STAMPED, header=header, polygon=new("geometry_msgs/msg/Polygon", points=points))
 
 
@@ -105,10 +105,11 @@ def path_msg(new: Factory, header, points: np.ndarray | None):
     poses = []
     if points is not None and len(points) >= 2:
         d = np.gradient(points, axis=0)
-        yaw = np.arctan2(d[:, 1], d[:, 0])
-        for (x, y), a in zip(points, yaw, strict=True):
-            q = new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=float(np.sin(a / 2)), w=float(np.cos(a / 2)))
-            pose = new("geometry_msgs/msg/Pose", position=new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0), orientation=q)
+        half_yaw = np.arctan2(d[:, 1], d[:, 0]) / 2
+        rows = np.column_stack([points[:, :2], np.sin(half_yaw), np.cos(half_yaw)]).tolist()  # Python floats, one pass
+        for x, y, qz, qw in rows:
+            q = new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=qz, w=qw)
+            pose = new("geometry_msgs/msg/Pose", position=new("geometry_msgs/msg/Point", x=x, y=y, z=0.0), orientation=q)
             poses.append(new("geometry_msgs/msg/PoseStamped", header=header, pose=pose))
     return new(PATH, header=header, poses=poses)
 
