@@ -125,3 +125,15 @@ def test_pseudo_lane_labels_take_only_the_sure_pixels_of_the_partial_road():
     assert (out[50:110, 50:150] == ROAD).all()
     assert (out[150:, 100:104] == partial).all()  # paint-like, but not the teacher's: not sure either way
     assert rule.relabel(rgb, np.full_like(label, car), rule.teacher_area(teacher)).max() == car  # nothing partial: unchanged
+
+
+def test_eval_without_a_class_map_says_how_to_score_road_that_includes_the_paint(camvid, capsys):
+    """CamVid's SegNet Road includes the paint: scored as plain Road, the model's LaneMarking there
+    counts against it (Road 89 instead of 96 on val), so eval says which class map makes it partial."""
+    from fcn_perception.tools.cli import main as cli
+
+    args = ["eval", "--data", str(camvid), "--split", "val", "--limit", "2"]
+    assert cli(args) == 0
+    assert "camvid_to_lanes.yaml" in capsys.readouterr().out
+    assert cli([*args, "--class-map", "config/class_maps/camvid_to_lanes.yaml"]) == 0
+    assert "camvid_to_lanes.yaml" not in capsys.readouterr().out

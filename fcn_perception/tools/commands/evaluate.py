@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcn_perception.scene.lanes import LANE_CLASS
 from fcn_perception.tools.commands.common import camera_args, model_args, segmenter, stated_camera
 
 
@@ -36,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     if judge is not None and judge.judge is not None:
         res["lane_lines"] = {"pose": list(lanes.pose), "intrinsics": list(lanes.intrinsics), **judge.judge.scores.summary()}
     print(format_report(res))
+    if res["per_class_iou"].get(LANE_CLASS, 0.0) is None and not args.class_map:
+        print(
+            f"note: these labels have no {LANE_CLASS}, so the model's paint on their road counts against Road; where their road"
+            " includes the paint (CamVid's SegNet labels), a class map makes it partial:"
+            " --class-map config/class_maps/camvid_to_lanes.yaml (MODEL.md, partial labels)"
+        )
     if args.json:
         write_json(res, args.json)
         plot = Path(args.confusion or Path(args.json).with_suffix(".confusion.png"))
