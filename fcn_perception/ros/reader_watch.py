@@ -56,7 +56,7 @@ class ReaderWatch:
                     compatible, why = qos_check_compatible(offered, info.qos_profile)
                     if compatible != QoSCompatibility.ERROR:
                         continue
-                    line = f"{reader} subscribes to {topic} with a QoS it cannot be given ({why.strip()}): it will get nothing"
+                    line = f"{reader} subscribes to {topic} with a QoS it cannot be given ({why.replace('ERROR: ', '').strip(' ;')}): it will get nothing"
                 self._said.add(key)
                 lines.append(line)
         return lines
