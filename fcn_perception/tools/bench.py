@@ -261,7 +261,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
     ap.add_argument("--smoothing", type=float, default=0.0, help="with --drivable: temporal_smoothing to include")
     ap.add_argument(
-        "--frame-path", action="store_true", help="measure the node's frame loop per stage at the camera size, JPEG in, outputs serialized, one thread, instead"
+        "--frame-path",
+        action="store_true",
+        help="measure the node's frame loop per stage at the camera size, JPEG in, outputs serialized, one thread,"
+        " instead; then the network alone on every core, one stream per camera of a rig of two: the rig's ceiling",
     )
     ap.add_argument(
         "--peers-python",

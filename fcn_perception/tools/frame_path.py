@@ -5,10 +5,16 @@ the camera size, with its CameraInfo and pose: decode, preprocess, inference, sh
 area, ground, lanes, then every output the node always sends built and serialized as the node does
 (rosbags messages, CDR bytes) and the fused grid fed. One thread and no DDS, so the figures add up
 to one frame's work on one core; ``load`` measures the node under a rig's load.
+
+Then the rig's ceiling: the network alone (resize, inference, sharpening) on every core with one
+stream per camera, as the node runs it, for a few seconds. Its frames a second bound what any rig
+of that camera gets on this CPU: a rig of two 30 Hz cameras needs 60, and what the network leaves
+of the CPU is all the rest of the node (and whatever else runs) has.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import cv2
@@ -44,7 +50,7 @@ class _Timed:
         self.ms = {"build": (t1 - t0) * 1e3, "serialize": (t2 - t1) * 1e3, "fusion": (time.perf_counter() - t2) * 1e3}
 
 
-def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, precision: str = "auto") -> dict:
+def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, precision: str = "auto", capacity_s: float = 3.0) -> dict:
     """Per-stage ms (p50, p95) of ``frames`` camera frames at ``size`` through the node's frame loop."""
     from fcn_perception.bags.bag_io import compressed_image
     from fcn_perception.scene.camera import CameraWorkflow
@@ -82,14 +88,46 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
         "frames_with_ground": ground,
         "frames_with_lanes": lanes,
         "ms": {s: percentiles(v, (50, 95), digits=2) for s, v in times.items()},
+        "network_capacity": network_capacity(size, precision, capacity_s),
     }
 
 
+def network_capacity(size: tuple[int, int], precision: str = "auto", seconds: float = 3.0, cameras: int = 2) -> dict:
+    """Frames a second of the network alone at a camera of ``size`` on every core, ``cameras``
+    frames at once (the node's streams for a rig of that many), the sample drive's frames."""
+    from fcn_perception.inference.segmenter import Segmenter
+    from fcn_perception.tools.samples import sample_frames
+
+    seg = Segmenter(NodeConfig.from_dict({"precision": precision, "image_topics": [f"/c{i}/image_raw" for i in range(cameras)]}).segmenter())
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in sample_frames(size, 8)]
+    done = [0] * cameras
+
+    def serve(k: int, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            seg.segment(frames[(done[k] + k) % len(frames)])
+            done[k] += 1
+
+    for span in (1.0, seconds):  # every stream warmed up first, then timed
+        done[:] = [0] * cameras
+        t = time.perf_counter()
+        workers = [threading.Thread(target=serve, args=(k, t + span)) for k in range(cameras)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    fps = sum(done) / (time.perf_counter() - t)
+    return {"cameras": cameras, "streams": seg.backend.streams, "fps": round(fps, 1), "rig_30hz_share": round(30 * cameras / fps, 3)}
+
+
 def report(res: dict) -> str:
-    ms = res["ms"]
+    ms, cap = res["ms"], res["network_capacity"]
     rest = ms["total"]["p50"] - ms["infer"]["p50"]
     return (
         f"frame path at {res['size']} on one thread ({res['backend']}, {res['precision']}; {res['cpu']}), {res['frames']} frames, ms p50:\n  "
         + "  ".join(f"{s} {ms[s]['p50']:.2f}" for s in STAGES)
         + f"\n  total {ms['total']['p50']:.2f}, all but inference {rest:.2f}"
+        + (
+            f"\nthe network alone on every core, {cap['streams']} frames at once: {cap['fps']:.1f} frames/s;"
+            f" {cap['cameras']} cameras at 30 Hz would take {100 * cap['rig_30hz_share']:.0f} % of the CPU for it"
+        )
     )
