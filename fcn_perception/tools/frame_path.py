@@ -115,8 +115,8 @@ def network_capacity(size: tuple[int, int], precision: str = "auto", seconds: fl
             w.start()
         for w in workers:
             w.join()
-    fps = sum(done) / (time.perf_counter() - t)
-    return {"cameras": cameras, "streams": seg.backend.streams, "fps": round(fps, 1), "rig_30hz_share": round(30 * cameras / fps, 3)}
+    fps = round(sum(done) / (time.perf_counter() - t), 1)
+    return {"cameras": cameras, "streams": seg.backend.streams, "fps": fps, "rig_30hz_share": round(30 * cameras / fps, 3)}
 
 
 def report(res: dict) -> str:
