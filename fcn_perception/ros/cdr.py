@@ -34,6 +34,9 @@ def _default(node: tuple):
     return [_default((sub_kind, sub)) for _ in range(length if kind == Nodetype.ARRAY else 0)]
 
 
+_TYPES: dict[str, tuple] = {}  # msgtype -> (class, field definitions), looked up once
+
+
 def rosbags_message(msgtype: str, **fields):
     """A rosbags message with every field not given set to its ROS default, like rclpy's constructors
     (the ``new`` factory of ``messages.py``'s builders). A message given in full (a Path's poses, a
@@ -44,9 +47,6 @@ def rosbags_message(msgtype: str, **fields):
             if name not in fields:
                 fields[name] = _default(node)
     return cls(**fields)
-
-
-_TYPES: dict[str, tuple] = {}  # msgtype -> (class, field definitions), looked up once
 
 
 def header(stamp_ns: int, frame_id: str):

@@ -2,8 +2,8 @@
 
 rclpy gives every publisher two event handlers by default, for a reader asking an incompatible QoS
 and one of another type, and they log it. The executor walks every handler in Python each time it
-wakes: with two cameras' thirty publishers that was 0.7 ms of a core per frame served, a third of
-the executor's work (BENCHMARKS.md, 2026-12-06). So the node makes its publishers without them
+wakes: with two cameras' thirty publishers that was 0.7-1.6 ms of a core per frame served, about
+half of the executor's work (BENCHMARKS.md, 2026-12-06, third sitting). So the node makes its publishers without them
 (:data:`NO_EVENT_HANDLERS`) and asks the ROS graph instead, from its once-a-second timer, for the
 same two mistakes.
 """
