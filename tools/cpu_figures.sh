@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every figure the CPU issue's acceptance names, on the CPU this runs on, in one sitting: the CPU and
-# its flags, the installed node's start-up memory (empty cache, then warm), the rigs under load, and
-# inference against the peer on its fastest runtime. BENCHMARKS.md keeps one section per kind of CPU.
+# its flags, the installed node's start-up memory (empty cache, then warm), the rigs under load, the
+# frame path per stage with the rig's ceiling, and inference against the peer on its fastest runtime. BENCHMARKS.md keeps one section per kind of CPU.
 #
 #   tools/cpu_figures.sh              this tree
 #   tools/cpu_figures.sh eda391e      this tree against that commit (a worktree), interleaved pair by pair
@@ -52,6 +52,12 @@ for r in $(seq "$ROUNDS"); do
       echo "== load, round $r, $t, $1 x $2 at 30 Hz for 20 s"
       run $t load --cameras "$1" --rate 30 --frames 600 --size "$2" --ground | grep -E "RSS|received|fused"
     done
+  done
+done
+for size in 1280x720 640x480; do  # per stage on one thread, then the rig's ceiling (the network on every core)
+  for t in $TREES; do
+    echo "== frame path and ceiling, $t, $size"
+    run $t bench --frame-path --size "$size" --precision int8 | tail -4
   done
 done
 if [ "${PEERS:-1}" != 0 ] && [ -x "$ROOT/.venv-bench/bin/python" ]; then
