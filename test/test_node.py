@@ -465,7 +465,7 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
 
 
 def test_a_reader_that_can_never_be_served_is_named_once(ros_node, tmp_path):
-    """The node's publishers carry no rclpy event handlers (the executor walked sixty of them on every
+    """The node's publishers carry no rclpy event handlers (the executor walked 64 of them on every
     wake-up); it asks the graph instead: a reader asking a QoS the output cannot give, or another type,
     is named at WARN, once; a compatible reader is not."""
     from nav_msgs.msg import OccupancyGrid
