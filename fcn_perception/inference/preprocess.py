@@ -53,12 +53,18 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     if rgb.shape[:2] == (h, w):
         return rgb
-    factor = min(rgb.shape[0] // h, rgb.shape[1] // w)
+    factor = whole_factor(rgb.shape[0], rgb.shape[1], size)
     if factor >= 2:  # by fx/fy, so a size not divisible by the factor takes the fast path too
         rgb = cv2.resize(rgb, None, fx=1.0 / factor, fy=1.0 / factor, interpolation=cv2.INTER_AREA)
         if rgb.shape[:2] == (h, w):
             return rgb
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def whole_factor(height: int, width: int, size: tuple[int, int]) -> int:
+    """The largest whole factor a ``height x width`` frame shrinks by and stays at least ``size``
+    (w, h): the part of a resize done by area averaging, on the host and on a device alike."""
+    return min(height // size[1], width // size[0])
 
 
 def preprocess_tensor(rgb, size: tuple[int, int], mean, std):
@@ -71,7 +77,7 @@ def preprocess_tensor(rgb, size: tuple[int, int], mean, std):
     w, h = size
     x = rgb.permute(2, 0, 1)[None].float()
     height, width = x.shape[2:]
-    factor = min(height // h, width // w)
+    factor = whole_factor(height, width, size)
     if factor >= 2:
         x = F.interpolate(x, size=(round(height / factor), round(width / factor)), mode="area")
     if tuple(x.shape[2:]) != (h, w):
