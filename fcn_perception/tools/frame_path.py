@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 
@@ -98,7 +99,7 @@ def network_capacity(size: tuple[int, int], precision: str = "auto", seconds: fl
     from fcn_perception.inference.segmenter import Segmenter
     from fcn_perception.tools.samples import sample_frames
 
-    seg = Segmenter(NodeConfig.from_dict({"precision": precision, "image_topics": [f"/c{i}/image_raw" for i in range(cameras)]}).segmenter())
+    seg = Segmenter(replace(NodeConfig.from_dict({"precision": precision}).segmenter(), streams=cameras))
     frames = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in sample_frames(size, 8)]
     done = [0] * cameras
 
