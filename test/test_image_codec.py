@@ -173,3 +173,62 @@ def test_a_jpeg_decoded_reduced_covers_the_fit_and_keeps_the_camera_size(rgb):
     assert np.abs(small.astype(int) - ref.astype(int)).mean() < 3  # DCT scaling ~ area averaging
     _, png = cv2.imencode(".png", big[..., ::-1])
     assert decode(compressed_image(0, "cam", png.tobytes(), "png"), fit=lambda w, h: (w // 2, h // 2)).shape == (720, 1280, 3)
+
+
+def _opencv_rgb(data: bytes, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), flags), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real road frame (the sample drive's first), BGR."""
+    from fcn_perception.tools.load import _sample_jpegs
+
+    return cv2.imdecode(np.frombuffer(_sample_jpegs(None)[0], np.uint8), cv2.IMREAD_COLOR)
+
+
+@pytest.mark.parametrize(
+    ("size", "params", "factor"),
+    [((640, 480), [], 1), ((1280, 720), [], 2), ((641, 361), [], 2), ((640, 480), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], 2), ((640, 480), "grey", 1)],
+)
+def test_jpegs_decode_through_libjpeg_turbo_to_opencvs_pixels(photo, size, params, factor):
+    from fcn_perception.scene.image_codec import _compressed_size, _turbojpeg
+
+    frame = cv2.resize(photo, size)
+    if params == "grey":
+        frame, params = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), []
+    data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90, *params])[1].tobytes()
+    assert _turbojpeg(data, _compressed_size(data), factor) is not None  # the fast path took it
+    got = decode(compressed_image(0, "cam", data, "jpeg"), fit=lambda w, h: (-(-w // factor), -(-h // factor)))
+    ref = _opencv_rgb(data, {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}[factor])
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+
+
+def test_a_jpeg_with_extraneous_bytes_a_camera_leaves_is_decoded_as_opencv_does():
+    """Many USB cameras end every frame with stray bytes ("2 extraneous bytes before marker 0xd9");
+    libjpeg-turbo only warns, and so must the decoder: such a camera's frames are all served."""
+    import simplejpeg
+
+    from fcn_perception.scene.image_codec import _compressed_size, _turbojpeg
+    from fcn_perception.tools.load import _sample_jpegs
+
+    clean = _sample_jpegs((640, 480))[0]
+    stray = clean[:-2] + b"\x00\x00\x00" + clean[-2:]
+    with pytest.raises(ValueError, match="extraneous bytes"):
+        simplejpeg.decode_jpeg(stray, strict=True)  # the case this test is about
+    assert _turbojpeg(stray, _compressed_size(stray), 1) is not None
+    assert np.array_equal(decode(compressed_image(0, "cam", stray, "jpeg")), _opencv_rgb(clean))
+
+
+def test_a_jpeg_with_an_exif_orientation_is_turned_as_opencv_turns_it():
+    import struct
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:8, :8] = 255  # the top left corner, which a turn of 90 degrees clockwise moves top right
+    jpeg = cv2.imencode(".jpg", img)[1].tobytes()
+    tiff = b"MM\x00\x2a" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    data = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+    got = decode(compressed_image(0, "cam", data, "jpeg"))
+    assert got.shape == (64, 48, 3)
+    assert got[:8, -8:].mean() > 200 and got[:8, :8].mean() < 50

@@ -121,7 +121,7 @@ ROSDEP = {
     "zstandard": "python3-zstandard",
     "pytest": "python3-pytest",
     "hypothesis": "python3-hypothesis",
-    **dict.fromkeys(("onnx", "onnxruntime", "openvino", "albumentations", "rosbags", "mcap", "tensorrt", "torchvision", "ray"), None),
+    **dict.fromkeys(("onnx", "onnxruntime", "openvino", "albumentations", "rosbags", "mcap", "simplejpeg", "tensorrt", "torchvision", "ray"), None),
 }
 # messages looked up by type name (ros/messages.py, bags/live_bag.py): not visible as imports
 BY_NAME = ("std_msgs", "nav_msgs", "visualization_msgs", "tf2_msgs")
