@@ -217,3 +217,16 @@ def test_a_jpeg_camera_decoded_reduced_gets_its_outputs_at_camera_resolution(fra
         assert reduced.overlay_bgr(a).shape == (720, 1280, 3)
         agree.append(np.mean(a.mask == b.mask))
     assert np.mean(agree) >= 0.98
+
+
+def test_the_frame_loop_keeps_opencv_on_the_calling_thread():
+    """OpenCV's thread pool woke a second thread for each of a frame's small calls, which then spun:
+    2-2.5 ms of a core a frame, taken from the network, with no frame served sooner."""
+    from fcn_perception.scene.pipeline import Pipeline
+
+    cv2.setNumThreads(2)
+    try:
+        Pipeline(Segmenter(SegmenterConfig(threads=1)))
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(-1)

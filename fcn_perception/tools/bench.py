@@ -199,7 +199,6 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
 
     from fcn_perception.scene.drivable import MaskSmoother
 
-    cv2.setNumThreads(1)
     cfg = NodeConfig.from_dict({"temporal_smoothing": smoothing, "camera_pose": list(SAMPLE_CAMERA_POSE)})
     pipeline = Pipeline.for_config(cfg)
     state = CameraState(smoother=MaskSmoother(smoothing))
