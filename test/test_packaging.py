@@ -22,7 +22,7 @@ def test_colcon_build_installs_what_ros_expects(colcon_install):
     for exe in ("fcn_perception_node", "fcn-perception"):
         assert os.access(inst / "lib" / "fcn_perception" / exe, os.X_OK), exe
     share = inst / "share" / "fcn_perception"
-    for f in ("package.xml", "launch/fcn_perception.launch.py", "config/fcn_perception.yaml"):
+    for f in ("package.xml", "launch/fcn_perception.launch.py", "config/fcn_perception.yaml", "config/fastdds_discovery.xml"):
         assert (share / f).is_file(), f
     assert (inst / "share" / "ament_index" / "resource_index" / "packages" / "fcn_perception").is_file()
     site = next((inst / "lib").glob("python3*/site-packages"))
@@ -210,3 +210,14 @@ def test_node_config_fields_are_the_parameter_table():
         ParamSpec("threads", "integer", 1, "an unknown type")
     cfg = NodeConfig.from_dict({"camera_pose": (0, 0, 1.5, 0, 0, 0)})
     assert cfg.camera_pose == [0, 0, 1.5, 0, 0, 0] and isinstance(cfg.threads, int)
+
+
+def test_the_shipped_fast_dds_profile_is_read_without_an_error():
+    """README's discovery fix: Fast DDS only logs a profile it cannot read and goes on with its
+    defaults, so the log is what tells."""
+    profile = REPO / "config" / "fastdds_discovery.xml"
+    env = dict(os.environ, FASTRTPS_DEFAULT_PROFILES_FILE=str(profile), FASTDDS_DEFAULT_PROFILES_FILE=str(profile))
+    code = "import rclpy; rclpy.init(); rclpy.create_node('profile_check').destroy_node(); rclpy.shutdown(); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert "error" not in (out.stdout + out.stderr).lower(), out.stderr
