@@ -36,9 +36,11 @@ def test_smoke_ros_overhead_and_drivable_benches(tmp_path, mode):
 
 def test_frame_path_bench_times_every_stage_of_a_camera_sized_frame(tmp_path):
     """Every stage ran on every frame (the ground and lane stages too: the sample's CameraInfo and
-    pose), and the stages are the frame: their sum is within the total."""
+    pose), and the stages are the frame: their sum is within the total. On one thread the process
+    spends no more CPU than time: no library spins a helper thread (OpenCV's pool did, +10 %)."""
     res = _bench(tmp_path, "--frame-path", "--size", "640x480", "--frames", "3", "--warmup", "1")
-    stages = [s for s in res["ms"] if s != "total"]
+    stages = [s for s in res["ms"] if s not in ("total", "cpu")]
+    assert res["ms"]["cpu"]["p50"] <= 1.05 * res["ms"]["total"]["p50"] + 0.3, res["ms"]
     assert set(stages) == {"decode", "preprocess", "infer", "postprocess", "drivable", "ground", "lanes", "build", "serialize", "fusion"}
     assert res["frames_with_ground"] == res["frames_with_lanes"] == 3 and all(res["ms"][s]["p50"] > 0 for s in stages), res
     assert sum(res["ms"][s]["p50"] for s in stages) <= 1.2 * res["ms"]["total"]["p95"] and res["size"] == "640x480"
