@@ -169,6 +169,7 @@ def test_installed_node_on_a_cpu_runtime_never_loads_pytorch(colcon_install, ros
     res = run_startup(frames=5, ros=ros_node, log=tmp_path / "node.log", executable=exe, extra=("-p", f"backend:={backend}"))
     runtime = "openvino_loaded" if backend == "auto" else "onnxruntime_loaded"
     assert res["node_exit_code"] == 0 and res[runtime], res
+    assert 0 < res["discovered_s"] <= res["first_mask_s"], res  # discovery told apart from start-up
     assert not res["libtorch_loaded"], (tmp_path / "node.log").read_text()
 
 

@@ -287,7 +287,9 @@ def loaded_libraries(pid: int) -> set[str]:
 
 def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable: str = "", extra: tuple[str, ...] = ()) -> dict:
     """The node as a car starts it, measured from outside: seconds from process start to the first
-    mask, resident memory after ``frames`` masks, and whether PyTorch (libtorch) was loaded at all."""
+    mask, resident memory after ``frames`` masks, and whether PyTorch (libtorch) was loaded at all.
+    Also when the node first showed in the sender's graph: DDS discovery, which now and then waits for
+    a periodic announcement (README, "Troubleshooting"), is then told apart from the node's own start."""
     if ros is None:
         ensure_domain_id()
         with spinning_node("fcn_perception_startup") as own:
@@ -303,9 +305,11 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
     pub = ros.create_publisher(CompressedImage, topic, qos)
     node = NodeProcess(default_params_file(), [topic], ["-p", "qos_reliability:=reliable", *extra], log=log, executable=executable)
     try:
-        k = 0
+        k, seen = 0, None
         deadline = time.monotonic() + 120
         while len(got) < frames and time.monotonic() < deadline and node.proc.poll() is None:
+            if seen is None and NODE_NAME in ros.get_node_names():
+                seen = time.monotonic()
             msg = CompressedImage(format="jpeg", data=jpegs[k % len(jpegs)])
             msg.header.stamp.sec, msg.header.frame_id = k + 1, "startup_cam_optical_frame"
             pub.publish(msg)
@@ -321,6 +325,7 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
         ros.destroy_publisher(pub)
     return {
         "first_mask_s": round(got[0] - node.started, 2),
+        "discovered_s": round((seen or got[0]) - node.started, 2),  # the node in the sender's graph
         "frames": frames,
         "rss_mb": round(rss / 1024, 1),
         "threads": threads,
@@ -366,7 +371,8 @@ def run_args(args: argparse.Namespace) -> int:
     if args.startup:
         res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable)
         print(
-            f"first mask {res['first_mask_s']} s after process start; RSS {res['rss_mb']} MB after {res['frames']} masks; "
+            f"first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
+            f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
             f"libtorch loaded: {res['libtorch_loaded']}; onnxruntime loaded: {res['onnxruntime_loaded']}; openvino loaded: {res['openvino_loaded']} "
             f"({res['executable']})"
         )
