@@ -197,6 +197,22 @@ def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     assert res["threads"]["end"] == res["threads"]["after_warmup"]
 
 
+def test_startup_tells_when_the_new_node_was_discovered_though_another_has_its_name(ros_node):
+    """``load --startup``'s discovery moment is the started node's: a node of the same name already in
+    the graph (a test's, or one that stopped just now) must not count as found at once."""
+    import rclpy
+
+    from fcn_perception.tools.load import run_startup
+
+    namesake = rclpy.create_node(NODE_NAME, context=ros_node.context)
+    try:
+        assert wait_until(lambda: NODE_NAME in ros_node.get_node_names(), 10)
+        res = run_startup(frames=3, ros=ros_node, extra=("-p", "precision:=int8"))
+    finally:
+        namesake.destroy_node()
+    assert res["node_exit_code"] == 0 and 0.1 < res["discovered_s"] <= res["first_mask_s"], res
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

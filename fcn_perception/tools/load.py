@@ -303,12 +303,13 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
     got: list[float] = []
     sub = ros.create_subscription(Image, "/startup_cam/segmentation/mask", lambda m: got.append(time.monotonic()), qos)
     pub = ros.create_publisher(CompressedImage, topic, qos)
+    before = ros.get_node_names().count(NODE_NAME)  # one that stopped just now may still be listed
     node = NodeProcess(default_params_file(), [topic], ["-p", "qos_reliability:=reliable", *extra], log=log, executable=executable)
     try:
         k, seen = 0, None
         deadline = time.monotonic() + 120
         while len(got) < frames and time.monotonic() < deadline and node.proc.poll() is None:
-            if seen is None and NODE_NAME in ros.get_node_names():
+            if seen is None and ros.get_node_names().count(NODE_NAME) > before:
                 seen = time.monotonic()
             msg = CompressedImage(format="jpeg", data=jpegs[k % len(jpegs)])
             msg.header.stamp.sec, msg.header.frame_id = k + 1, "startup_cam_optical_frame"
