@@ -191,7 +191,8 @@ def photo() -> np.ndarray:
     ("size", "params", "factor"),
     [((640, 480), [], 1), ((1280, 720), [], 2), ((641, 361), [], 2), ((640, 480), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], 2), ((640, 480), "grey", 1)],
 )
-def test_jpegs_decode_through_libjpeg_turbo_to_opencvs_pixels(photo, size, params, factor):
+def test_jpegs_decode_through_libjpeg_turbo_to_opencvs_pixels(photo, size, params, factor, monkeypatch):
+    from fcn_perception.scene import image_codec
     from fcn_perception.scene.image_codec import _compressed_size, _turbojpeg
 
     frame = cv2.resize(photo, size)
@@ -199,8 +200,9 @@ def test_jpegs_decode_through_libjpeg_turbo_to_opencvs_pixels(photo, size, param
         frame, params = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), []
     data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90, *params])[1].tobytes()
     assert _turbojpeg(data, _compressed_size(data), factor) is not None  # the fast path took it
-    got = decode(compressed_image(0, "cam", data, "jpeg"), fit=lambda w, h: (-(-w // factor), -(-h // factor)))
     ref = _opencv_rgb(data, {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}[factor])
+    monkeypatch.setattr(image_codec.cv2, "imdecode", lambda *a: pytest.fail("decoded by OpenCV"))
+    got = decode(compressed_image(0, "cam", data, "jpeg"), fit=lambda w, h: (-(-w // factor), -(-h // factor)))
     assert got.shape == ref.shape and np.array_equal(got, ref)
 
 
