@@ -39,11 +39,31 @@ def test_one_compiled_model_per_size_and_blobs_only_in_the_cache(frames, tmp_pat
     assert seg.segment(wide).mask.shape == (720, 1280)
     assert sorted(seg._backends) == [(480, 360), (640, 360)]  # 16:9 at height 360: its own compiled model
     assert {b.size for b in seg._backends.values()} == {(480, 360), (640, 360)}
-    # only what the backend reads is computed and copied out: not the float logits (11 MB at 640x360)
-    assert all({n for o in b.compiled.outputs for n in o.get_names()} == {"mask", "confidence"} for b in seg._backends.values())
+    # only the class scores at 1/4 leave the graph (the stencil head upsamples them), not the float
+    # logits at full size (11 MB at 640x360)
+    assert [[list(o.get_shape()) for o in b.compiled.outputs] for b in seg._backends.values()] == [[[1, 12, 90, 120]], [[1, 12, 90, 160]]]
     blobs = list((cache / "openvino" / "blobs").iterdir())
     assert blobs and all(p.resolve().is_relative_to(cache.resolve()) for p in blobs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_the_stencil_head_gives_the_graphs_masks_on_real_frames(frames, tmp_path):
+    """The graph cut at its final upsampling, the head on the host: the same class on nearly every
+    pixel and the confidence within a level or two on average (``inference/stencil_head.py``)."""
+    import cv2
+
+    from fcn_perception.inference.openvino_backend import OpenVinoBackend
+
+    path = default_model_path("int8")
+    cut = OpenVinoBackend(path, (640, 360), threads=1, cache=tmp_path)
+    whole = OpenVinoBackend(path, (640, 360), threads=1, cache=tmp_path, stencil_head=False)
+    assert {n for o in whole.compiled.outputs for n in o.get_names()} == {"mask", "confidence"}
+    for rgb in frames:
+        x = cv2.resize(rgb, (640, 360))[None]
+        a, b = cut.infer_rgb(x), whole.infer_rgb(x)
+        assert a.mask.shape == a.confidence.shape == (1, 360, 640)
+        assert np.mean(a.mask == b.mask) > 0.9995, np.mean(a.mask == b.mask)
+        assert np.abs(a.confidence.astype(int) - b.confidence).mean() < 2.5
 
 
 def test_auto_on_a_cpu_is_openvino_and_onnx_runtime_stays_one_parameter_away(tmp_path):

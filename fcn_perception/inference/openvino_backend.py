@@ -20,6 +20,7 @@ import numpy as np
 from fcn_perception import heap
 from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
+from fcn_perception.inference.stencil_head import StencilHead
 from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
@@ -62,6 +63,31 @@ def _keep_read_outputs(model) -> None:
             model.remove_result(result)
 
 
+def _final_upsampling(model, size: tuple[int, int]):
+    """The FCN's last transposed convolution, where the graph is one: at the input's ``size``
+    (w, h), stride F, kernel 2F-1, padding F-1, one constant kernel per class. Its input (the class
+    scores at 1/F) and a :class:`StencilHead` with its kernel, or None for any other graph."""
+    for op in model.get_ops():
+        if op.get_type_name() != "GroupConvolutionBackpropData":
+            continue
+        shape, a = op.get_output_partial_shape(0), op.get_attributes()
+        f = a["strides"][0]
+        if shape.is_dynamic or not all(n <= d < n + f for d, n in zip(shape.to_shape()[2:], (size[1], size[0]), strict=True)):
+            continue
+        weights = op.input_value(1).get_node()
+        while weights.get_type_name() in ("Reshape", "Convert"):
+            weights = weights.input_value(0).get_node()
+        if weights.get_type_name() != "Constant" or a["strides"] != [f, f] or a["dilations"] != [1, 1]:
+            continue
+        if a["pads_begin"] != [f - 1] * 2 or a["pads_end"] != [f - 1] * 2 or a["output_padding"] != [f - 1] * 2:
+            continue
+        kernel = np.asarray(weights.get_data(), np.float32)
+        if kernel.size != shape[1].get_length() * (2 * f - 1) ** 2:
+            continue
+        return op.input_value(0), StencilHead(kernel.reshape(-1, 2 * f - 1, 2 * f - 1), f)
+    return None
+
+
 def _normalise_in_graph(model, mean, std) -> object:
     """The model taking (1, H, W, 3) uint8 RGB: OpenVINO's own preprocessing converts, normalises as
     in training (``(x - 255 mean) / (255 std)``) and changes the layout inside the graph, where it
@@ -82,16 +108,21 @@ class _Compiled:
     """One compiled model and its idle requests, one per stream: a request is not reentrant, a
     thread takes one per frame."""
 
-    def __init__(self, compiled, streams: int) -> None:
+    def __init__(self, compiled, streams: int, head: StencilHead | None = None, size: tuple[int, int] = (0, 0)) -> None:
         self.compiled = compiled
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
             self._requests.put(compiled.create_infer_request())
+        self._head, self._size = head, size
+        if head is not None:
+            return
         self._mask = compiled.output(MASK_NAME)
         names = {n for o in compiled.outputs for n in o.get_names()}
         self._confidence = compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
 
     def run(self, x: np.ndarray) -> Inference:
+        if self._head is not None:
+            return self._run_head(x)
         request = self._requests.get()  # the Segmenter admits at most ``streams`` callers: one is free
         try:
             # the input read in place and the outputs taken as views, then copied (two small uint8
@@ -102,6 +133,16 @@ class _Compiled:
         finally:
             self._requests.put(request)
         return Inference(mask, confidence)
+
+    def _run_head(self, x: np.ndarray) -> Inference:
+        """The graph up to the class scores at 1/F, then the head on this thread, the request free."""
+        request = self._requests.get()
+        try:
+            scores = request.infer({0: x}, share_inputs=True, share_outputs=True)[0].copy()
+        finally:
+            self._requests.put(request)
+        masks, confidences = zip(*(self._head(s, self._size) for s in scores), strict=True)
+        return Inference(np.stack(masks), np.stack(confidences))
 
 
 class OpenVinoBackend(Backend):
@@ -115,6 +156,10 @@ class OpenVinoBackend(Backend):
     inferred 35-40 % more frames a second than one stream on both threads, each frame taking longer,
     and the node served 20-25 % more of two cameras' frames (BENCHMARKS.md, 2026-12-03): a network
     this small does not keep two threads busy on one frame.
+
+    ``stencil_head``: where the graph ends in the FCN's final upsampling, it is compiled up to the
+    class scores and :class:`StencilHead` upsamples them on the calling thread, in full only where a
+    pixel's class is in doubt (3 ms less a 640x360 frame; its docstring has what it changes).
     """
 
     resizable = True
@@ -122,7 +167,14 @@ class OpenVinoBackend(Backend):
     name = "openvino-cpu"
 
     def __init__(
-        self, onnx_path: str | Path, size: tuple[int, int] | None = None, threads: int = 0, precision: str = "auto", cache: str | Path = "", streams: int = 1
+        self,
+        onnx_path: str | Path,
+        size: tuple[int, int] | None = None,
+        threads: int = 0,
+        precision: str = "auto",
+        cache: str | Path = "",
+        streams: int = 1,
+        stencil_head: bool = True,
     ) -> None:
         if precision not in HINTS:
             raise ValueError(f"OpenVINO on the CPU runs {', '.join(HINTS)}, not {precision!r}")
@@ -145,6 +197,7 @@ class OpenVinoBackend(Backend):
         blobs = cache_file(cache_dir(cache), "openvino", "blobs")
         blobs.mkdir(mode=0o700, exist_ok=True)
         self._props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
+        self.stencil_head = stencil_head
         self._rgb = self._compile(model, rgb=True)
         self._float: _Compiled | None = None
         self._float_lock = threading.Lock()
@@ -154,13 +207,19 @@ class OpenVinoBackend(Backend):
     def _compile(self, model, rgb: bool) -> _Compiled:
         w, h = self.size
         model.reshape({INPUT_NAME: [1, 3, h, w]})
-        _keep_read_outputs(model)
+        cut = _final_upsampling(model, self.size) if self.stencil_head else None
+        if cut is None:
+            _keep_read_outputs(model)
+        else:
+            import openvino as ov
+
+            model = ov.Model([cut[0]], model.get_parameters(), "scores")
         if rgb:
             model = _normalise_in_graph(model, self.config.mean, self.config.std)
         compiled = core().compile_model(model, "CPU", self._props)
         del model
         heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
-        return _Compiled(compiled, self.streams)
+        return _Compiled(compiled, self.streams, cut and cut[1], self.size)
 
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
