@@ -29,6 +29,9 @@ POSE = {"camera_pose": list(SAMPLE_CAMERA_POSE)}
 #: 2.8-3.2 / 36-43 were measured for the FCN-8s, 3.8-3.9 / 53-62 for the FCN-4s on OpenVINO (its stride-4
 #: skip reads the least quantisation-friendly, earliest features)
 INT8_LIMITS = {True: (3.0, 30), False: (4.5, 70)}
+#: what OpenVINO's stencil head adds (``inference/stencil_head.py``): its confidence is 1 / 18 levels
+#: from the graph's (mean / p99, CamVid val); OpenVINO fp32 then measured 1.2 / 19 here (AMD EPYC)
+STENCIL_HEAD_LIMITS = (1.5, 20)
 FRONT = "/camera_front/image_raw/compressed"
 
 
@@ -47,6 +50,8 @@ def test_every_cpu_backend_and_int8_give_the_same_confidence_as_the_checkpoint(c
         assert b.confidence.dtype == np.uint8 and b.confidence.shape == b.mask.shape
         diff = np.abs(a.confidence.astype(int) - b.confidence.astype(int))
         mean_limit, p99_limit = (0.1, 1) if (backend, kind) == ("onnxruntime", "onnx") else (1.0, 10) if kind == "onnx" else INT8_LIMITS[int8_vnni]
+        if backend == "openvino":  # the stencil head: bilinear between score cells that agree on the class
+            mean_limit, p99_limit = mean_limit + STENCIL_HEAD_LIMITS[0], p99_limit + STENCIL_HEAD_LIMITS[1]
         assert diff.mean() <= mean_limit and np.percentile(diff, 99) <= p99_limit, (backend, kind, diff.mean(), np.percentile(diff, 99))
         assert b.confidence.min() >= 255 // len(seg.classes)  # a top-class probability is at least 1 / classes
 
