@@ -219,7 +219,7 @@ class OpenVinoBackend(Backend):
         compiled = core().compile_model(model, "CPU", self._props)
         del model
         heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
-        return _Compiled(compiled, self.streams, cut and cut[1], self.size)
+        return _Compiled(compiled, self.streams, None if cut is None else cut[1], self.size)
 
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
