@@ -30,7 +30,7 @@ POSE = {"camera_pose": list(SAMPLE_CAMERA_POSE)}
 #: skip reads the least quantisation-friendly, earliest features)
 INT8_LIMITS = {True: (3.0, 30), False: (4.5, 70)}
 #: what OpenVINO's stencil head adds (``inference/stencil_head.py``): its confidence is 1 / 18 levels
-#: from the graph's (mean / p99, CamVid val); OpenVINO fp32 then measured 1.2 / 19 here (AMD EPYC)
+#: from the graph's (mean / p99, CamVid val); OpenVINO fp32 then measured 1.2 / 18 here, INT8 2.1 / 24 (AMD EPYC)
 STENCIL_HEAD_LIMITS = (1.5, 20)
 FRONT = "/camera_front/image_raw/compressed"
 
