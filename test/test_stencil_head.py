@@ -58,6 +58,7 @@ def test_the_blocks_in_doubt_are_computed_in_full():
 def test_on_the_shipped_model_it_is_the_graph_on_nearly_every_pixel(camvid):
     from fcn_perception.inference.frames import read_rgb
     from fcn_perception.inference.model_store import default_model_path
+    from fcn_perception.inference.preprocess import preprocess_rgb
     from fcn_perception.model.fcn import load_model
     from fcn_perception.training.datasets import open_split
 
@@ -66,12 +67,9 @@ def test_on_the_shipped_model_it_is_the_graph_on_nearly_every_pixel(camvid):
     model.up_final.register_forward_hook(lambda module, args, out: seen.update(scores=args[0][0].numpy()))
     kernel = model.up_final.deconv.weight[:, 0].detach().numpy()
     head = StencilHead(kernel, 4)
-    mean, std = (torch.tensor(v)[:, None, None] for v in (model.cfg.mean, model.cfg.std))
     for path, _ in open_split(camvid, "val").pairs[::50]:
-        rgb = np.ascontiguousarray(read_rgb(path)[:360, :480])
-        x = (torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255 - mean) / std
         with torch.no_grad():
-            model(x)
+            model(torch.from_numpy(preprocess_rgb(read_rgb(path), (480, 360), model.cfg.mean, model.cfg.std)))
         mask, confidence = head(seen["scores"], (480, 360))
         want_mask, want_confidence = in_full(seen["scores"], kernel, 4, (480, 360))
         assert np.mean(mask == want_mask) > 0.9995
