@@ -75,3 +75,66 @@ def test_on_the_shipped_model_it_is_the_graph_on_nearly_every_pixel(camvid):
         assert np.mean(mask == want_mask) > 0.9995
         error = np.abs(confidence.astype(int) - want_confidence)
         assert error[::4, ::4].max() <= 1 and error.mean() < 2.5
+
+
+def test_onnx_runtime_runs_the_graph_up_to_the_scores_and_the_head_does_the_rest(camvid):
+    """The shipped INT8 graph cut where its final upsampling starts: the session's one output is the
+    scores at 1/4, and the masks are the whole graph's on nearly every pixel, at sizes that are not
+    a multiple of 4 too."""
+    import cv2
+
+    from fcn_perception.inference.frames import read_rgb
+    from fcn_perception.inference.model_store import default_model_path
+    from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from fcn_perception.inference.preprocess import preprocess_rgb
+    from fcn_perception.training.datasets import open_split
+
+    frames = [read_rgb(f) for f, _ in open_split(camvid, "val").pairs[::40]]
+    cut = OnnxRuntimeBackend(default_model_path("int8"), 2)
+    whole = OnnxRuntimeBackend(default_model_path("int8"), 2, stencil_head=False)
+    assert {"mask", "confidence"} <= {o.name for o in whole.session.get_outputs()}
+    (out,) = cut.session.get_outputs()
+    assert out.shape[1] == 12 and out.name != "logits"
+    for size in [(480, 360), (355, 233)]:
+        x = np.concatenate([preprocess_rgb(cv2.resize(rgb, size), size, cut.config.mean, cut.config.std) for rgb in frames[:3]])
+        assert cut.session.run(None, {"image": x})[0].shape == (3, 12, -(-size[1] // 4), -(-size[0] // 4))
+        a, b = cut.infer(x), whole.infer(x)
+        assert a.mask.shape == a.confidence.shape == (3, size[1], size[0])
+        assert np.mean(a.mask == b.mask) > 0.9995, np.mean(a.mask == b.mask)
+        assert np.abs(a.confidence.astype(int) - b.confidence).mean() < 2.5
+
+
+def test_only_the_fcns_final_upsampling_is_cut():
+    """Anything else ends the graph as exported: a crop that does not start at 0, another stride, a
+    kernel shared across classes."""
+    import onnx
+
+    from fcn_perception.inference.model_store import default_model_path
+    from fcn_perception.inference.onnxruntime_backend import _final_upsampling
+    from fcn_perception.model.fcn import load_model
+
+    proto = onnx.load(str(default_model_path("onnx")))
+    name, head = _final_upsampling(proto)
+    kernel = load_model(default_model_path("pt")).up_final.deconv.weight[:, 0].detach().numpy()
+    assert head.factor == 4 and np.allclose(head.centre.ravel(), kernel[:, 3, 3])
+    deconv = next(n for n in proto.graph.node if n.op_type == "ConvTranspose" and n.input[0] == name)
+
+    def attribute(node, key):
+        return next(a for a in node.attribute if a.name == key)
+
+    changed = onnx.ModelProto()
+    changed.CopyFrom(proto)
+    crop = next(n for n in changed.graph.node if n.output[0] == "logits")
+    start = next(n for n in changed.graph.node if n.output[0] == crop.input[1])
+    start.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([1], np.int64)))
+    assert _final_upsampling(changed) is None
+    for key, value in (("strides", [2, 2]), ("group", 1)):
+        changed.CopyFrom(proto)
+        node = next(n for n in changed.graph.node if n.name == deconv.name)
+        a = attribute(node, key)
+        if key == "group":
+            a.i = value
+        else:
+            del a.ints[:]
+            a.ints.extend(value)
+        assert _final_upsampling(changed) is None, key

@@ -1,4 +1,5 @@
-"""ONNX Runtime on the CPU execution provider: the CPU path where OpenVINO is not installed."""
+"""ONNX Runtime on the CPU execution provider: the CPU path where OpenVINO is not installed (an ARM
+board, a Python without OpenVINO wheels) and the node's fallback after backend failures."""
 
 from __future__ import annotations
 
@@ -8,27 +9,106 @@ from pathlib import Path
 import numpy as np
 
 from fcn_perception.inference.base import Backend, Inference
-from fcn_perception.model.config import CONFIDENCE_NAME, MASK_NAME, config_from_metadata
+from fcn_perception.inference.stencil_head import StencilHead, head_for
+from fcn_perception.model.config import CONFIDENCE_NAME, LOGITS_NAME, MASK_NAME, config_from_metadata
+
+
+def _constant(proto, name: str) -> np.ndarray | None:
+    """The value of a tensor the graph holds as an initializer or a Constant node, else None."""
+    from onnx import numpy_helper
+
+    for init in proto.graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name and node.attribute[0].name == "value":
+            return numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
+    """The FCN's last transposed convolution, where the graph's logits are its output cropped at the
+    bottom and right (Slices from 0), one constant kernel per class, no bias, the shape
+    :func:`head_for` takes: the name of its input (the class scores at 1/F) and its head; None for
+    any other graph, which is then run whole."""
+    import onnx
+
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    node = producers.get(LOGITS_NAME)
+    while node is not None and node.op_type == "Slice":
+        starts = _constant(proto, node.input[1])
+        if starts is None or np.any(starts != 0):
+            return None
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "ConvTranspose" or len(node.input) != 2:
+        return None
+    a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+    kernel = _constant(proto, node.input[1])  # (C, C / group, k, k)
+    if kernel is None or kernel.ndim != 4 or kernel.shape[1] != 1 or a.get("group", 1) != kernel.shape[0]:
+        return None
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or "output_shape" in a:
+        return None
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    head = head_for(kernel[:, 0], a.get("strides", [1, 1]), pads[:2], pads[2:], a.get("output_padding", [0, 0]), a.get("dilations", [1, 1]))
+    return (node.input[0], head) if head is not None else None
+
+
+def _graph_up_to(proto, name: str) -> None:
+    """Make ``name`` the graph's one output and drop every node and initializer it does not need (in place)."""
+    import onnx
+
+    graph = proto.graph
+    producers = {o: i for i, n in enumerate(graph.node) for o in n.output}
+    needed, todo = set(), [name]
+    while todo:
+        i = producers.get(todo.pop())
+        if i is not None and i not in needed:
+            needed.add(i)
+            todo.extend(graph.node[i].input)
+    nodes = [n for i, n in enumerate(graph.node) if i in needed]
+    used = {t for n in nodes for t in n.input}
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.node[:], graph.output[:], graph.initializer[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
 
 
 class OnnxRuntimeBackend(Backend):
+    """``stencil_head``: where the graph ends in the FCN's final upsampling, the session runs the
+    graph up to the class scores at 1/F and :class:`StencilHead` does the rest on the calling thread,
+    as on OpenVINO. ONNX Runtime spent 13 of 36 ms a 640x360 INT8 frame on that step (one thread,
+    AMD EPYC; BENCHMARKS.md, 2026-12-06, sixth sitting). False runs the whole graph."""
+
     name = "onnxruntime-cpu"
 
-    def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
+    def __init__(self, onnx_path: str | Path, threads: int = 0, stencil_head: bool = True) -> None:
+        import onnx
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or (os.cpu_count() or 1)
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map)
-        inp = self.session.get_inputs()[0]
+        proto = onnx.load(str(onnx_path))
+        self.config = config_from_metadata({p.key: p.value for p in proto.metadata_props})
+        inp = proto.graph.input[0]
         self.input_name = inp.name
         #: a graph exported with symbolic height/width takes every frame size (per instance)
-        self.dynamic = any(not isinstance(d, int) for d in inp.shape[2:])
-        has_confidence = CONFIDENCE_NAME in {o.name for o in self.session.get_outputs()}
-        self._outputs = [MASK_NAME, CONFIDENCE_NAME] if has_confidence else [MASK_NAME]
+        self.dynamic = any(not d.HasField("dim_value") for d in inp.type.tensor_type.shape.dim[2:])
+        cut = _final_upsampling(proto) if stencil_head else None
+        self._head = None if cut is None else cut[1]
+        if cut is not None:
+            _graph_up_to(proto, cut[0])
+            self._outputs = [cut[0]]
+        else:
+            names = {o.name for o in proto.graph.output}
+            self._outputs = [MASK_NAME, CONFIDENCE_NAME] if CONFIDENCE_NAME in names else [MASK_NAME]
+        self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def infer(self, batch: np.ndarray) -> Inference:
-        return Inference(*self.session.run(self._outputs, {self.input_name: np.ascontiguousarray(batch, np.float32)}))
+        x = np.ascontiguousarray(batch, np.float32)
+        out = self.session.run(self._outputs, {self.input_name: x})
+        if self._head is None:
+            return Inference(*out)
+        return Inference(*self._head.batch(out[0], (x.shape[3], x.shape[2])))

@@ -20,7 +20,7 @@ import numpy as np
 from fcn_perception import heap
 from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
-from fcn_perception.inference.stencil_head import StencilHead
+from fcn_perception.inference.stencil_head import StencilHead, head_for
 from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
@@ -65,7 +65,7 @@ def _keep_read_outputs(model) -> None:
 
 def _final_upsampling(model, size: tuple[int, int]):
     """The FCN's last transposed convolution, where the graph is one: at the input's ``size``
-    (w, h), stride F, kernel 2F-1, padding F-1, one constant kernel per class. Its input (the class
+    (w, h), one constant kernel per class, the shape :func:`head_for` takes. Its input (the class
     scores at 1/F) and a :class:`StencilHead` with its kernel, or None for any other graph."""
     for op in model.get_ops():
         if op.get_type_name() != "GroupConvolutionBackpropData":
@@ -77,14 +77,14 @@ def _final_upsampling(model, size: tuple[int, int]):
         weights = op.input_value(1).get_node()
         while weights.get_type_name() in ("Reshape", "Convert"):
             weights = weights.input_value(0).get_node()
-        if weights.get_type_name() != "Constant" or a["strides"] != [f, f] or a["dilations"] != [1, 1]:
-            continue
-        if a["pads_begin"] != [f - 1] * 2 or a["pads_end"] != [f - 1] * 2 or a["output_padding"] != [f - 1] * 2:
+        if weights.get_type_name() != "Constant":
             continue
         kernel = np.asarray(weights.get_data(), np.float32)
         if kernel.size != shape[1].get_length() * (2 * f - 1) ** 2:
             continue
-        return op.input_value(0), StencilHead(kernel.reshape(-1, 2 * f - 1, 2 * f - 1), f)
+        kernel = kernel.reshape(-1, 2 * f - 1, 2 * f - 1)
+        if head := head_for(kernel, a["strides"], a["pads_begin"], a["pads_end"], a["output_padding"], a["dilations"]):
+            return op.input_value(0), head
     return None
 
 
@@ -141,8 +141,7 @@ class _Compiled:
             scores = request.infer({0: x}, share_inputs=True, share_outputs=True)[0].copy()
         finally:
             self._requests.put(request)
-        masks, confidences = zip(*(self._head(s, self._size) for s in scores), strict=True)
-        return Inference(np.stack(masks), np.stack(confidences))
+        return Inference(*self._head.batch(scores, self._size))
 
 
 class OpenVinoBackend(Backend):

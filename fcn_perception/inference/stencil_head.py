@@ -50,6 +50,18 @@ def top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.floor(255.0 / total + 0.5).astype(np.uint8)
 
 
+def head_for(kernel: np.ndarray, strides, pads_begin, pads_end, output_padding, dilations) -> StencilHead | None:
+    """The head of a transposed convolution that is the FCN's final upsampling, read from a runtime's
+    graph (OpenVINO's, ONNX's): stride F, kernel 2F-1 (``kernel``: (C, 2F-1, 2F-1), one per class),
+    padding and output padding F-1, no dilation. None for any other, which the runtime then runs."""
+    f = int(strides[0])
+    kernel = np.asarray(kernel, np.float32)
+    fits = list(strides) == [f, f] and list(dilations) == [1, 1] and kernel.ndim == 3 and kernel.shape[1:] == (2 * f - 1, 2 * f - 1)
+    if not fits or list(pads_begin) != [f - 1] * 2 or list(pads_end) != [f - 1] * 2 or list(output_padding) != [f - 1] * 2:
+        return None
+    return StencilHead(kernel, f)
+
+
 class StencilHead:
     """The final ``factor``x upsampling (``kernel``: (C, 2F-1, 2F-1), one per class) with the argmax
     and confidence, from a (C, h, w) float32 score map to (H, W) uint8 ids and confidence."""
@@ -87,3 +99,8 @@ class StencilHead:
         if (height, width) != mask.shape:
             return np.ascontiguousarray(mask[:height, :width]), np.ascontiguousarray(confidence[:height, :width])
         return mask, confidence
+
+    def batch(self, scores: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C, h, w) scores -> (N, H, W) masks and confidences at ``size`` (w, h)."""
+        masks, confidences = zip(*(self(s, size) for s in scores), strict=True)
+        return np.stack(masks), np.stack(confidences)
