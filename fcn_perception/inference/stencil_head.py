@@ -74,8 +74,6 @@ class StencilHead:
         self.taps = phase_taps(kernel, factor)
         self.centre = kernel[:, factor - 1, factor - 1].reshape(-1, 1, 1).copy()  # a grid pixel's one cell
         self._to_grid = np.float32([[1 / factor, 0, 0], [0, 1 / factor, 0]])
-        phase = np.arange(factor * factor)
-        self._dy, self._dx = phase // factor, phase % factor
 
     def __call__(self, scores: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """``scores``: (C, h, w) at 1/F of ``size`` (w, h), rounded up."""
@@ -92,9 +90,9 @@ class StencilHead:
             padded[:, :h, :w] = scores
             cells = np.stack([padded[:, bi, bj], padded[:, bi, bj + 1], padded[:, bi + 1, bj], padded[:, bi + 1, bj + 1]], -1)
             block_ids, block_conf = top_class(np.matmul(cells, self.taps))  # (n, F*F) pixels of the blocks in doubt
-            ys, xs = (bi[:, None] * f + self._dy).ravel(), (bj[:, None] * f + self._dx).ravel()
-            mask[ys, xs] = block_ids.ravel()
-            confidence[ys, xs] = block_conf.ravel()
+            # written through (h, F, w, F) views: block (i, j) is [i, :, j, :]
+            mask.reshape(h, f, w, f)[bi, :, bj, :] = block_ids.reshape(-1, f, f)
+            confidence.reshape(h, f, w, f)[bi, :, bj, :] = block_conf.reshape(-1, f, f)
         width, height = size
         if (height, width) != mask.shape:
             return np.ascontiguousarray(mask[:height, :width]), np.ascontiguousarray(confidence[:height, :width])
