@@ -1,0 +1,34 @@
+"""ONNX Runtime as the node runs it (``inference/onnxruntime_backend.py``); its stencil head is
+tested beside OpenVINO's in ``test_stencil_head.py``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from fcn_perception.inference.model_store import default_model_path
+from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+
+def _cpu_ns(tids: set[str]) -> int:
+    """CPU time of these threads of this process (the scheduler's own count, in ns)."""
+    return sum(int(open(f"/proc/self/task/{t}/schedstat").read().split()[0]) for t in tids if os.path.exists(f"/proc/self/task/{t}"))
+
+
+def test_its_threads_rest_between_frames():
+    """Spinning threads took the CPU that the rest of the frame needed on these cores. Between two
+    frames (here 50 ms with nothing to infer) the runtime's own threads must not run: spinning,
+    they took 20-40 ms of CPU there, resting well under 1 ms."""
+    before = set(os.listdir("/proc/self/task"))
+    backend = OnnxRuntimeBackend(default_model_path("int8"), 2)
+    own = set(os.listdir("/proc/self/task")) - before  # the runtime's thread pool
+    assert own and backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    x = np.zeros((1, 3, 120, 160), np.float32)
+    for _ in range(3):
+        backend.infer(x)
+    cpu, end = _cpu_ns(own), time.perf_counter() + 0.05
+    while (left := end - time.perf_counter()) > 0:  # the gap between frames, slept through
+        time.sleep(left)
+    assert _cpu_ns(own) - cpu < 5_000_000, "the runtime's threads ran between frames"
