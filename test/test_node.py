@@ -213,6 +213,23 @@ def test_startup_tells_when_the_new_node_was_discovered_though_another_has_its_n
     assert res["node_exit_code"] == 0 and 0.1 < res["discovered_s"] <= res["first_mask_s"], res
 
 
+def test_startup_measures_the_node_with_the_parameters_given():
+    """``load --startup --param``: the parameter reaches the node (it was dropped before), and the
+    harness's own command line is not read as ROS arguments."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "fcn_perception", "load", "--startup", "--frames", "2", "--param", "backend:=onnxruntime"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "onnxruntime loaded: True; openvino loaded: False" in out.stdout, out.stdout
+    assert "remap rule" not in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -88,7 +88,7 @@ def spinning_node(name: str = "fcn_perception_demo"):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    rclpy.init(args=[])  # the tool's own command line is not ROS arguments
     ros = rclpy.create_node(name)
     executor = SingleThreadedExecutor()
     executor.add_node(ros)

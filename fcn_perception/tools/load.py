@@ -370,7 +370,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
-        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable)
+        extra = tuple(a for p in args.param or [] for a in ("-p", p))
+        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=extra)
         print(
             f"first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
