@@ -7,6 +7,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 
 from fcn_perception.inference.model_store import default_model_path
 from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -32,3 +33,10 @@ def test_its_threads_rest_between_frames():
     while (left := end - time.perf_counter()) > 0:  # the gap between frames, slept through
         time.sleep(left)
     assert _cpu_ns(own) - cpu < 5_000_000, "the runtime's threads ran between frames"
+
+
+def test_a_damaged_model_file_is_named(tmp_path):
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(default_model_path("int8").read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"damaged\.onnx: not a readable ONNX model"):
+        OnnxRuntimeBackend(path)

@@ -94,7 +94,10 @@ class OnnxRuntimeBackend(Backend):
         # frame's other work on these cores needed (2 x 640x480 cameras: 411-466 -> 548-550 of 600
         # frames served; one 480x360 camera: 54-59 -> 32-36 ms of CPU a frame, latency +1 ms)
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        proto = onnx.load(str(onnx_path))
+        try:
+            proto = onnx.load(str(onnx_path))
+        except Exception as exc:  # protobuf's DecodeError names neither the file nor what it is
+            raise ValueError(f"{onnx_path}: not a readable ONNX model ({exc.__class__.__name__}: {exc})") from exc
         self.config = config_from_metadata({p.key: p.value for p in proto.metadata_props})
         inp = proto.graph.input[0]
         self.input_name = inp.name
