@@ -128,6 +128,11 @@ def test_only_the_fcns_final_upsampling_is_cut():
     start = next(n for n in changed.graph.node if n.output[0] == crop.input[1])
     start.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([1], np.int64)))
     assert _final_upsampling(changed) is None
+    changed.CopyFrom(proto)  # a crop of the classes, not of the rows or columns
+    crop = next(n for n in changed.graph.node if n.output[0] == "logits")
+    axes = next(n for n in changed.graph.node if n.output[0] == crop.input[3])
+    axes.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([1], np.int64)))
+    assert _final_upsampling(changed) is None
     for key, value in (("strides", [2, 2]), ("group", 1)):
         changed.CopyFrom(proto)
         node = next(n for n in changed.graph.node if n.name == deconv.name)

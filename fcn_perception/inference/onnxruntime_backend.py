@@ -26,6 +26,17 @@ def _constant(proto, name: str) -> np.ndarray | None:
     return None
 
 
+def _crops_height_or_width(proto, node) -> bool:
+    """A Slice (opset 10 on) that keeps rows or columns from 0, one by one, and nothing else."""
+    if len(node.input) < 4:  # before opset 10 the crop was attributes; without axes it may cut the classes
+        return False
+    starts, axes = _constant(proto, node.input[1]), _constant(proto, node.input[3])
+    steps = _constant(proto, node.input[4]) if len(node.input) > 4 and node.input[4] else np.ones(1)
+    if starts is None or axes is None or steps is None:
+        return False
+    return not np.any(starts != 0) and set(axes.tolist()) <= {2, 3, -1, -2} and not np.any(steps != 1)
+
+
 def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
     """The FCN's last transposed convolution, where the graph's logits are its output cropped at the
     bottom and right (Slices from 0), one constant kernel per class, no bias, the shape
@@ -36,8 +47,7 @@ def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
     producers = {o: n for n in proto.graph.node for o in n.output}
     node = producers.get(LOGITS_NAME)
     while node is not None and node.op_type == "Slice":
-        starts = _constant(proto, node.input[1])
-        if starts is None or np.any(starts != 0):
+        if not _crops_height_or_width(proto, node):
             return None
         node = producers.get(node.input[0])
     if node is None or node.op_type != "ConvTranspose" or len(node.input) != 2:
