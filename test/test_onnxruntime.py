@@ -40,3 +40,34 @@ def test_a_damaged_model_file_is_named(tmp_path):
     path.write_bytes(default_model_path("int8").read_bytes()[:5000])
     with pytest.raises(ValueError, match=r"damaged\.onnx: not a readable ONNX model"):
         OnnxRuntimeBackend(path)
+
+
+def test_two_streams_infer_two_cameras_frames_at_once_with_the_same_masks():
+    """``streams=2`` (the node's two cameras): two calls at once from two threads, a thread each, and
+    the masks of one stream on both threads."""
+    import threading
+
+    from fcn_perception.inference.preprocess import preprocess_rgb
+    from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+    from fcn_perception.tools.samples import sample_frames
+
+    seg = Segmenter(SegmenterConfig(backend="onnxruntime", threads=2, streams=2))
+    two = seg.backend
+    assert two.streams == 2 and two.session.get_session_options().intra_op_num_threads == 1
+    one = OnnxRuntimeBackend(default_model_path("int8"), 2)
+    xs = [preprocess_rgb(f[..., ::-1], (480, 360), one.config.mean, one.config.std) for f in sample_frames((480, 360), 2)]
+    got: dict[int, object] = {}
+    start = threading.Barrier(2)
+
+    def infer(k: int) -> None:
+        start.wait()
+        got[k] = two.infer(xs[k])
+
+    workers = [threading.Thread(target=infer, args=(k,)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for k, x in enumerate(xs):
+        want = one.infer(x)
+        assert np.array_equal(got[k].mask, want.mask) and np.array_equal(got[k].confidence, want.confidence)

@@ -107,7 +107,7 @@ def create_backend(
     streams: int = 1,
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
-    ``streams``: frames inferred at once on OpenVINO (the threads split among them); other backends run one.
+    ``streams``: frames inferred at once on OpenVINO and ONNX Runtime (the threads split among them); GPU backends run one.
 
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
     Runtime, on the CPU).
@@ -139,7 +139,7 @@ def create_backend(
             return OpenVinoBackend(onnx, input_size, threads, precision, cache, streams)
         from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(onnx, threads)
+        return OnnxRuntimeBackend(onnx, threads, streams=streams)
 
     if model_path.suffix == ".onnx":
         if name == "torch":

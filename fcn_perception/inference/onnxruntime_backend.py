@@ -88,16 +88,23 @@ class OnnxRuntimeBackend(Backend):
     """``stencil_head``: where the graph ends in the FCN's final upsampling, the session runs the
     graph up to the class scores at 1/F and :class:`StencilHead` does the rest on the calling thread,
     as on OpenVINO. ONNX Runtime spent 13 of 36 ms a 640x360 INT8 frame on that step (one thread,
-    AMD EPYC; BENCHMARKS.md, 2026-12-06, sixth sitting). False runs the whole graph."""
+    AMD EPYC; BENCHMARKS.md, 2026-12-06, sixth sitting). False runs the whole graph.
+
+    ``streams`` > 1: that many frames inferred at once from different threads (a session runs
+    concurrent calls), the ``threads`` split among them, as OpenVINO's streams: two cameras' frames
+    side by side on a thread each. With two 640x480 cameras the node served 498-544 of 600 frames a
+    camera with one stream on both threads and 575-577 with two (same sitting)."""
 
     name = "onnxruntime-cpu"
 
-    def __init__(self, onnx_path: str | Path, threads: int = 0, stencil_head: bool = True) -> None:
+    def __init__(self, onnx_path: str | Path, threads: int = 0, stencil_head: bool = True, streams: int = 1) -> None:
         import onnx
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        threads = threads or (os.cpu_count() or 1)
+        self.streams = max(1, min(streams, threads))
+        so.intra_op_num_threads = max(1, threads // self.streams)
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no spinning: ONNX Runtime's threads otherwise spin between and after runs, CPU that the

@@ -42,8 +42,8 @@ class SegmenterConfig:
     #: build the backend for a new frame size in a background thread, dropping that size's frames
     #: meanwhile (the node: a TensorRT build takes minutes); off = build in the caller (replay, eval)
     background_builds: bool = False
-    #: frames inferred at once, from different threads (OpenVINO: throughput streams sharing
-    #: ``threads``; other backends run one); the node sets one per camera
+    #: frames inferred at once, from different threads (OpenVINO's throughput streams, ONNX
+    #: Runtime's concurrent runs, sharing ``threads``; GPU backends run one); the node sets one per camera
     streams: int = 1
 
 

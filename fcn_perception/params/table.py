@@ -133,7 +133,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "inference_streams",
         "int",
         0,
-        "Frames inferred at once on OpenVINO, the inference threads split among them; 0 = one per camera, at most worker_threads. "
+        "Frames inferred at once on the CPU (OpenVINO, ONNX Runtime), the inference threads split among them; 0 = one per camera, at most worker_threads. "
         "More serve several cameras more frames a second, each frame later; 1 = one frame at a time on every thread.",
         min=0,
         max=8,
