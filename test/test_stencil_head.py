@@ -133,6 +133,10 @@ def test_only_the_fcns_final_upsampling_is_cut():
     axes = next(n for n in changed.graph.node if n.output[0] == crop.input[3])
     axes.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([1], np.int64)))
     assert _final_upsampling(changed) is None
+    changed.CopyFrom(proto)  # a half-precision graph: its scores are not the float32 the cut declares
+    weight = next(t for t in changed.graph.initializer if t.name == deconv.input[1])
+    weight.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(weight).astype(np.float16), weight.name))
+    assert _final_upsampling(changed) is None
     for key, value in (("strides", [2, 2]), ("group", 1)):
         changed.CopyFrom(proto)
         node = next(n for n in changed.graph.node if n.name == deconv.name)

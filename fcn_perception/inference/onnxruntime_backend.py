@@ -54,8 +54,8 @@ def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
         return None
     a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
     kernel = _constant(proto, node.input[1])  # (C, C / group, k, k)
-    if kernel is None or kernel.ndim != 4 or kernel.shape[1] != 1 or a.get("group", 1) != kernel.shape[0]:
-        return None
+    if kernel is None or kernel.dtype != np.float32 or kernel.ndim != 4 or kernel.shape[1] != 1 or a.get("group", 1) != kernel.shape[0]:
+        return None  # float32 scores only: the cut graph's output is declared so
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or "output_shape" in a:
         return None
     pads = list(a.get("pads", [0, 0, 0, 0]))
