@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 
 def _cpu_ns(tids: set[str]) -> int:
     """CPU time of these threads of this process (the scheduler's own count, in ns)."""
-    return sum(int(open(f"/proc/self/task/{t}/schedstat").read().split()[0]) for t in tids if os.path.exists(f"/proc/self/task/{t}"))
+    stats = [Path(f"/proc/self/task/{t}/schedstat") for t in tids]
+    return sum(int(p.read_text().split()[0]) for p in stats if p.exists())
 
 
 def test_its_threads_rest_between_frames():

@@ -105,8 +105,8 @@ def test_onnx_runtime_runs_the_graph_up_to_the_scores_and_the_head_does_the_rest
 
 
 def test_only_the_fcns_final_upsampling_is_cut():
-    """Anything else ends the graph as exported: a crop that does not start at 0, another stride, a
-    kernel shared across classes."""
+    """Anything else ends the graph as exported: a crop that does not start at 0 or that cuts the
+    classes, a half-precision kernel, another stride, a kernel shared across classes."""
     import onnx
 
     from fcn_perception.inference.model_store import default_model_path
