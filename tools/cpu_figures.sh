@@ -1,7 +1,8 @@
 #!/bin/bash
 # Every figure the CPU issue's acceptance names, on the CPU this runs on, in one sitting: the CPU and
-# its flags, the installed node's start-up memory (empty cache, then warm), the rigs under load, the
-# frame path per stage with the rig's ceiling, and inference against the peer on its fastest runtime. BENCHMARKS.md keeps one section per kind of CPU.
+# its flags, the installed node's start-up memory (empty cache, then warm), the rigs under load (and
+# two 640x480 cameras on ONNX Runtime), the frame path per stage with the rig's ceiling, and
+# inference against the peer on its fastest runtime. BENCHMARKS.md keeps one section per kind of CPU.
 #
 #   tools/cpu_figures.sh              this tree
 #   tools/cpu_figures.sh eda391e      this tree against that commit (a worktree), interleaved pair by pair
@@ -46,11 +47,12 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 for r in $(seq "$ROUNDS"); do
-  for rig in "2 1280x720" "2 640x480" "1 480x360"; do
+  for rig in "2 1280x720" "2 640x480" "1 480x360" "2 640x480 onnxruntime"; do  # the last: where OpenVINO is not installed
     set -- $rig
+    backend=${3:-auto}
     for t in $TREES; do
-      echo "== load, round $r, $t, $1 x $2 at 30 Hz for 20 s"
-      run $t load --cameras "$1" --rate 30 --frames 600 --size "$2" --ground | grep -E "RSS|received|fused"
+      echo "== load, round $r, $t, $1 x $2 at 30 Hz for 20 s, backend $backend"
+      run $t load --cameras "$1" --rate 30 --frames 600 --size "$2" --ground --param "backend:=$backend" | grep -E "RSS|received|fused"
     done
   done
 done
