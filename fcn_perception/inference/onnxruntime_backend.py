@@ -10,28 +10,16 @@ import numpy as np
 
 from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.stencil_head import StencilHead, head_for
-from fcn_perception.model.config import CONFIDENCE_NAME, LOGITS_NAME, MASK_NAME, config_from_metadata
+from fcn_perception.model.config import CONFIDENCE_NAME, LOGITS_NAME, MASK_NAME, onnx_constants, proto_config
 
 
-def _constant(proto, name: str) -> np.ndarray | None:
-    """The value of a tensor the graph holds as an initializer or a Constant node, else None."""
-    from onnx import numpy_helper
-
-    for init in proto.graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    for node in proto.graph.node:
-        if node.op_type == "Constant" and node.output[0] == name and node.attribute[0].name == "value":
-            return numpy_helper.to_array(node.attribute[0].t)
-    return None
-
-
-def _crops_height_or_width(proto, node) -> bool:
-    """A Slice (opset 10 on) that keeps rows or columns from 0, one by one, and nothing else."""
+def _crops_height_or_width(node, constant) -> bool:
+    """A Slice (opset 10 on) that keeps rows or columns from 0, one by one, and nothing else.
+    ``constant(name)``: a tensor's value where the graph holds it, else None."""
     if len(node.input) < 4:  # before opset 10 the crop was attributes; without axes it may cut the classes
         return False
-    starts, axes = _constant(proto, node.input[1]), _constant(proto, node.input[3])
-    steps = _constant(proto, node.input[4]) if len(node.input) > 4 and node.input[4] else np.ones(1)
+    starts, axes = constant(node.input[1]), constant(node.input[3])
+    steps = constant(node.input[4]) if len(node.input) > 4 and node.input[4] else np.ones(1)
     if starts is None or axes is None or steps is None:
         return False
     return not np.any(starts != 0) and set(axes.tolist()) <= {2, 3, -1, -2} and not np.any(steps != 1)
@@ -43,17 +31,23 @@ def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
     :func:`head_for` takes: the name of its input (the class scores at 1/F) and its head; None for
     any other graph, which is then run whole."""
     import onnx
+    from onnx import numpy_helper
+
+    tensors = onnx_constants(proto)
+
+    def constant(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(tensors[name]) if name in tensors else None
 
     producers = {o: n for n in proto.graph.node for o in n.output}
     node = producers.get(LOGITS_NAME)
     while node is not None and node.op_type == "Slice":
-        if not _crops_height_or_width(proto, node):
+        if not _crops_height_or_width(node, constant):
             return None
         node = producers.get(node.input[0])
     if node is None or node.op_type != "ConvTranspose" or len(node.input) != 2:
         return None
     a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
-    kernel = _constant(proto, node.input[1])  # (C, C / group, k, k)
+    kernel = constant(node.input[1])  # (C, C / group, k, k)
     if kernel is None or kernel.dtype != np.float32 or kernel.ndim != 4 or kernel.shape[1] != 1 or a.get("group", 1) != kernel.shape[0]:
         return None  # float32 scores only: the cut graph's output is declared so
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or "output_shape" in a:
@@ -64,7 +58,9 @@ def _final_upsampling(proto) -> tuple[str, StencilHead] | None:
 
 
 def _graph_up_to(proto, name: str) -> None:
-    """Make ``name`` the graph's one output and drop every node and initializer it does not need (in place)."""
+    """Make ``name`` the graph's one output and drop every node and initializer it does not need (in
+    place). Not ``onnx.utils.Extractor``: it needs shape information the fp32 export lacks for that
+    tensor ("not found in value_infos")."""
     import onnx
 
     graph = proto.graph
@@ -115,7 +111,7 @@ class OnnxRuntimeBackend(Backend):
             proto = onnx.load(str(onnx_path))
         except Exception as exc:  # protobuf's DecodeError names neither the file nor what it is
             raise ValueError(f"{onnx_path}: not a readable ONNX model ({exc.__class__.__name__}: {exc})") from exc
-        self.config = config_from_metadata({p.key: p.value for p in proto.metadata_props})
+        self.config = proto_config(proto)
         inp = proto.graph.input[0]
         self.input_name = inp.name
         #: a graph exported with symbolic height/width takes every frame size (per instance)

@@ -78,8 +78,24 @@ def read_onnx_config(path: str | Path) -> ModelConfig:
     """Config of an exported model from its metadata alone (no inference session built)."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    return proto_config(onnx.load(str(path), load_external_data=False))
+
+
+def proto_config(proto) -> ModelConfig:
+    """Config of an exported model held as an ``onnx.ModelProto``, from its metadata."""
     return config_from_metadata({p.key: p.value for p in proto.metadata_props})
+
+
+def onnx_constants(proto) -> dict:
+    """Initializers and Constant node values (``onnx.TensorProto``) by name: weights, zero points and
+    a Slice's starts may be either."""
+    values = {i.name: i for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = attr.t
+    return values
 
 
 def route_mask_through_float(proto) -> int:

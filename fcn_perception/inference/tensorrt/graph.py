@@ -13,7 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 from fcn_perception.inference.tensorrt.parser_matrix import OPS, QDQ_ZERO_POINT
-from fcn_perception.model.config import INPUT_NAME
+from fcn_perception.model.config import INPUT_NAME, onnx_constants
 
 _TYPE_NAMES = {
     onnx.TensorProto.FLOAT: "FP32",
@@ -32,21 +32,10 @@ def _type(code: int) -> str:
     return _TYPE_NAMES.get(code, onnx.TensorProto.DataType.Name(code))
 
 
-def _constants(proto: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    """Initializers and Constant node values by name: zero points and weights may be either."""
-    values = {i.name: i for i in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = attr.t
-    return values
-
-
 def _qdq_refusals(proto: onnx.ModelProto) -> list[str]:
     """Q/DQ nodes the parser refuses: a DequantizeLinear of a non-INT8 tensor, a QuantizeLinear to a
     non-INT8 type (its zero point's type; none means UINT8 in ONNX), a zero point that is not 0."""
-    values = _constants(proto)
+    values = onnx_constants(proto)
     quantized_type = {}  # QuantizeLinear output -> its element type
     for node in proto.graph.node:
         if node.op_type == "QuantizeLinear":
