@@ -212,6 +212,11 @@ class NodeDidNotStart(RuntimeError):
         self.output = output
 
 
+def _param_args(params: list[str] | None) -> tuple[str, ...]:
+    """``NAME:=VALUE`` node parameters as the node's command line takes them (``-p`` each)."""
+    return tuple(a for p in params or [] for a in ("-p", p))
+
+
 def run_load(
     cameras: int = 1,
     rate: float = 30.0,
@@ -240,7 +245,7 @@ def run_load(
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     probe = _Probe(ros, topics, qos)
     pubs = [ros.create_publisher(CompressedImage, t, qos) for t in topics]
-    extra = ["-p", "qos_reliability:=reliable"] + [a for p in params or [] for a in ("-p", p)]
+    extra = ["-p", "qos_reliability:=reliable", *_param_args(params)]
     if ground:
         from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
 
@@ -370,8 +375,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
-        extra = tuple(a for p in args.param or [] for a in ("-p", p))
-        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=extra)
+        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=_param_args(args.param))
         print(
             f"first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
