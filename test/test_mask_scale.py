@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn_perception.inference.mask_scale import MaskScale, nearest_sources
+from fcn_perception.inference.mask_scale import MaskScale, enlarge_ids, nearest_sources
 from fcn_perception.scene.drivable import DrivableConfig, extract_regions
 from fcn_perception.scene.fusion import CameraLookup, ClassRoles, FusionConfig
 from fcn_perception.scene.ground import CameraModel, GroundConfig, GroundProjector
@@ -51,6 +51,17 @@ def test_a_lookup_reads_the_pixel_the_enlargement_shows(work, cam):
     assert np.array_equal(small.reshape(-1)[scale.flat_index(idx)], big.reshape(-1)[idx])
     assert np.array_equal(scale.lift(small), big)
     assert len(nearest_sources(work[0], cam[0])) == cam[0]
+
+
+@pytest.mark.parametrize("shape", [(360, 640), (90, 160), (1, 1), (7, 3)])
+@pytest.mark.parametrize("grow", [(2, 2), (4, 4), (8, 8), (3, 3), (1, 1), (2, 4), (2, 1)])
+def test_class_ids_are_enlarged_as_opencvs_nearest_resize_would(shape, grow):
+    """The word-copying enlargement (2x, 4x, 8x) and OpenCV's for every other size: the same pixels."""
+    ids = np.random.default_rng(1).integers(0, 256, shape, np.uint8)
+    size = (shape[1] * grow[0], shape[0] * grow[1])
+    out = enlarge_ids(ids, size)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous and out.flags.writeable
+    assert np.array_equal(out, cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST))
 
 
 def test_pixel_coordinates_go_to_the_centre_of_their_block_and_back():

@@ -20,6 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fcn_perception.inference.mask_scale import enlarge_ids
+
 
 def phase_taps(kernel: np.ndarray, factor: int) -> np.ndarray:
     """(C, 4, F*F) weights: for each phase (py, px) of an ``F x F`` block, what the block's 2x2 cells
@@ -79,16 +81,17 @@ class StencilHead:
         """``scores``: (C, h, w) at 1/F of ``size`` (w, h), rounded up."""
         f, (c, h, w) = self.factor, scores.shape
         ids, conf = top_class(scores * self.centre)  # exact at the grid pixels (f i, f j)
-        mask = cv2.resize(ids, (f * w, f * h), interpolation=cv2.INTER_NEAREST)  # pixel (y, x) <- cell (y // f, x // f)
+        mask = enlarge_ids(ids, (f * w, f * h))  # pixel (y, x) <- cell (y // f, x // f)
         confidence = cv2.warpAffine(conf, self._to_grid, (f * w, f * h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         framed = np.full((h + 1, w + 1), 255, np.uint8)  # beyond the map: no class, so edge blocks are in doubt
         framed[:h, :w] = ids
         corner = framed[:-1, :-1]
         bi, bj = np.nonzero((corner != framed[1:, :-1]) | (corner != framed[:-1, 1:]) | (corner != framed[1:, 1:]))
         if len(bi):
-            padded = np.zeros((c, h + 1, w + 1), np.float32)  # the transposed convolution adds nothing beyond the map
-            padded[:, :h, :w] = scores
-            cells = np.stack([padded[:, bi, bj], padded[:, bi, bj + 1], padded[:, bi + 1, bj], padded[:, bi + 1, bj + 1]], -1)
+            padded = np.zeros((c, (h + 1) * (w + 1)), np.float32)  # the transposed convolution adds nothing beyond the map
+            padded.reshape(c, h + 1, w + 1)[:, :h, :w] = scores
+            # each block's cells (i, j), (i, j+1), (i+1, j), (i+1, j+1) in one gather: (C, n, 4)
+            cells = np.take(padded, (bi * (w + 1) + bj)[:, None] + np.array([0, 1, w + 1, w + 2]), axis=1)
             block_ids, block_conf = top_class(np.matmul(cells, self.taps))  # (n, F*F) pixels of the blocks in doubt
             # written through (h, F, w, F) views: block (i, j) is [i, :, j, :]
             mask.reshape(h, f, w, f)[bi, :, bj, :] = block_ids.reshape(-1, f, f)
