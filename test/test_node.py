@@ -497,6 +497,35 @@ def test_no_camera_pose_means_no_ground_outputs_and_a_silent_topic_is_named(ros_
             ros_node.destroy_subscription(sub)
 
 
+def test_a_camera_publisher_the_node_can_never_take_is_named_once(ros_node, tmp_path):
+    """The node's subscriptions carry no rclpy event handlers either (eight more waitables walked on
+    every wake-up); a camera publishing best effort to a reliable subscription, or another type on
+    its CameraInfo topic, is named at WARN, once, from the graph; a publisher it can take is not."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    good, bad = "/writercam_a/image_raw", "/writercam_b/image_raw"
+    node = _start(ros_node, [good, bad], tmp_path, ["-p", "qos_reliability:=reliable"])
+    pubs = [
+        ros_node.create_publisher(Image, good, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)),
+        ros_node.create_publisher(CameraInfo, "/writercam_a/camera_info", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)),
+        ros_node.create_publisher(Image, bad, qos_profile_sensor_data),  # best effort
+        ros_node.create_publisher(Image, "/writercam_b/camera_info", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)),
+    ]
+    try:
+        writer = f"/{ros_node.get_name()} publishes"
+        assert _wait(lambda: f"{writer} {bad} with a QoS this node's subscription cannot take" in node.output(), 20), node.output()
+        assert _wait(lambda: f"{writer} /writercam_b/camera_info as sensor_msgs/msg/Image, but this node takes sensor_msgs/msg/CameraInfo" in node.output(), 20)
+        said = node.output().count(writer)
+        assert not _wait(lambda: node.output().count(writer) > said, 3.0)  # the once-a-second checks say nothing new
+        assert said == 2 and f"{writer} /writercam_a/" not in node.output()
+        assert "offering incompatible QoS" not in node.output()  # rclpy's own handlers' line: none are there
+    finally:
+        assert node.stop() == 0
+        for pub in pubs:
+            ros_node.destroy_publisher(pub)
+
+
 def test_a_reader_that_can_never_be_served_is_named_once(ros_node, tmp_path):
     """The node's publishers carry no rclpy event handlers (the executor walked 64 of them on every
     wake-up); it asks the graph instead: a reader asking a QoS the output cannot give, or another type,

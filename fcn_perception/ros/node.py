@@ -34,11 +34,11 @@ from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
 from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
+from fcn_perception.ros.endpoint_watch import NO_EVENT_HANDLERS, NO_SUBSCRIPTION_EVENT_HANDLERS, EndpointWatch
 from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.image_bridge import cv_bridge_converter
 from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.parameters import declare_all, declare_labels
-from fcn_perception.ros.reader_watch import NO_EVENT_HANDLERS, ReaderWatch
 from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
 from fcn_perception.scene.backend_guard import BackendGuard, BackendHealth
 from fcn_perception.scene.camera import CameraWorkflow
@@ -123,7 +123,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.fusion, self.fusion_lock, self.fused_pubs = None, threading.Lock(), {}
         self._timers, self._tf_buffer, self.pub_diag = [], None, None
         self._last_diag, self._active = time.monotonic(), False
-        self._readers = ReaderWatch(self)  # readers that can never be served, said once each
+        self._endpoints = EndpointWatch(self)  # readers never served and cameras never taken, said once each
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -169,13 +169,14 @@ class FcnPerceptionNode(LifecycleNode):
 
     def _publisher(self, msg_type, topic: str, qos):
         """Without rclpy's per-publisher event handlers: the executor walks them on every wake-up
-        (``ros/reader_watch.py``), and :meth:`_check_graph` says what they would say."""
+        (``ros/endpoint_watch.py``), and :meth:`_check_graph` says what they would say."""
         return self.create_lifecycle_publisher(msg_type, topic, qos, event_callbacks=NO_EVENT_HANDLERS)
 
     def _subscribe(self) -> None:
         """Subscriptions live from configure to cleanup: a frame that arrives while inactive is
         received and counted (``dropped: inactive``), never served, so a manager can see the camera
-        is there before it activates the node."""
+        is there before it activates the node. Without rclpy's event handlers, as the publishers:
+        :meth:`_check_graph` names a camera publisher they cannot take."""
         cfg = self.cfg
         qos = QoSProfile(depth=cfg.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=qos_profile_sensor_data.durability)
         if cfg.qos_reliability == "reliable":
@@ -183,8 +184,10 @@ class FcnPerceptionNode(LifecycleNode):
         for i, io in enumerate(self.io):
             msg_type = CompressedImage if io.topic.rstrip("/").endswith("/compressed") else Image
             io.subs = [
-                self.create_subscription(msg_type, io.topic, lambda msg, i=i: self._on_image(i, msg), qos),
-                self.create_subscription(CameraInfo, io.info_topic, lambda msg, i=i: setattr(self.cameras[i], "info", msg), qos),
+                self.create_subscription(msg_type, io.topic, lambda msg, i=i: self._on_image(i, msg), qos, event_callbacks=NO_SUBSCRIPTION_EVENT_HANDLERS),
+                self.create_subscription(
+                    CameraInfo, io.info_topic, lambda msg, i=i: setattr(self.cameras[i], "info", msg), qos, event_callbacks=NO_SUBSCRIPTION_EVENT_HANDLERS
+                ),
             ]
             self.get_logger().info(f"camera {io.topic} ({msg_type.__name__}) + {io.info_topic} -> {io.namespace or '/'}/{{segmentation,drivable_area}}/...")
 
@@ -235,7 +238,8 @@ class FcnPerceptionNode(LifecycleNode):
 
     def _check_graph(self) -> None:
         self._check_publishers()
-        for line in self._readers.check(self._output_publishers()):
+        lines = self._endpoints.check(self._output_publishers()) + self._endpoints.check_writers([s for io in self.io for s in io.subs])
+        for line in lines:
             self.get_logger().warning(line)
 
     def _output_publishers(self) -> list:
