@@ -164,6 +164,38 @@ def test_a_camera_that_stops_sending_fades_out_by_its_age_rule():
     assert grid.stale(1_400_000_000) == []  # within its age: still taking part
 
 
+def test_in_the_cars_frame_a_frame_replaced_before_a_snapshot_is_never_looked_up(monkeypatch):
+    """Without the car's motion only each camera's latest view is read: frames replaced before a
+    snapshot cost no lookup, and the snapshot is the one of the latest frame looked up at once. A
+    frame of another size than its camera is refused when it is added, not at the snapshot."""
+    from fcn_perception.scene import fusion
+
+    cam = camera("front")
+    frames = [render(cam, np.array([[1.0, 0.0, x], [0.0, 1.0, y], [0.0, 0.0, 1.0]])) for x, y in ((0.0, 0.0), (3.0, 0.0), (6.0, 0.5))]  # the car moving
+    looked_up = []
+    view = fusion.CameraLookup.view
+    monkeypatch.setattr(fusion.CameraLookup, "view", lambda self, mask, *a: looked_up.append(mask) or view(self, mask, *a))
+    grid = FusedGrid(CFG, ROLES)
+    grid.calibrate("front", cam)
+    for i, mask in enumerate(frames):
+        assert grid.add("front", 1_000_000_000 + i * 33_000_000, mask, None)
+    assert looked_up == []
+    lazy = grid.snapshot(1_070_000_000)
+    assert len(looked_up) == 1 and looked_up[0] is frames[-1]
+    grid.snapshot(1_070_000_000)
+    assert len(looked_up) == 1  # looked up once, kept
+
+    monkeypatch.setattr(fusion.CameraLookup, "view", view)
+    eager = FusedGrid(CFG, ROLES)
+    eager.calibrate("front", cam)
+    eager.add("front", 1_066_000_000, frames[-1], None)
+    at_once = eager.snapshot(1_070_000_000)
+    for a, b in ((lazy.drivable, at_once.drivable), (lazy.lane, at_once.lane), (lazy.age_s, at_once.age_s)):
+        assert np.array_equal(a, b, equal_nan=True)
+    with pytest.raises(ValueError, match="does not match CameraInfo"):
+        grid.add("front", 1_100_000_000, frames[0][::2, ::2], None)
+
+
 def _split_drive(sample_bag, out, overlap: int = 40):
     """The sample drive's frames cut into a left and a right camera overlapping by ``overlap`` px in
     the middle, each with its own CameraInfo (the principal point moved with the cut), both at the
