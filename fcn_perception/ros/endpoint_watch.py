@@ -42,28 +42,27 @@ class EndpointWatch:
 
     def check(self, publishers) -> list[str]:
         """One line per reader newly found that can never be served by one of ``publishers``."""
-        lines = []
-        for pub in publishers:
-            topic = pub.topic_name
-            readers = self.node.get_subscriptions_info_by_topic(topic)
-            if readers:
-                offered = self._own(topic, pub.qos_profile, self.node.get_publishers_info_by_topic)
-                lines += self._mismatches(topic, type_name(pub.msg_type), readers, lambda info, offered=offered: (offered, info.qos_profile), "reader")
-        return lines
+        return self._check(publishers, "reader")
 
     def check_writers(self, subscriptions) -> list[str]:
         """One line per publisher newly found whose messages one of ``subscriptions`` can never take."""
+        return self._check(subscriptions, "writer")
+
+    def _check(self, ours, role: str) -> list[str]:
+        """``ours``: the node's publishers (``role`` "reader": who reads them) or subscriptions ("writer")."""
+        readers, writers = self.node.get_subscriptions_info_by_topic, self.node.get_publishers_info_by_topic
+        others_of, own_of = (readers, writers) if role == "reader" else (writers, readers)
         lines = []
-        for sub in subscriptions:
-            topic = sub.topic_name
-            writers = self.node.get_publishers_info_by_topic(topic)
-            if writers:
-                asked = self._own(topic, sub.qos_profile, self.node.get_subscriptions_info_by_topic)
-                lines += self._mismatches(topic, type_name(sub.msg_type), writers, lambda info, asked=asked: (info.qos_profile, asked), "writer")
+        for endpoint in ours:
+            topic = endpoint.topic_name
+            others = others_of(topic)
+            if others:
+                mine = self._own(topic, endpoint.qos_profile, own_of)
+                lines += self._mismatches(topic, type_name(endpoint.msg_type), others, mine, role)
         return lines
 
-    def _mismatches(self, topic: str, ours: str, endpoints, qos_pair, role: str) -> list[str]:
-        """``qos_pair(info)``: (offered, requested) between the node's endpoint and ``info``'s."""
+    def _mismatches(self, topic: str, ours: str, endpoints, mine, role: str) -> list[str]:
+        """``mine``: the QoS of the node's endpoint on ``topic``, offered to readers, asked of writers."""
         lines = []
         for info in endpoints:
             key = (topic, bytes(info.endpoint_gid))
@@ -73,7 +72,7 @@ class EndpointWatch:
                 self._unnamed[key] += 1  # just discovered: its node's name comes a moment later
                 continue
             who = f"a {role}" if info.node_name == UNKNOWN_NODE else f"{info.node_namespace.rstrip('/')}/{info.node_name}"
-            compatible, why = qos_check_compatible(*qos_pair(info))
+            compatible, why = qos_check_compatible(*((mine, info.qos_profile) if role == "reader" else (info.qos_profile, mine)))
             why = why.replace("ERROR: ", "").strip(" ;")
             if role == "reader" and info.topic_type != ours:
                 line = f"{who} subscribes to {topic} as {info.topic_type}, but it is {ours}: it will get nothing"
