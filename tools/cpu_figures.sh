@@ -59,7 +59,7 @@ done
 for size in 1280x720 640x480; do  # per stage on one thread, then the rig's ceiling (the network on every core)
   for t in $TREES; do
     echo "== frame path and ceiling, $t, $size"
-    run $t bench --frame-path --size "$size" --precision int8 | tail -4
+    run $t bench --frame-path --size "$size" --precision int8 | tail -5
   done
 done
 if [ "${PEERS:-1}" != 0 ] && [ -x "$ROOT/.venv-bench/bin/python" ]; then
