@@ -17,8 +17,8 @@ The grid lives in a fixed frame when the car's motion is known (``odom`` from TF
 by the car's pose at its image's stamp, so cameras are aligned in time and a static map holds still
 while the car moves; evidence decays with ``decay_s`` and every cell keeps the age of its last view).
 Without it the grid is the car's own frame, and it holds each camera's latest view (older views would
-be misplaced by the unknown motion), looked up only when a snapshot reads it. A camera whose last view is older than ``max_age_s`` takes no
-part, and :meth:`FusedGrid.stale` names it.
+be misplaced by the unknown motion), looked up only when a snapshot reads it. A camera whose last
+view is older than ``max_age_s`` takes no part, and :meth:`FusedGrid.stale` names it.
 """
 
 from __future__ import annotations
