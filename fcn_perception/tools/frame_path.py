@@ -5,9 +5,9 @@ the camera size, with its CameraInfo and pose: decode, preprocess, inference, sh
 area, ground, lanes, then every output the node always sends built and serialized as the node does
 (rosbags messages, CDR bytes), the fused grid fed and made at ``fusion_rate``. One thread and no
 DDS, so the figures add up to one frame's work on one core; ``load`` measures the node under a
-rig's load. The CPU the process
-spent a frame, every thread's, is printed beside the time: a library that spins a helper thread for
-a call (OpenCV's pool did, 2-2.5 ms of a core a frame) shows there and not in the time.
+rig's load. The CPU the process spent a frame, every thread's, is printed beside the time: a
+library that spins a helper thread for a call (OpenCV's pool did, 2-2.5 ms of a core a frame) shows
+there and not in the time.
 
 Then the rig's ceiling: the network alone (resize, inference, sharpening) on every core with one
 stream per camera, as the node runs it, for a few seconds. Its frames a second bound what any rig
