@@ -74,6 +74,9 @@ def test_what_node_and_replay_build_follows_each_entrys_policy():
     assert set(unwatched) == {k for k, o in outputs.OUTPUTS.items() if o.node == outputs.ALWAYS}
     assert "overlay" not in outputs.node_keys(everything, nothing)  # publish_overlay false
     assert "markers" in outputs.node_keys(everything, nothing)
+    fused = outputs.FUSED_OUTPUTS  # the fused grid's outputs, by the same rule
+    assert set(outputs.node_keys(nothing, everything, fused)) == set(fused) - {"fused_markers"}
+    assert set(outputs.node_keys(everything, everything, fused)) == set(fused)
     plain = set(outputs.replay_keys(set()))
     assert "overlay_compressed" not in plain and "confidence" not in plain and {"mask", "mask_compressed", "markers"} <= plain
     assert {"overlay_compressed", "confidence"} <= set(outputs.replay_keys({"overlay", "confidence"}))

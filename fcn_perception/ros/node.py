@@ -297,7 +297,7 @@ class FcnPerceptionNode(LifecycleNode):
 
     def _publish_fused(self) -> None:
         """The fused grid at its rate (nothing before a camera has a view); what only a viewer needs, only while subscribed."""
-        keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS or self.fused_pubs[k].get_subscription_count() > 0]
+        keys = outputs.node_keys(lambda k: self.fused_pubs[k].get_subscription_count() > 0, lambda gate: getattr(self.cfg, gate), outputs.FUSED_OUTPUTS)
         with self.fusion_lock:
             snapshot = None if self.fusion.silent() else self.fusion.snapshot()
         made = {} if snapshot is None else self.fusion.build(snapshot, rosbags_message, keys)

@@ -264,10 +264,12 @@ def is_output_topic(topic: str) -> bool:
     return any(part in OUTPUT_ROOTS for part in topic.strip("/").split("/"))
 
 
-def node_keys(subscribed: Callable[[str], bool], enabled: Callable[[str], bool]) -> list[str]:
-    """What the node builds for a frame: every ALWAYS output, and a SUBSCRIBED one while
-    ``subscribed(key)`` and its gate parameter (``enabled(name)``) say so."""
-    return [k for k, o in OUTPUTS.items() if o.node == ALWAYS or (o.node == SUBSCRIBED and (not o.gate or enabled(o.gate)) and subscribed(k))]
+def node_keys(subscribed: Callable[[str], bool], enabled: Callable[[str], bool], registry: dict[str, Output] | None = None) -> list[str]:
+    """What the node builds for a frame (``registry``: :data:`OUTPUTS`, or :data:`FUSED_OUTPUTS` for
+    a fused grid): every ALWAYS output, and a SUBSCRIBED one while ``subscribed(key)`` and its gate
+    parameter (``enabled(name)``) say so."""
+    items = (OUTPUTS if registry is None else registry).items()
+    return [k for k, o in items if o.node == ALWAYS or (o.node == SUBSCRIBED and (not o.gate or enabled(o.gate)) and subscribed(k))]
 
 
 def replay_keys(asked: set[str]) -> list[str]:

@@ -38,7 +38,7 @@ class _Timed:
 
         self.cfg, self.outputs = cfg, outputs
         self.keys = outputs.node_keys(lambda key: False, lambda gate: False)  # what the node always sends
-        self.fused_keys = [k for k, o in outputs.FUSED_OUTPUTS.items() if o.node == outputs.ALWAYS]
+        self.fused_keys = outputs.node_keys(lambda key: False, lambda gate: False, outputs.FUSED_OUTPUTS)
         self.fusion = Fusion(cfg, classes, lambda frame, header: None)
         self.ms: dict[str, float] = {}
 
