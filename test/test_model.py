@@ -116,3 +116,14 @@ def test_a_finer_variant_grows_from_a_coarser_checkpoint(tmp_path):
     assert (a == b).float().mean() > 0.8  # the same scores, through another final interpolation
     with pytest.raises(ValueError, match="cannot start"):
         init_from_checkpoint(build_model(ModelConfig(variant="fcn16s")), tmp_path / "8s.pt")  # coarser from finer: refused
+
+
+def test_hidden_widths_that_do_not_fit_the_trunk_are_refused():
+    widths = [32, *[64] * 15]
+    assert [b.dw.out_channels for b in build_model(ModelConfig(hidden=widths)).backbone.blocks] == widths
+    with pytest.raises(ValueError, match="16 blocks, got 3"):
+        build_model(ModelConfig(hidden=[32, 64, 64]))
+    with pytest.raises(ValueError, match="without expansion is 32 wide"):
+        build_model(ModelConfig(hidden=[16, *[64] * 15]))
+    with pytest.raises(ValueError, match="not vgg16"):
+        build_model(ModelConfig(backbone="vgg16", hidden=widths))

@@ -43,9 +43,11 @@ def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
 class MBConv(nn.Module):
     """Inverted residual block of EfficientNet-Lite (ReLU6, no squeeze-excite)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, mid: int = 0) -> None:
         super().__init__()
-        mid = cin * expand
+        mid = mid or cin * expand  # a pruned block keeps fewer of its expanded channels
+        if expand == 1 and mid != cin:
+            raise ValueError(f"a block without expansion is {cin} wide, not {mid}")
         self.expand = nn.Conv2d(cin, mid, 1, bias=False) if expand != 1 else None
         self.bn_expand = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01) if expand != 1 else None
         self.dw = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
@@ -65,9 +67,12 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0/1/2 trunk; the 1x1 head conv plays the role of VGG's fc7 at stride 32."""
+    """EfficientNet-Lite0/1/2 trunk; the 1x1 head conv plays the role of VGG's fc7 at stride 32.
 
-    def __init__(self, variant: str = "efficientnet_lite0") -> None:
+    ``hidden``: each block's expanded (depthwise) width where the trunk was pruned (the shipped
+    model's are: MODEL.md); empty, the variant's own widths."""
+
+    def __init__(self, variant: str = "efficientnet_lite0", hidden: tuple[int, ...] = ()) -> None:
         super().__init__()
         if variant not in LITE_VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(LITE_VARIANTS)}")
@@ -78,12 +83,15 @@ class EfficientNetLite(nn.Module):
         blocks: list[nn.Module] = []
         self.taps: dict[int, int] = {}  # stride -> index of the last block at that stride
         stride = 2
-        for i, (k, s, e, cin, cout, r) in enumerate(_LITE_STAGES):
+        repeats = [r if i in (0, len(_LITE_STAGES) - 1) else math.ceil(depth * r) for i, (*_, r) in enumerate(_LITE_STAGES)]
+        if hidden and len(hidden) != sum(repeats):
+            raise ValueError(f"hidden: {variant} has {sum(repeats)} blocks, got {len(hidden)} widths")
+        for i, (k, s, e, cin, cout, _) in enumerate(_LITE_STAGES):
             cin = 32 if i == 0 else _round_filters(cin, width)
             cout = _round_filters(cout, width)
-            repeats = r if i in (0, len(_LITE_STAGES) - 1) else math.ceil(depth * r)
-            for j in range(repeats):
-                blocks.append(MBConv(cin if j == 0 else cout, cout, k, s if j == 0 else 1, e))
+            for j in range(repeats[i]):
+                mid = hidden[len(blocks)] if hidden else 0
+                blocks.append(MBConv(cin if j == 0 else cout, cout, k, s if j == 0 else 1, e, mid))
             stride *= s
             self.taps[stride] = len(blocks) - 1
         self.blocks = nn.ModuleList(blocks)
@@ -200,14 +208,17 @@ def imagenet_weights_path(name: str) -> Path | None:
     return files[0] if files else None
 
 
-def build_backbone(name: str, pretrained: str | Path | bool = False) -> nn.Module:
-    """``pretrained``: False, True (the packaged ImageNet weights) or a path to a state dict."""
+def build_backbone(name: str, pretrained: str | Path | bool = False, hidden: tuple[int, ...] = ()) -> nn.Module:
+    """``pretrained``: False, True (the packaged ImageNet weights) or a path to a state dict;
+    ``hidden``: a pruned EfficientNet-Lite's block widths (:class:`EfficientNetLite`)."""
     if name == "vgg16":
+        if hidden:
+            raise ValueError("hidden widths are for EfficientNet-Lite trunks, not vgg16")
         net: nn.Module = VGG16()
         if pretrained is True:
             raise ValueError("vgg16 has no packaged weights: pass the path of a torchvision vgg16 state dict")
     elif name in LITE_VARIANTS:
-        net = EfficientNetLite(name)
+        net = EfficientNetLite(name, hidden)
     else:
         raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
     if pretrained is True:

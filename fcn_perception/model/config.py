@@ -36,12 +36,15 @@ class ModelConfig:
     #: (width, height) of training; inference runs at this height and each frame's own aspect
     #: unless a size is forced.
     input_size: tuple[int, int] = (480, 360)
+    #: the trunk's block widths where it was pruned (model/backbones.py::EfficientNetLite); empty: its own
+    hidden: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         self.input_size = tuple(self.input_size)
+        self.hidden = tuple(int(w) for w in self.hidden)
 
     @property
     def num_classes(self) -> int:

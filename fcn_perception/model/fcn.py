@@ -66,7 +66,7 @@ class FCN(nn.Module):
         super().__init__()
         self.cfg = cfg
         n = cfg.num_classes
-        self.backbone = build_backbone(cfg.backbone, pretrained)
+        self.backbone = build_backbone(cfg.backbone, pretrained, cfg.hidden)
         self.strides = VARIANTS[cfg.variant]
         ch = self.backbone.channels
         self.score = nn.ModuleDict({str(s): nn.Conv2d(ch[s], n, 1) for s in self.strides})
@@ -156,6 +156,8 @@ def init_from_checkpoint(model: FCN, path: str | Path) -> str:
     pairs = [(i, old_idx[name]) for i, name in enumerate(model.cfg.classes) if name in old_idx]
     if old.cfg.backbone != model.cfg.backbone or model.strides[: len(old.strides)] != old.strides:
         raise ValueError(f"{path}: a {old.cfg.backbone} {old.cfg.variant} cannot start a {model.cfg.backbone} {model.cfg.variant}")
+    if old.cfg.hidden != model.cfg.hidden:
+        raise ValueError(f"{path}: its trunk's block widths {list(old.cfg.hidden) or 'unpruned'} are not the model's {list(model.cfg.hidden) or 'unpruned'}")
     new_state, old_state = model.state_dict(), old.state_dict()
     if old.cfg.classes == model.cfg.classes and old.strides == model.strides:
         model.load_state_dict(old_state)

@@ -11,7 +11,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcn_perception.model.classes import CAMVID_CLASSES, VOID_ID
-from fcn_perception.model.fcn import ModelConfig, build_model, init_from_checkpoint, save_checkpoint
+from fcn_perception.model.fcn import ModelConfig, build_model, init_from_checkpoint, load_model, save_checkpoint
 from fcn_perception.training.datasets import LabelReader, class_weights
 from fcn_perception.training.label_space import LabelSpace
 from fcn_perception.training.metrics import confusion_matrix, scores
@@ -298,8 +298,12 @@ def _arm_pseudo_lanes(cfg: TrainConfig, specs: list[DatasetSpec], sources: list[
 
 def _model_and_optimizer(cfg: TrainConfig, device: torch.device, rank: int):
     """The network (pretrained backbone, or a checkpoint to fine-tune from) and AdamW with the
-    backbone at ``backbone_lr_scale`` of the head's rate."""
-    model = build_model(cfg.model, pretrained=cfg.pretrained and not cfg.init)
+    backbone at ``backbone_lr_scale`` of the head's rate. A pruned ``init`` (tools/prune_model.py)
+    trains at its own widths unless the config names others."""
+    model_cfg = cfg.model
+    if cfg.init and not model_cfg.hidden:
+        model_cfg = replace(model_cfg, hidden=load_model(cfg.init).cfg.hidden)
+    model = build_model(model_cfg, pretrained=cfg.pretrained and not cfg.init)
     if cfg.init:
         kept = init_from_checkpoint(model, cfg.init)
         if rank == 0:

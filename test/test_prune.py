@@ -1,0 +1,93 @@
+"""Pruning the trunk (training/prune.py): the widths asked for, a refit that beats plain dropping,
+nothing else of the network touched, and a checkpoint that rebuilds the pruned network."""
+
+import pytest
+import torch
+
+from fcn_perception.model.fcn import FCN, ModelConfig, load_model, save_checkpoint
+from fcn_perception.training.prune import _project_io, parse_ratios, prune
+
+
+def _net() -> FCN:
+    torch.manual_seed(0)
+    net = FCN(ModelConfig(variant="fcn8s")).eval()
+    for m in net.modules():  # statistics of a trained network, every channel alive
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.bias.data.uniform_(0.2, 1.0)
+    return net
+
+
+def _kept(net: FCN, pruned: FCN, block: int) -> torch.Tensor:
+    """Which of the original's channels the pruned block kept (its depthwise filters are theirs)."""
+    old, new = (n.backbone.blocks[block].dw.weight.detach().flatten(1) for n in (net, pruned))
+    return (new[:, None] == old[None]).all(-1).nonzero()[:, 1]
+
+
+def _frames(n: int = 6) -> list[torch.Tensor]:
+    return list(torch.randn(n, 3, 64, 96, generator=torch.Generator().manual_seed(1)))
+
+
+def test_ratios_name_blocks_and_ranges():
+    assert parse_ratios("1-3:0.25,6:0.5") == {1: 0.25, 2: 0.25, 3: 0.25, 6: 0.5}
+
+
+def test_pruned_blocks_keep_the_widths_asked_for_and_nothing_else_changes():
+    net, frames = _net(), _frames()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    pruned = prune(net, {1: 0.25, 2: 0.25, 6: 0.125}, frames)
+    widths = [b.dw.out_channels for b in pruned.backbone.blocks]
+    assert widths[1:3] == [64, 112] and widths[6] == 416 and widths[3] == 144 and widths[0] == 32
+    assert pruned.cfg.hidden == tuple(widths)
+    after = pruned.state_dict()
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the original is untouched
+    for key, value in before.items():  # every block not pruned, the stem, the head and the scores: as they were
+        block = int(key.split(".")[2]) if key.startswith("backbone.blocks.") else None
+        if block not in (1, 2, 6):
+            assert torch.equal(after[key], value), key
+    keep = _kept(net, pruned, 1)
+    assert len(keep) == 64  # the kept channels' statistics carried over, not re-estimated from the frames
+    for name in ("bn_expand", "bn_dw"):
+        for stat in ("running_mean", "running_var"):
+            key = f"backbone.blocks.1.{name}.{stat}"
+            assert torch.equal(after[key], before[key][keep]), key
+
+
+def test_the_refit_matches_the_original_block_better_than_dropping_the_channels():
+    net, frames = _net(), _frames()
+    pruned = prune(net, {2: 0.25}, frames)
+    _, target = _project_io(net, 2, frames)
+    h_full, _ = _project_io(net, 2, frames)
+    _, got = _project_io(pruned, 2, frames)
+    kept = _kept(net, pruned, 2)
+    dropped = net.backbone.blocks[2].project.weight.detach()[:, kept, 0, 0].double() @ h_full[kept]
+    shift = (net.state_dict()["backbone.blocks.2.bn_project.running_mean"] - pruned.state_dict()["backbone.blocks.2.bn_project.running_mean"]).double()
+    refit = ((got + shift[:, None] - target) ** 2).mean()
+    assert refit < 0.7 * ((dropped - target) ** 2).mean()
+
+
+def test_a_pruned_checkpoint_rebuilds_the_pruned_network(tmp_path):
+    pruned = prune(_net(), {3: 0.5}, _frames(2))
+    save_checkpoint(tmp_path / "p.pt", pruned)
+    again = load_model(tmp_path / "p.pt")
+    assert again.cfg.hidden == pruned.cfg.hidden and again.backbone.blocks[3].dw.out_channels == 64
+    x = torch.randn(1, 3, 40, 72)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), pruned(x))
+
+
+def test_a_run_from_a_pruned_checkpoint_trains_the_pruned_network(tmp_path):
+    from fcn_perception.model.fcn import init_from_checkpoint
+    from fcn_perception.training.train import TrainConfig, _model_and_optimizer
+
+    pruned = prune(_net(), {4: 0.25}, _frames(2))
+    save_checkpoint(tmp_path / "p.pt", pruned)
+    cfg = TrainConfig.from_dict({"init": str(tmp_path / "p.pt"), "model": {"variant": "fcn8s"}})
+    model, _ = _model_and_optimizer(cfg, torch.device("cpu"), 0)
+    assert model.cfg.hidden == pruned.cfg.hidden
+    x = torch.randn(1, 3, 40, 72)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), pruned(x))
+    with pytest.raises(ValueError, match="block widths"):
+        init_from_checkpoint(FCN(ModelConfig(variant="fcn8s")), tmp_path / "p.pt")

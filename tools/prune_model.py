@@ -1,0 +1,42 @@
+"""Prune the shipped model's trunk and distil it back toward the original
+(``fcn_perception/training/prune.py`` says how and why):
+
+    .venv/bin/python tools/prune_model.py fcn_perception/models/lanes_lite0_fcn4s.pt \
+        runs/lanes_lite0p_fcn4s/best.pt --prune 1-5:0.25,6-15:0.125 --minutes 40
+
+then ship the result with ``tools/ship_model.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fcn_perception.model.fcn import load_model, save_checkpoint
+from fcn_perception.training.prune import calibration_frames, distil, frame_files, parse_ratios, prune
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"), help="the folder holding camvid/ and cityscapes/")
+    ap.add_argument("checkpoint", help="the trained model (.pt), the teacher")
+    ap.add_argument("out", help="the pruned checkpoint (.pt)")
+    ap.add_argument("--prune", default="1-5:0.25,6-15:0.125", help="BLOCKS:SHARE,... of each block's expanded channels to drop")
+    ap.add_argument("--minutes", type=float, default=40.0, help="distillation time (0: pruned and refitted only)")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    teacher = load_model(args.checkpoint)
+    files = frame_files(Path(args.data))
+    student = prune(teacher, parse_ratios(args.prune), calibration_frames(files, teacher.cfg))
+    steps = distil(student, teacher, files, args.minutes, args.lr) if args.minutes > 0 else 0
+    save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": steps})
+    print(f"wrote {args.out}: hidden widths {list(student.cfg.hidden)}, {steps} distillation steps")
+
+
+if __name__ == "__main__":
+    main()
