@@ -91,3 +91,11 @@ def test_a_run_from_a_pruned_checkpoint_trains_the_pruned_network(tmp_path):
         torch.testing.assert_close(model.eval()(x), pruned(x))
     with pytest.raises(ValueError, match="block widths"):
         init_from_checkpoint(FCN(ModelConfig(variant="fcn8s")), tmp_path / "p.pt")
+
+
+def test_the_onnx_metadata_says_the_trunk_is_pruned():
+    from fcn_perception.model.config import config_from_metadata, metadata_for
+
+    cfg = ModelConfig(hidden=[32, *[64] * 15])
+    assert config_from_metadata(metadata_for(cfg, None)).hidden == cfg.hidden
+    assert "hidden" not in metadata_for(ModelConfig(), None)  # an unpruned model's metadata as before

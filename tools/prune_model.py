@@ -28,13 +28,15 @@ def main() -> None:
     ap.add_argument("--prune", default="1-5:0.25,6-15:0.125", help="BLOCKS:SHARE,... of each block's expanded channels to drop")
     ap.add_argument("--minutes", type=float, default=40.0, help="distillation time (0: pruned and refitted only)")
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--resume", default="", help="a pruned checkpoint to distil further instead of pruning anew")
     args = ap.parse_args()
     torch.manual_seed(0)
     teacher = load_model(args.checkpoint)
     files = frame_files(Path(args.data))
-    student = prune(teacher, parse_ratios(args.prune), calibration_frames(files, teacher.cfg))
-    steps = distil(student, teacher, files, args.minutes, args.lr) if args.minutes > 0 else 0
-    save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": steps})
+    student = load_model(args.resume) if args.resume else prune(teacher, parse_ratios(args.prune), calibration_frames(files, teacher.cfg))
+    before = torch.load(args.resume, map_location="cpu", weights_only=True).get("distil_steps", 0) if args.resume else 0
+    steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
+    save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": before + steps})
     print(f"wrote {args.out}: hidden widths {list(student.cfg.hidden)}, {steps} distillation steps")
 
 

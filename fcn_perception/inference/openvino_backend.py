@@ -182,7 +182,7 @@ class OpenVinoBackend(Backend):
         self._path = str(onnx_path)
         model = core().read_model(self._path)
         # the ONNX metadata (classes, normalisation, size) as OpenVINO's ONNX reader keeps it
-        keys = ("classes", "mean", "std", "input_size", "backbone", "variant")
+        keys = ("classes", "mean", "std", "input_size", "backbone", "variant", "hidden")
         meta = {k: model.get_rt_info(["framework", k]).astype(str) for k in keys if model.has_rt_info(["framework", k])}
         self.config = config_from_metadata(meta)
         self.size = size or tuple(self.config.input_size)

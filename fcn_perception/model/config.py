@@ -60,6 +60,7 @@ def config_from_metadata(meta: dict[str, str]) -> ModelConfig:
         mean=tuple(json.loads(meta["mean"])),
         std=tuple(json.loads(meta["std"])),
         input_size=tuple(json.loads(meta["input_size"])),
+        hidden=tuple(json.loads(meta.get("hidden", "[]"))),
     )
 
 
@@ -74,6 +75,7 @@ def metadata_for(cfg: ModelConfig, fixed_size: tuple[int, int] | None) -> dict[s
         "backbone": cfg.backbone,
         "variant": cfg.variant,
         "dynamic": json.dumps(fixed_size is None),
+        **({"hidden": json.dumps(list(cfg.hidden))} if cfg.hidden else {}),
     }
 
 
