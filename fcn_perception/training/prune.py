@@ -146,7 +146,12 @@ def load_model_copy(model: FCN) -> FCN:
 
 
 def _crop(files: list[tuple[Path, float]], cfg: ModelConfig, rng: random.Random) -> np.ndarray:
-    path, stretch = rng.choice(files)
+    """A random crop of a frame of a random source: CamVid's 367 frames as often as Cityscapes'
+    2,825 (drawn from all frames alike, 88 % were Cityscapes', and CamVid's thin classes did not
+    come back)."""
+    sources = sorted({stretch for _, stretch in files})
+    stretch = rng.choice(sources)
+    path, _ = rng.choice([f for f in files if f[1] == stretch])
     x = read_frame(path, stretch, cfg, rng.uniform(0.75, 1.5))
     if x.shape[1] < CROP or x.shape[2] < CROP:
         x = cv2.resize(x.transpose(1, 2, 0), (max(CROP, x.shape[2]), max(CROP, x.shape[1]))).transpose(2, 0, 1)
