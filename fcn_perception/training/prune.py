@@ -1,6 +1,6 @@
 """A trained FCN made cheaper: the trunk's expanded channels pruned, then the pruned network
 distilled back toward the original (no labels: the original is the teacher). ``tools/prune_model.py``
-runs it; MODEL.md has what it made of the shipped model.
+runs it; MODEL.md ("a pruned trunk") has what it made of the shipped model, not shipped.
 
 Most of the network's time on a CPU is in the inverted-residual blocks' expanded channels (their
 1x1 expand, depthwise and 1x1 project convolutions: BENCHMARKS.md, 2026-12-06, eighth sitting).
