@@ -99,3 +99,9 @@ def test_the_onnx_metadata_says_the_trunk_is_pruned():
     cfg = ModelConfig(hidden=[32, *[64] * 15])
     assert config_from_metadata(metadata_for(cfg, None)).hidden == cfg.hidden
     assert "hidden" not in metadata_for(ModelConfig(), None)  # an unpruned model's metadata as before
+
+
+@pytest.mark.parametrize("spec", ["1-5", "1-5:x", "a:0.5", "3:1.0", "3:-0.1"])
+def test_a_prune_spec_that_says_nothing_sensible_is_one_clear_error(spec):
+    with pytest.raises(ValueError, match="--prune"):
+        parse_ratios(spec)

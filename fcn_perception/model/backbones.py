@@ -69,8 +69,8 @@ class MBConv(nn.Module):
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite0/1/2 trunk; the 1x1 head conv plays the role of VGG's fc7 at stride 32.
 
-    ``hidden``: each block's expanded (depthwise) width where the trunk was pruned (the shipped
-    model's are: MODEL.md); empty, the variant's own widths."""
+    ``hidden``: each block's expanded (depthwise) width where the trunk was pruned
+    (tools/prune_model.py); empty, the variant's own widths."""
 
     def __init__(self, variant: str = "efficientnet_lite0", hidden: tuple[int, ...] = ()) -> None:
         super().__init__()

@@ -39,6 +39,8 @@ def frame_files(data: Path, holdout: int = 150) -> list[tuple[Path, float]]:
     copy squashed them."""
     camvid = sorted((data / "camvid" / "train").glob("*.png"))
     cityscapes = sorted((data / "cityscapes" / "train" / "images").glob("*.jpg"))[:-holdout]
+    if not camvid or not cityscapes:
+        raise ValueError(f"{data}: needs camvid/train/*.png and cityscapes/train/images/*.jpg (found {len(camvid)} and {len(cityscapes)})")
     return [(f, 1.0) for f in camvid] + [(f, 2.0) for f in cityscapes]
 
 
@@ -55,11 +57,16 @@ def read_frame(path: Path, stretch: float, cfg: ModelConfig, scale: float = 1.0)
 def parse_ratios(spec: str) -> dict[int, float]:
     """``1-5:0.25,6-15:0.125`` -> {block: share of its expanded channels to drop}."""
     ratios = {}
-    for part in spec.split(","):
-        blocks, _, ratio = part.partition(":")
-        first, _, last = blocks.partition("-")
-        for i in range(int(first), int(last or first) + 1):
-            ratios[i] = float(ratio)
+    try:
+        for part in spec.split(","):
+            blocks, _, ratio = part.partition(":")
+            first, _, last = blocks.partition("-")
+            for i in range(int(first), int(last or first) + 1):
+                ratios[i] = float(ratio)
+    except ValueError:
+        raise ValueError(f"--prune wants BLOCKS:SHARE,... (e.g. 1-5:0.25,6-15:0.125), got {spec!r}") from None
+    if not all(0.0 <= r < 1.0 for r in ratios.values()):
+        raise ValueError(f"--prune: a share is from 0 to below 1, got {spec!r}")
     return ratios
 
 
