@@ -33,9 +33,10 @@ def main() -> None:
     torch.manual_seed(0)
     try:
         ratios, files, teacher = parse_ratios(args.prune), frame_files(Path(args.data)), load_model(args.checkpoint)
+        resumed = load_model(args.resume) if args.resume else None
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"prune_model: {exc}")
-    student = load_model(args.resume) if args.resume else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
+    student = resumed if resumed is not None else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
     before = torch.load(args.resume, map_location="cpu", weights_only=True).get("distil_steps", 0) if args.resume else 0
     steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
     save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": before + steps})
