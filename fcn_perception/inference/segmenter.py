@@ -14,7 +14,7 @@ from fcn_perception.inference import auto_precision
 from fcn_perception.inference.auto_precision import Choice
 from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
-from fcn_perception.inference.mask_scale import MaskScale, enlarge_ids
+from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb, resize_rgb
@@ -332,11 +332,8 @@ class Segmenter:
 
     def postprocess(self, mask: np.ndarray, height: int, width: int, confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Class ids (nearest) and confidence (bilinear) at the camera's resolution."""
-        if mask.shape != (height, width):
-            mask = enlarge_ids(mask, (width, height))
-            if confidence is not None:
-                confidence = cv2.resize(confidence, (width, height), interpolation=cv2.INTER_LINEAR)
-        return mask, confidence
+        scale = MaskScale.of(mask, (width, height))
+        return scale.lift(mask), scale.lift(confidence, linear=True)
 
     def segment(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> Segmentation:
         """Mask and confidence standing for ``size`` (w, h; default: the frame's own), from the network's

@@ -16,6 +16,7 @@ on a CPU would only add noise to them.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -135,7 +136,7 @@ def prune(original: FCN, ratios: dict[int, float], frames: list[torch.Tensor]) -
     """A copy of ``original`` with its blocks pruned one after another (``ratios``: block -> share
     of its expanded channels to drop), each refitted on what the blocks pruned before it now give
     on ``frames``."""
-    net = load_model_copy(original)
+    net = copy.deepcopy(original).eval()
     for block in sorted(ratios):
         if net.backbone.blocks[block].expand is not None and ratios[block] > 0:
             kept = prune_block(net, original, block, ratios[block], frames)
@@ -144,12 +145,6 @@ def prune(original: FCN, ratios: dict[int, float], frames: list[torch.Tensor]) -
     pruned = FCN(ModelConfig(**{**original.cfg.__dict__, "hidden": hidden}))
     pruned.load_state_dict(net.state_dict())
     return pruned.eval()
-
-
-def load_model_copy(model: FCN) -> FCN:
-    out = FCN(model.cfg)
-    out.load_state_dict(model.state_dict())
-    return out.eval()
 
 
 def _crop(files: list[tuple[Path, float]], cfg: ModelConfig, rng: random.Random) -> np.ndarray:
