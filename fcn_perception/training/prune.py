@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fcn_perception.inference.frames import read_rgb
+from fcn_perception.inference.preprocess import preprocess_rgb
 from fcn_perception.model.config import ModelConfig
 from fcn_perception.model.fcn import FCN
 
@@ -46,13 +48,12 @@ def frame_files(data: Path, holdout: int = 150) -> list[tuple[Path, float]]:
 
 
 def read_frame(path: Path, stretch: float, cfg: ModelConfig, scale: float = 1.0) -> np.ndarray:
-    """(3, h, w) normalised float32 at the model's height times ``scale``, the frame's own aspect."""
-    bgr = cv2.imread(str(path))
-    h, w = bgr.shape[:2]
+    """(3, h, w) normalised float32 at the model's height times ``scale``, the frame's own aspect
+    (``stretch`` undoes a copy's squash), prepared as the node prepares frames."""
+    rgb = read_rgb(path)
+    h, w = rgb.shape[:2]
     s = cfg.input_size[1] / h * scale
-    bgr = cv2.resize(bgr, (round(w * stretch * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    rgb = bgr[:, :, ::-1] / 255.0
-    return ((rgb - np.array(cfg.mean)) / np.array(cfg.std)).transpose(2, 0, 1).astype(np.float32)
+    return preprocess_rgb(rgb, (round(w * stretch * s), round(h * s)), cfg.mean, cfg.std)[0]
 
 
 def parse_ratios(spec: str) -> dict[int, float]:
