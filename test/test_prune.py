@@ -1,6 +1,12 @@
 """Pruning the trunk (training/prune.py): the widths asked for, a refit that beats plain dropping,
 nothing else of the network touched, and a checkpoint that rebuilds the pruned network."""
 
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +111,24 @@ def test_the_onnx_metadata_says_the_trunk_is_pruned():
 def test_a_prune_spec_that_says_nothing_sensible_is_one_clear_error(spec):
     with pytest.raises(ValueError, match="--prune"):
         parse_ratios(spec)
+
+
+def test_a_damaged_frame_in_the_data_is_one_line_and_exit_1(tmp_path):
+    """prune_model reads real frames to refit on; one that cannot be decoded names itself."""
+    camvid, cityscapes = tmp_path / "camvid" / "train", tmp_path / "cityscapes" / "train" / "images"
+    camvid.mkdir(parents=True)
+    cityscapes.mkdir(parents=True)
+    frame = np.full((36, 48, 3), 128, np.uint8)
+    for i in range(24):
+        cv2.imwrite(str(camvid / f"{i:03d}.png"), frame)
+    for i in range(174):
+        cv2.imwrite(str(cityscapes / f"{i:03d}.jpg"), frame)
+    (camvid / "005.png").write_bytes(b"not a png")
+    ckpt = tmp_path / "net.pt"
+    save_checkpoint(ckpt, FCN(ModelConfig(variant="fcn8s", input_size=(48, 36))).eval())
+    tool = Path(__file__).resolve().parents[1] / "tools" / "prune_model.py"
+    args = [sys.executable, str(tool), str(ckpt), str(tmp_path / "out.pt"), "--prune", "1:0.25", "--minutes", "0", "--data", str(tmp_path)]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"prune_model: cannot read image {camvid / '005.png'}"]
+    assert not (tmp_path / "out.pt").exists()

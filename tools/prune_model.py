@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fcn_perception.inference.frames import FrameReadError
 from fcn_perception.model.fcn import load_model, save_checkpoint
 from fcn_perception.training.prune import calibration_frames, distil, frame_files, parse_ratios, prune
 
@@ -36,9 +37,12 @@ def main() -> None:
         resumed = load_model(args.resume) if args.resume else None
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"prune_model: {exc}")
-    student = resumed if resumed is not None else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
     before = torch.load(args.resume, map_location="cpu", weights_only=True).get("distil_steps", 0) if args.resume else 0
-    steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
+    try:  # a damaged frame in the data: one line, not a traceback
+        student = resumed if resumed is not None else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
+        steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
+    except FrameReadError as exc:
+        sys.exit(f"prune_model: {exc}")
     save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": before + steps})
     print(f"wrote {args.out}: hidden widths {list(student.cfg.hidden)}, {steps} distillation steps")
 
