@@ -127,10 +127,15 @@ def calibration_frames(files: list[tuple[Path, float]], cfg: ModelConfig, frames
     """Half CamVid, half Cityscapes frames, drawn from ``files`` (:func:`frame_files`), at the
     model's height: what the refits are fitted on."""
     rng = random.Random(seed)
-    camvid = [f for f in files if f[1] == 1.0]
-    cityscapes = [f for f in files if f[1] != 1.0]
+    camvid, cityscapes = _by_source(files)
     picked = rng.sample(camvid, frames // 2) + rng.sample(cityscapes, frames // 2)
     return [torch.from_numpy(read_frame(f, s, cfg)) for f, s in picked]
+
+
+def _by_source(files: list[tuple[Path, float]]) -> list[list[tuple[Path, float]]]:
+    """``files`` (:func:`frame_files`) split by source, CamVid's first: a source is told by its
+    width stretch."""
+    return [[f for f in files if f[1] == stretch] for stretch in sorted({s for _, s in files})]
 
 
 def prune(original: FCN, ratios: dict[int, float], frames: list[torch.Tensor]) -> FCN:
@@ -148,13 +153,11 @@ def prune(original: FCN, ratios: dict[int, float], frames: list[torch.Tensor]) -
     return pruned.eval()
 
 
-def _crop(files: list[tuple[Path, float]], cfg: ModelConfig, rng: random.Random) -> np.ndarray:
-    """A random crop of a frame of a random source: CamVid's 367 frames as often as Cityscapes'
-    2,825 (drawn from all frames alike, 88 % were Cityscapes', and CamVid's thin classes did not
-    come back)."""
-    sources = sorted({stretch for _, stretch in files})
-    stretch = rng.choice(sources)
-    path, _ = rng.choice([f for f in files if f[1] == stretch])
+def _crop(sources: list[list[tuple[Path, float]]], cfg: ModelConfig, rng: random.Random) -> np.ndarray:
+    """A random crop of a frame of a random source (:func:`_by_source`): CamVid's 367 frames as
+    often as Cityscapes' 2,825 (drawn from all frames alike, 88 % were Cityscapes', and CamVid's thin
+    classes did not come back)."""
+    path, stretch = rng.choice(rng.choice(sources))
     x = read_frame(path, stretch, cfg, rng.uniform(0.75, 1.5))
     if x.shape[1] < CROP or x.shape[2] < CROP:
         x = cv2.resize(x.transpose(1, 2, 0), (max(CROP, x.shape[2]), max(CROP, x.shape[1]))).transpose(2, 0, 1)
@@ -166,12 +169,12 @@ def _crop(files: list[tuple[Path, float]], cfg: ModelConfig, rng: random.Random)
 def distil(student: FCN, teacher: FCN, files: list[tuple[Path, float]], minutes: float, lr: float = 2e-4, batch: int = 8, seed: int = 0) -> int:
     """Train ``student`` toward ``teacher``'s class distribution for ``minutes`` (cosine-decayed
     AdamW); returns the steps taken."""
-    rng = random.Random(seed)
+    rng, sources = random.Random(seed), _by_source(files)
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     student.eval()  # BatchNorm statistics frozen
     start, budget, step, losses = time.monotonic(), minutes * 60, 0, []
     while (elapsed := time.monotonic() - start) < budget:
-        x = torch.from_numpy(np.stack([_crop(files, teacher.cfg, rng) for _ in range(batch)]))
+        x = torch.from_numpy(np.stack([_crop(sources, teacher.cfg, rng) for _ in range(batch)]))
         with torch.no_grad():
             target = F.log_softmax(teacher(x), 1)
         loss = F.kl_div(F.log_softmax(student(x), 1), target, log_target=True, reduction="none").sum(1).mean()
