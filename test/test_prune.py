@@ -113,8 +113,13 @@ def test_a_prune_spec_that_says_nothing_sensible_is_one_clear_error(spec):
         parse_ratios(spec)
 
 
-def test_a_damaged_frame_in_the_data_is_one_line_and_exit_1(tmp_path):
-    """prune_model reads real frames to refit on; one that cannot be decoded names itself."""
+def _prune_model(data: Path, *args: str) -> subprocess.CompletedProcess:
+    """tools/prune_model.py on a tiny network and ``data`` (camvid/ and cityscapes/ of plain frames)."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / "prune_model.py"
+    return subprocess.run([sys.executable, str(tool), *args, "--data", str(data)], capture_output=True, text=True, timeout=120)
+
+
+def _data_and_net(tmp_path: Path) -> tuple[Path, Path]:
     camvid, cityscapes = tmp_path / "camvid" / "train", tmp_path / "cityscapes" / "train" / "images"
     camvid.mkdir(parents=True)
     cityscapes.mkdir(parents=True)
@@ -123,12 +128,37 @@ def test_a_damaged_frame_in_the_data_is_one_line_and_exit_1(tmp_path):
         cv2.imwrite(str(camvid / f"{i:03d}.png"), frame)
     for i in range(174):
         cv2.imwrite(str(cityscapes / f"{i:03d}.jpg"), frame)
-    (camvid / "005.png").write_bytes(b"not a png")
     ckpt = tmp_path / "net.pt"
     save_checkpoint(ckpt, FCN(ModelConfig(variant="fcn8s", input_size=(48, 36))).eval())
-    tool = Path(__file__).resolve().parents[1] / "tools" / "prune_model.py"
-    args = [sys.executable, str(tool), str(ckpt), str(tmp_path / "out.pt"), "--prune", "1:0.25", "--minutes", "0", "--data", str(tmp_path)]
-    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return camvid, ckpt
+
+
+def test_distilling_further_keeps_the_pruned_widths_and_counts_every_step(tmp_path):
+    _, ckpt = _data_and_net(tmp_path)
+    first = _prune_model(tmp_path, str(ckpt), str(tmp_path / "p.pt"), "--prune", "1:0.25", "--minutes", "0")
+    assert first.returncode == 0, first.stderr
+    again = _prune_model(tmp_path, str(ckpt), str(tmp_path / "p2.pt"), "--resume", str(tmp_path / "p.pt"), "--minutes", "0.005")
+    assert again.returncode == 0, again.stderr
+    pruned, resumed = (torch.load(tmp_path / p, weights_only=True) for p in ("p.pt", "p2.pt"))
+    assert pruned["config"]["hidden"] == resumed["config"]["hidden"] != []
+    assert pruned["distil_steps"] == 0 < resumed["distil_steps"]
+    assert f"{resumed['distil_steps']} distillation steps" in again.stdout
+
+
+def test_a_damaged_checkpoint_to_resume_is_one_line_and_exit_1(tmp_path):
+    _, ckpt = _data_and_net(tmp_path)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    run = _prune_model(tmp_path, str(ckpt), str(tmp_path / "out.pt"), "--resume", str(tmp_path / "bad.pt"), "--minutes", "0")
+    assert run.returncode == 1
+    assert len(run.stderr.strip().splitlines()) == 1 and "not a loadable fcn_perception checkpoint" in run.stderr
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_damaged_frame_in_the_data_is_one_line_and_exit_1(tmp_path):
+    """prune_model reads real frames to refit on; one that cannot be decoded names itself."""
+    camvid, ckpt = _data_and_net(tmp_path)
+    (camvid / "005.png").write_bytes(b"not a png")
+    run = _prune_model(tmp_path, str(ckpt), str(tmp_path / "out.pt"), "--prune", "1:0.25", "--minutes", "0")
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [f"prune_model: cannot read image {camvid / '005.png'}"]
     assert not (tmp_path / "out.pt").exists()

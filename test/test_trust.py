@@ -26,8 +26,16 @@ def test_a_pickled_full_model_is_refused_not_executed(tmp_path):
     assert not marker.exists()
     full = tmp_path / "full_module.pt"
     torch.save(load_model(default_model_path()), full)  # a whole nn.Module, not a state dict
-    with pytest.raises(ValueError, match="not a loadable fcn_perception checkpoint"):
+    with pytest.raises(ValueError, match="not a loadable fcn_perception checkpoint") as refused:
         load_model(full)
+    # one line that says why, without torch's advice to load it with weights_only=False
+    why = "UnpicklingError: Unsupported global: GLOBAL fcn_perception.model.fcn.FCN was not an allowed global by default"
+    assert str(refused.value) == f"{full}: not a loadable fcn_perception checkpoint ({why})"
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(default_model_path().read_bytes()[:4096])
+    with pytest.raises(ValueError, match="not a loadable") as refused:
+        load_model(truncated)
+    assert "\n" not in str(refused.value) and "weights_only" not in str(refused.value)
 
 
 def test_engine_files_are_not_models_and_foreign_engines_need_trusted_engine(tmp_path):

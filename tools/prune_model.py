@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fcn_perception.inference.frames import FrameReadError
-from fcn_perception.model.fcn import load_model, save_checkpoint
+from fcn_perception.model.fcn import load_model, model_from, read_checkpoint, save_checkpoint
 from fcn_perception.training.prune import calibration_frames, distil, frame_files, parse_ratios, prune
 
 
@@ -34,12 +34,12 @@ def main() -> None:
     torch.manual_seed(0)
     try:
         ratios, files, teacher = parse_ratios(args.prune), frame_files(Path(args.data)), load_model(args.checkpoint)
-        resumed = load_model(args.resume) if args.resume else None
+        resumed = read_checkpoint(args.resume) if args.resume else None
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"prune_model: {exc}")
-    before = torch.load(args.resume, map_location="cpu", weights_only=True).get("distil_steps", 0) if args.resume else 0
+    before = resumed.get("distil_steps", 0) if resumed else 0
     try:  # a damaged frame in the data: one line, not a traceback
-        student = resumed if resumed is not None else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
+        student = model_from(resumed) if resumed else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
         steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
     except FrameReadError as exc:
         sys.exit(f"prune_model: {exc}")

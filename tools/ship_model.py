@@ -17,14 +17,13 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fcn_perception.files import file_sha256
 from fcn_perception.inference.model_store import DEFAULT_MODEL, MANIFEST, MODEL_KINDS, PACKAGE_MODELS
 from fcn_perception.inference.quantize import quantize_int8
 from fcn_perception.model.export import export_onnx
-from fcn_perception.model.fcn import load_model, save_checkpoint
+from fcn_perception.model.fcn import model_from, read_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -34,8 +33,11 @@ def main() -> None:
     ap.add_argument("--calib-dir", action="append", required=True, help="folder of real frames, DIR or DIR:ASPECT (width stretch of a squashed copy); repeat")
     ap.add_argument("--calib-frames", type=int, default=100, help="frames per calibration folder")
     args = ap.parse_args()
-    payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    model = load_model(args.checkpoint)
+    try:
+        payload = read_checkpoint(args.checkpoint)
+    except (ValueError, FileNotFoundError) as exc:
+        sys.exit(f"ship_model: {exc}")
+    model = model_from(payload)
     paths = {kind: PACKAGE_MODELS / (args.name + suffix) for kind, suffix in MODEL_KINDS.items()}
     save_checkpoint(paths["pt"], model, {"val": payload.get("val"), "step": payload.get("step")})
     w, h = model.cfg.input_size

@@ -125,20 +125,41 @@ def class_and_confidence(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return ids, torch.floor(255.0 / total + 0.5).to(torch.uint8)
 
 
-def load_model(path: str | Path, map_location: str = "cpu") -> FCN:
-    """Rebuild an FCN from a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, checked (``weights_only=True``): for tools that
+    want its extras (steps, selection scores) as well as the model, in one read of the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickled modules, corrupt files, foreign formats
-        raise ValueError(f"{path}: not a loadable fcn_perception checkpoint ({exc.__class__.__name__}: {exc})") from exc
+        raise ValueError(f"{path}: not a loadable fcn_perception checkpoint ({exc.__class__.__name__}: {_reason(exc)})") from exc
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise ValueError(f"{path}: not an fcn_perception checkpoint (needs 'config' and 'state_dict')")
+    return payload
+
+
+def _reason(exc: Exception) -> str:
+    """The first sentence of why torch refused a file. Its weights-only unpickler wraps the reason in
+    advice to load with ``weights_only=False`` (which would run the file's code, and a checkpoint of
+    ours never needs it): those lines are dropped."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = [ln for ln in lines if "weights_only" not in ln and not ln.startswith(("Weights only load failed", "Check the documentation"))]
+    reason = (said or lines or [""])[0].removeprefix("WeightsUnpickler error:").strip()
+    return reason.split(". ", 1)[0].rstrip(".")
+
+
+def model_from(payload: dict) -> FCN:
+    """The FCN a :func:`read_checkpoint` payload holds, in eval mode."""
     model = FCN(ModelConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     return model.eval()
+
+
+def load_model(path: str | Path, map_location: str = "cpu") -> FCN:
+    """Rebuild an FCN from a checkpoint written by :func:`save_checkpoint`."""
+    return model_from(read_checkpoint(path, map_location))
 
 
 def init_from_checkpoint(model: FCN, path: str | Path) -> str:
