@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fcn_perception.model.fcn import FCN, ModelConfig, load_model, save_checkpoint
-from fcn_perception.training.prune import _project_io, parse_ratios, prune
+from fcn_perception.training.prune import _project_io, distil, frame_files, parse_ratios, prune
 
 
 def _net() -> FCN:
@@ -142,7 +142,18 @@ def test_distilling_further_keeps_the_pruned_widths_and_counts_every_step(tmp_pa
     pruned, resumed = (torch.load(tmp_path / p, weights_only=True) for p in ("p.pt", "p2.pt"))
     assert pruned["config"]["hidden"] == resumed["config"]["hidden"] != []
     assert pruned["distil_steps"] == 0 < resumed["distil_steps"]
+    assert pruned["prune"] == resumed["prune"] == "1:0.25"  # what was pruned, not --prune's default
     assert f"{resumed['distil_steps']} distillation steps" in again.stdout
+
+
+def test_a_long_distillation_saves_what_it_learned_as_it_goes(tmp_path):
+    """A stopped run of hours keeps its steps: ``save`` is called on the clock, with the steps so far."""
+    _data_and_net(tmp_path)
+    teacher = FCN(ModelConfig(variant="fcn8s", input_size=(48, 36))).eval()
+    student = prune(teacher, {1: 0.25}, _frames())
+    saved: list[int] = []
+    steps = distil(student, teacher, frame_files(tmp_path, holdout=0), minutes=0.01, batch=1, save=saved.append, save_minutes=0.0)
+    assert saved == list(range(1, steps + 1))
 
 
 def test_a_damaged_checkpoint_to_resume_is_one_line_and_exit_1(tmp_path):

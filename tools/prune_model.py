@@ -29,7 +29,11 @@ def main() -> None:
     ap.add_argument("--prune", default="1-5:0.25,6-15:0.125", help="BLOCKS:SHARE,... of each block's expanded channels to drop")
     ap.add_argument("--minutes", type=float, default=40.0, help="distillation time (0: pruned and refitted only)")
     ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--resume", default="", help="a pruned checkpoint to distil further instead of pruning anew")
+    ap.add_argument(
+        "--resume",
+        default="",
+        help="a pruned checkpoint to distil further instead of pruning anew (OUT itself after a stopped run: it is saved every 10 minutes)",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     try:
@@ -38,12 +42,17 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"prune_model: {exc}")
     before = resumed.get("distil_steps", 0) if resumed else 0
+    prune_spec = resumed.get("prune", args.prune) if resumed else args.prune
+
+    def save(steps: int) -> None:
+        save_checkpoint(args.out, student, {"pruned_from": str(args.checkpoint), "prune": prune_spec, "distil_steps": before + steps})
+
     try:  # a damaged frame in the data: one line, not a traceback
         student = model_from(resumed) if resumed else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
-        steps = distil(student, teacher, files, args.minutes, args.lr, seed=before) if args.minutes > 0 else 0  # new crops when resumed
+        steps = distil(student, teacher, files, args.minutes, args.lr, seed=before, save=save) if args.minutes > 0 else 0  # new crops when resumed
     except FrameReadError as exc:
         sys.exit(f"prune_model: {exc}")
-    save_checkpoint(args.out, student.eval(), {"pruned_from": str(args.checkpoint), "prune": args.prune, "distil_steps": before + steps})
+    save(steps)
     print(f"wrote {args.out}: hidden widths {list(student.cfg.hidden)}, {steps} distillation steps")
 
 

@@ -20,6 +20,7 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -41,7 +42,8 @@ def frame_files(data: Path, holdout: int = 150) -> list[tuple[Path, float]]:
     train without its last ``holdout`` frames (the selection slice), stretched back to 2:1 as the
     copy squashed them."""
     camvid = sorted((data / "camvid" / "train").glob("*.png"))
-    cityscapes = sorted((data / "cityscapes" / "train" / "images").glob("*.jpg"))[:-holdout]
+    cityscapes = sorted((data / "cityscapes" / "train" / "images").glob("*.jpg"))
+    cityscapes = cityscapes[: len(cityscapes) - holdout]
     if not camvid or not cityscapes:
         raise ValueError(f"{data}: needs camvid/train/*.png and cityscapes/train/images/*.jpg (found {len(camvid)} and {len(cityscapes)})")
     return [(f, 1.0) for f in camvid] + [(f, 2.0) for f in cityscapes]
@@ -166,13 +168,25 @@ def _crop(sources: list[list[tuple[Path, float]]], cfg: ModelConfig, rng: random
     return np.ascontiguousarray(x[:, :, ::-1] if rng.random() < 0.5 else x)
 
 
-def distil(student: FCN, teacher: FCN, files: list[tuple[Path, float]], minutes: float, lr: float = 2e-4, batch: int = 8, seed: int = 0) -> int:
+def distil(
+    student: FCN,
+    teacher: FCN,
+    files: list[tuple[Path, float]],
+    minutes: float,
+    lr: float = 2e-4,
+    batch: int = 8,
+    seed: int = 0,
+    save: Callable[[int], None] | None = None,
+    save_minutes: float = 10.0,
+) -> int:
     """Train ``student`` toward ``teacher``'s class distribution for ``minutes`` (cosine-decayed
-    AdamW); returns the steps taken."""
+    AdamW); returns the steps taken. ``save(steps)`` is called every ``save_minutes``: a run of
+    hours that is stopped keeps what it learned."""
     rng, sources = random.Random(seed), _by_source(files)
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     student.eval()  # BatchNorm statistics frozen
     start, budget, step, losses = time.monotonic(), minutes * 60, 0, []
+    saved_at = start
     while (elapsed := time.monotonic() - start) < budget:
         x = torch.from_numpy(np.stack([_crop(sources, teacher.cfg, rng) for _ in range(batch)]))
         with torch.no_grad():
@@ -186,4 +200,7 @@ def distil(student: FCN, teacher: FCN, files: list[tuple[Path, float]], minutes:
         step, losses = step + 1, [*losses[-49:], loss.item()]
         if step % 50 == 0:
             print(f"step {step} ({elapsed / 60:.1f} min): KL {np.mean(losses):.4f}", flush=True)
+        if save is not None and time.monotonic() - saved_at >= save_minutes * 60:
+            save(step)
+            saved_at = time.monotonic()
     return step
