@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fcn_perception.model.fcn import FCN, ModelConfig, load_model, save_checkpoint
-from fcn_perception.training.prune import _project_io, distil, frame_files, parse_ratios, prune
+from fcn_perception.training.prune import _project_io, distil, distillation_loss, frame_files, parse_ratios, prune, teacher_class_weights
 
 
 def _net() -> FCN:
@@ -154,6 +155,35 @@ def test_a_long_distillation_saves_what_it_learned_as_it_goes(tmp_path):
     saved: list[int] = []
     steps = distil(student, teacher, frame_files(tmp_path, holdout=0), minutes=0.01, batch=1, save=saved.append, save_minutes=0.0)
     assert saved == list(range(1, steps + 1))
+
+
+def test_class_weights_decide_what_each_pixel_counts_in_the_distillation():
+    """The loss of ``--balance``: a pixel counts by the weight of the class the teacher gives it."""
+    teacher, student = torch.randn(2, 2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    teacher[:, 0, :, :2] += 10.0  # class 0 on the left, class 2 elsewhere
+    teacher[:, 2, :, 2:] += 10.0
+    alike = distillation_loss(student, teacher)
+    assert torch.isclose(alike, distillation_loss(student, teacher, torch.ones(3)))
+    only_left = distillation_loss(student, teacher, torch.tensor([1.0, 1.0, 0.0]))
+    changed = student.clone()
+    changed[:, :, :, 2:] = torch.randn_like(changed[:, :, :, 2:])  # the student elsewhere
+    assert torch.isclose(only_left, distillation_loss(changed, teacher, torch.tensor([1.0, 1.0, 0.0])))
+    assert not torch.isclose(alike, distillation_loss(changed, teacher))
+    left = F.kl_div(F.log_softmax(student[..., :2], 1), F.log_softmax(teacher[..., :2], 1), log_target=True, reduction="none").sum(1).mean()
+    assert torch.isclose(only_left, left)
+
+
+def test_the_teachers_rare_classes_weigh_more():
+    teacher = _net()
+    frames = _frames()
+    with torch.no_grad():
+        ids = torch.cat([teacher(f[None]).argmax(1).flatten() for f in frames])
+    counts = torch.bincount(ids, minlength=len(teacher.cfg.classes))
+    w = teacher_class_weights(teacher, frames, 0.5)
+    seen = counts.nonzero().flatten()
+    assert len(seen) >= 2 and counts[seen].min() < counts[seen].max()
+    assert w[seen[counts[seen].argmax()]] < w[seen[counts[seen].argmin()]]
+    assert torch.allclose(teacher_class_weights(teacher, frames, 1.0) ** 0.5, w)
 
 
 def test_a_damaged_checkpoint_to_resume_is_one_line_and_exit_1(tmp_path):

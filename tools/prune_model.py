@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fcn_perception.inference.frames import FrameReadError
 from fcn_perception.model.fcn import load_model, model_from, read_checkpoint, save_checkpoint
-from fcn_perception.training.prune import calibration_frames, distil, frame_files, parse_ratios, prune
+from fcn_perception.training.prune import calibration_frames, distil, frame_files, parse_ratios, prune, teacher_class_weights
 
 
 def main() -> None:
@@ -29,6 +29,12 @@ def main() -> None:
     ap.add_argument("--prune", default="1-5:0.25,6-15:0.125", help="BLOCKS:SHARE,... of each block's expanded channels to drop")
     ap.add_argument("--minutes", type=float, default=40.0, help="distillation time (0: pruned and refitted only)")
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument(
+        "--balance",
+        type=float,
+        default=0.0,
+        help="median-frequency class weights of the teacher's classes to this power (0.5: the training recipe's) weigh each pixel; 0: every pixel alike",
+    )
     ap.add_argument(
         "--resume",
         default="",
@@ -48,8 +54,14 @@ def main() -> None:
         save_checkpoint(args.out, student, {"pruned_from": str(args.checkpoint), "prune": prune_spec, "distil_steps": before + steps})
 
     try:  # a damaged frame in the data: one line, not a traceback
-        student = model_from(resumed) if resumed else prune(teacher, ratios, calibration_frames(files, teacher.cfg))
-        steps = distil(student, teacher, files, args.minutes, args.lr, seed=before, save=save) if args.minutes > 0 else 0  # new crops when resumed
+        frames = calibration_frames(files, teacher.cfg) if not resumed or args.balance > 0 else []
+        student = model_from(resumed) if resumed else prune(teacher, ratios, frames)
+        weights = teacher_class_weights(teacher, frames, args.balance) if args.balance > 0 else None
+        if weights is not None:
+            print("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(teacher.cfg.classes, weights.tolist(), strict=True)))
+        steps = (
+            distil(student, teacher, files, args.minutes, args.lr, seed=before, save=save, weights=weights) if args.minutes > 0 else 0
+        )  # new crops when resumed
     except FrameReadError as exc:
         sys.exit(f"prune_model: {exc}")
     save(steps)

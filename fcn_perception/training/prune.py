@@ -11,7 +11,8 @@ same frames, with an intercept folded into its BatchNorm (He et al., "Channel Pr
 Accelerating Very Deep Neural Networks", 2017, without the LASSO). Then every weight is trained
 toward the original's class distribution (the KL divergence of the logits: Hinton et al.'s
 distillation at T = 1) on crops of real frames, with the BatchNorm statistics frozen: a batch of 8
-on a CPU would only add noise to them.
+on a CPU would only add noise to them. With ``--balance`` each pixel counts by the median-frequency
+weight of the class the teacher gives it, as the training recipe weighs its labels.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fcn_perception.inference.frames import read_rgb
 from fcn_perception.inference.preprocess import preprocess_rgb
 from fcn_perception.model.config import ModelConfig
 from fcn_perception.model.fcn import FCN
+from fcn_perception.training.datasets import class_frequencies, class_weights
 
 CROP = 352
 
@@ -140,6 +142,17 @@ def _by_source(files: list[tuple[Path, float]]) -> list[list[tuple[Path, float]]
     return [[f for f in files if f[1] == stretch] for stretch in sorted({s for _, s in files})]
 
 
+def teacher_class_weights(teacher: FCN, frames: list[torch.Tensor], power: float) -> torch.Tensor:
+    """Median-frequency class weights (the training recipe's correction for class imbalance,
+    :func:`~fcn_perception.training.datasets.class_weights`) of the classes ``teacher`` gives
+    ``frames``, to the ``power``: distilled at every pixel alike, the thin classes (pole, fence,
+    sign), a few pixels a frame, were what the pruned trunks lost."""
+    with torch.no_grad():
+        ids = [teacher(f[None]).argmax(1)[0].numpy().astype(np.uint8) for f in frames]
+    w = class_weights(*class_frequencies(ids, len(teacher.cfg.classes)), "median_freq")
+    return torch.tensor(w**power, dtype=torch.float32)
+
+
 def prune(original: FCN, ratios: dict[int, float], frames: list[torch.Tensor]) -> FCN:
     """A copy of ``original`` with its blocks pruned one after another (``ratios``: block -> share
     of its expanded channels to drop), each refitted on what the blocks pruned before it now give
@@ -168,6 +181,14 @@ def _crop(sources: list[list[tuple[Path, float]]], cfg: ModelConfig, rng: random
     return np.ascontiguousarray(x[:, :, ::-1] if rng.random() < 0.5 else x)
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(teacher || student) of the class distributions per pixel, averaged over the pixels, each
+    weighted by ``weights`` of the class the teacher gives it (none: alike). Logits (N, C, H, W)."""
+    kl = F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1)
+    w = weights[teacher.argmax(1)] if weights is not None else torch.ones_like(kl)
+    return (kl * w).sum() / w.sum()
+
+
 def distil(
     student: FCN,
     teacher: FCN,
@@ -178,10 +199,12 @@ def distil(
     seed: int = 0,
     save: Callable[[int], None] | None = None,
     save_minutes: float = 10.0,
+    weights: torch.Tensor | None = None,
 ) -> int:
     """Train ``student`` toward ``teacher``'s class distribution for ``minutes`` (cosine-decayed
     AdamW); returns the steps taken. ``save(steps)`` is called every ``save_minutes``: a run of
-    hours that is stopped keeps what it learned."""
+    hours that is stopped keeps what it learned. ``weights``: per class, what a pixel the teacher
+    gives that class counts in the loss (:func:`teacher_class_weights`); none: every pixel alike."""
     rng, sources = random.Random(seed), _by_source(files)
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     student.eval()  # BatchNorm statistics frozen
@@ -190,8 +213,8 @@ def distil(
     while (elapsed := time.monotonic() - start) < budget:
         x = torch.from_numpy(np.stack([_crop(sources, teacher.cfg, rng) for _ in range(batch)]))
         with torch.no_grad():
-            target = F.log_softmax(teacher(x), 1)
-        loss = F.kl_div(F.log_softmax(student(x), 1), target, log_target=True, reduction="none").sum(1).mean()
+            target = teacher(x)
+        loss = distillation_loss(student(x), target, weights)
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
         opt.zero_grad()
