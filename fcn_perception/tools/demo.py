@@ -178,7 +178,7 @@ def run(
         play_s = time.monotonic() - t0
         n_images = sum(len(player.sent[t]) for t in image_topics)
 
-        wait_until(lambda: _settled(recorder, player, image_topics), 30.0, 0.1)  # a loaded machine settles late; a settled run exits at once
+        settled = wait_until(lambda: _settled(recorder, player, image_topics), 30.0, 0.1)  # a loaded machine settles late; a settled run exits at once
     finally:
         exit_code = node.stop()
         for sub in recorder.subs:
@@ -187,6 +187,7 @@ def run(
             ros.destroy_publisher(pub)
     summary = _summarise(recorder, image_topics, n_images, frames, play_s, out)
     summary["node_exit_code"] = exit_code
+    summary["settled"] = settled  # False: 30 s after the drive the node's counts still missed a frame
     recorder.write()
     summary["output_bag"] = str(out / "output_bag")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
