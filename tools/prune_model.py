@@ -59,9 +59,9 @@ def main() -> None:
         weights = teacher_class_weights(teacher, frames, args.balance) if args.balance > 0 else None
         if weights is not None:
             print("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(teacher.cfg.classes, weights.tolist(), strict=True)))
-        steps = (
-            distil(student, teacher, files, args.minutes, args.lr, seed=before, save=save, weights=weights) if args.minutes > 0 else 0
-        )  # new crops when resumed
+        steps = 0
+        if args.minutes > 0:  # seeded by the steps before it: a resumed run draws new crops
+            steps = distil(student, teacher, files, args.minutes, args.lr, seed=before, save=save, weights=weights)
     except FrameReadError as exc:
         sys.exit(f"prune_model: {exc}")
     save(steps)
