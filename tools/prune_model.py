@@ -49,13 +49,13 @@ def main() -> None:
         sys.exit(f"prune_model: {exc}")
     before = resumed.get("distil_steps", 0) if resumed else 0
     prune_spec = resumed.get("prune", args.prune) if resumed else args.prune
-
-    def save(steps: int) -> None:
-        save_checkpoint(args.out, student, {"pruned_from": str(args.checkpoint), "prune": prune_spec, "distil_steps": before + steps})
-
     try:  # a damaged frame in the data: one line, not a traceback
         frames = calibration_frames(files, teacher.cfg) if not resumed or args.balance > 0 else []
         student = model_from(resumed) if resumed else prune(teacher, ratios, frames)
+
+        def save(steps: int) -> None:  # on distillation's clock and at the end
+            save_checkpoint(args.out, student, {"pruned_from": str(args.checkpoint), "prune": prune_spec, "distil_steps": before + steps})
+
         weights = teacher_class_weights(teacher, frames, args.balance) if args.balance > 0 else None
         if weights is not None:
             print("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(teacher.cfg.classes, weights.tolist(), strict=True)))

@@ -185,7 +185,9 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, weights: tor
     """KL(teacher || student) of the class distributions per pixel, averaged over the pixels, each
     weighted by ``weights`` of the class the teacher gives it (none: alike). Logits (N, C, H, W)."""
     kl = F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1)
-    w = weights[teacher.argmax(1)] if weights is not None else torch.ones_like(kl)
+    if weights is None:
+        return kl.mean()
+    w = weights[teacher.argmax(1)]
     return (kl * w).sum() / w.sum()
 
 
