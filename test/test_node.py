@@ -1,5 +1,7 @@
 """The node as a real process over real DDS: end to end, bad input, overload, startup and shutdown."""
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -50,11 +52,12 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
     for topic, cam in (("/camera_front/image_raw/compressed", front), ("/camera_rear/image_raw", rear)):
         assert cam["frames_in"] == 40
         # every frame of the drive is a mask, or a drop the node counted with its reason (the
-        # latest-frame policy drops the older of two frames waiting when the machine is busy)
+        # latest-frame policy drops the older of two frames waiting when the machine is busy), or a
+        # frame its subscription's queue could not hold while its executor lagged, counted lost
         diag = summary["diagnostics_last"][f"{NODE_NAME}: {topic}"]
         reasons = dict(kv.split("=") for kv in diag["drop_reasons"].split(", ")) if diag["drop_reasons"] != "none" else {}
         counts = {k: v for k, v in diag.items() if k.startswith("frames_")}
-        assert cam["masks_out"] + int(diag["frames_dropped"]) == 40, (topic, summary["settled"], cam["masks_out"], counts)
+        assert cam["masks_out"] + int(diag["frames_dropped"]) + int(diag["frames_lost"]) == 40, (topic, summary["settled"], cam["masks_out"], counts)
         assert set(reasons) <= {"newer_frame"} and sum(map(int, reasons.values())) == int(diag["frames_dropped"]), diag
         assert int(diag["frames_bad"]) == 0
         assert cam["polygons_out"] == cam["masks_out"]  # a polygon per mask (empty = no drivable area ahead)
@@ -83,9 +86,10 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
     for topic, cam in (("/camera_front/image_raw/compressed", front), ("/camera_rear/image_raw", rear)):
         diag = summary["diagnostics_last"][f"{NODE_NAME}: {topic}"]
         assert 0.5 < float(diag["drivable_confidence_mean"]) <= 1.0  # the drive's road is seen surely
-        assert int(diag["frames_received"]) == 40  # reliable QoS in the demo: nothing lost in transport
+        assert int(diag["frames_received"]) + int(diag["frames_lost"]) == 40  # reliable QoS in the demo: lost only in the node's queue
         assert int(diag["frames_published"]) == cam["masks_out"]
-        assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == 40
+        assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == int(diag["frames_received"])
+        assert diag["camera_publishers"] == "1" and {"mask", "polygon", "confidence"} <= set(diag["outputs_read"].split(", ")), diag
     assert diag["backend"] == "openvino-cpu"  # auto on a CPU with OpenVINO installed
     assert diag["inference_streams"] == "2"  # two cameras, two frame workers: their frames inferred side by side
     assert diag["precision"].startswith("auto = ") and ("measured" in diag["precision"] or "not yet measured" in diag["precision"])
@@ -163,6 +167,59 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros_node, tmp_path):
             assert reason in raw["bad_reasons"]
         # throttled to one line per camera per 5 s, but the first bad frame of a camera is always logged
         assert _wait(lambda: "/badcam/image_raw: dropped bad frame" in node.output(), 5), node.output()
+    finally:
+        assert node.stop() == 0
+    assert "Traceback" not in node.output()
+
+
+def test_frames_a_stalled_node_never_took_are_counted_lost(ros_node, tmp_path):
+    """A node stalled for a moment (stopped here with SIGSTOP: CPU starvation, a long pause) while its
+    camera keeps sending: what its subscription's queue (``qos_depth``) and the camera's could not
+    hold never reaches it. Its diagnostics count those frames lost, so every frame sent is accounted."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    topic = "/lostcam/image_raw"
+    node = _start(ros_node, [topic], tmp_path, ["-p", "qos_reliability:=reliable", "-p", "qos_depth:=2", "-p", "diagnostics_period:=0.2"])
+    try:
+        rec = Recorder(ros_node, {"/lostcam/segmentation/mask": "sensor_msgs/msg/Image", "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"})
+        pub = ros_node.create_publisher(Image, topic, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        assert _wait(lambda: ros_node.count_publishers("/lostcam/segmentation/mask") > 0 and pub.get_subscription_count() > 0)
+        frame = np.full((48, 64, 3), 100, np.uint8).tobytes()
+        sent = 0
+
+        def send() -> None:
+            nonlocal sent
+            sent += 1
+            msg = Image(encoding="bgr8", width=64, height=48, step=64 * 3, data=frame)
+            msg.header.stamp.sec, msg.header.frame_id = sent, "lostcam_optical_frame"
+            pub.publish(msg)
+
+        def counts() -> dict[str, int]:
+            values, _ = _diag_values(rec, topic)
+            return {k: int(values[f"frames_{k}"]) for k in ("received", "lost", "published", "dropped", "bad")} if values else {}
+
+        # one frame at a time until one is served (discovery is two-sided: the first ones may go nowhere)
+        while not _wait(lambda: rec.count("/lostcam/segmentation/mask") > 0, 0.5):
+            assert sent < 40, node.output()
+            send()
+        first = rec.messages("/lostcam/segmentation/mask")[0].header.stamp.sec  # the node counts from here
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(30):
+                send()
+        finally:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        want = sent - first + 1  # every frame from the first one served on: taken, or lost before it
+
+        def accounted() -> bool:
+            c = counts()
+            return bool(c) and c["received"] + c["lost"] == want and c["published"] + c["dropped"] + c["bad"] == c["received"]
+
+        assert _wait(accounted, 20), (want, counts())
+        assert counts()["lost"] >= 30 - 5 - 2, counts()  # the camera's queue holds 5 and the node's 2
+        messages = [v["message"] for arr in rec.messages("/diagnostics") for name, v in read_statuses(arr).items() if name.endswith(topic)]
+        assert any("lost before the node took them" in m for m in messages), messages
     finally:
         assert node.stop() == 0
     assert "Traceback" not in node.output()
@@ -513,9 +570,15 @@ def test_a_camera_publisher_the_node_can_never_take_is_named_once(ros_node, tmp_
         ros_node.create_publisher(Image, bad, qos_profile_sensor_data),  # best effort
         ros_node.create_publisher(Image, "/writercam_b/camera_info", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)),
     ]
+    rec = Recorder(ros_node, {"/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"})
     try:
         writer = f"/{ros_node.get_name()} publishes"
         assert _wait(lambda: f"{writer} {bad} with a QoS this node's subscription cannot take" in node.output(), 20), node.output()
+
+        def matched() -> list:  # what the diagnostics say DDS matched: the camera it can take, not the one the graph lists
+            return [(_diag_values(rec, t)[0] or {}).get("camera_publishers") for t in (good, bad)]
+
+        assert _wait(lambda: matched() == ["1", "0"], 10), matched()
         assert _wait(lambda: f"{writer} /writercam_b/camera_info as sensor_msgs/msg/Image, but this node takes sensor_msgs/msg/CameraInfo" in node.output(), 20)
         said = node.output().count(writer)
         assert not _wait(lambda: node.output().count(writer) > said, 3.0)  # the once-a-second checks say nothing new

@@ -143,6 +143,38 @@ def test_sixteen_bit_frames_and_header_problems_are_served_and_counted(node):
     assert level == 1 and "header problems" in message  # WARN
 
 
+def test_frames_a_publisher_sent_that_never_arrived_are_counted_lost(node):
+    """The transport's sequence numbers show frames lost before the node took them (its subscription's
+    queue overwritten while it was busy, a lossy link): counted per publisher, never across two."""
+    cam, io = node.cameras[0], node.io[0]
+
+    def take(seq, publisher=None):  # what the executor hands the node: the frame and rclpy's message info
+        info = {"publication_sequence_number": seq} | ({"publisher_gid": {"data": publisher}} if publisher else {})
+        node._on_image(cam.index, image(sec=seq), info)
+        node.worker.serve_one(*node.worker.take())
+
+    steps = [  # (sequence, publisher, lost so far): Kilted names the publisher, Jazzy does not
+        (1, b"a", 0),
+        (2, b"a", 0),
+        (5, b"a", 2),  # 3 and 4 never arrived
+        (1, b"b", 2),  # another publisher: its numbers are its own
+        (9, b"a", 2),  # back to the first: no gap across the switch
+        (12, b"a", 4),
+        (3, b"a", 4),  # a publisher started anew
+        (4, None, 4),  # no publisher id: one publisher is vouched for...
+        (7, None, 6),
+    ]
+    for seq, publisher, lost in steps:
+        take(seq, publisher)
+        assert cam.counters.lost == lost, (seq, publisher)
+    io.several_publishers = True  # ...until the graph shows several: then gaps tell nothing
+    for seq in (8, 20):
+        take(seq)
+    assert cam.counters.lost == 6 and cam.counters.received == cam.counters.published == len(steps) + 2
+    values, level, message = diag(node, RAW)
+    assert values["frames_lost"] == "6" and level == 1 and "6 lost before the node took them" in message, message
+
+
 def test_degenerate_or_mismatched_camera_info_disables_ground_outputs_only(ros_node):
     node = _configured({"image_topics": [RAW], "backend": "onnxruntime", "diagnostics_period": 60.0, "camera_pose": [0.0, 0.0, 1.5, 0.0, 0.0, 0.0]})
     cam = node.cameras[0]

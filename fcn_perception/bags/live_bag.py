@@ -77,6 +77,11 @@ class Recorder:
     def count(self, topic: str) -> int:
         return len(self.received[topic])
 
+    def matched(self, topics: list[str]) -> bool:
+        """Each of ``topics``' subscriptions here has matched a publisher (this end of the match)."""
+        subs = dict(zip(self.topics, self.subs, strict=True))
+        return all(subs[t].get_publisher_count() > 0 for t in topics)
+
     def messages(self, topic: str) -> list:
         """Deserialized rclpy messages received on ``topic``."""
         from rclpy.serialization import deserialize_message

@@ -155,7 +155,14 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Reliability of the image subscriptions (best_effort = sensor-data profile).",
         choices=("best_effort", "reliable"),
     ),
-    ParamSpec("qos_depth", "int", 5, "History depth of the image subscriptions.", min=1, max=100),
+    ParamSpec(
+        "qos_depth",
+        "int",
+        5,
+        "History depth of the image subscriptions: frames it cannot hold while the node is busy are counted in `frames_lost`.",
+        min=1,
+        max=100,
+    ),
     ParamSpec("publish_overlay", "bool", True, "Publish the colour overlay (only computed while someone subscribes).", read_only=False),
     ParamSpec("overlay_alpha", "double", 0.5, "Opacity of class colours in the overlay.", read_only=False, min=0.0, max=1.0),
     ParamSpec(

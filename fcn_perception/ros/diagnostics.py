@@ -25,8 +25,9 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         level, message = WARN, f"running on the fallback backend {backend.name} after inference errors ({backend.last_fault})"
     elif window["received"] == 0:
         level, message = WARN, "no input"
-    elif window["bad"] or window["dropped"]:
-        level, message = WARN, f"{window['dropped']} dropped, {window['bad']} bad in the last {period:.1f} s"
+    elif window["bad"] or window["dropped"] or window["lost"]:
+        lost = f", {window['lost']} lost before the node took them" if window["lost"] else ""
+        level, message = WARN, f"{window['dropped']} dropped, {window['bad']} bad{lost} in the last {period:.1f} s"
     elif window["warnings"]:
         level, message = WARN, f"{window['warnings']} frames with header problems in the last {period:.1f} s"
     elif ground_warn:  # image outputs go on, ground ones stop
@@ -43,6 +44,7 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         "frames_published": str(c.published),
         "frames_dropped": str(c.dropped),
         "frames_bad": str(c.bad),
+        "frames_lost": str(c.lost),
         "bad_reasons": ", ".join(f"{k}={v}" for k, v in sorted(c.bad_reasons.items())) or "none",
         "drop_reasons": ", ".join(f"{k}={v}" for k, v in sorted(c.drop_reasons.items())) or "none",
         "header_warnings": ", ".join(f"{k}={v}" for k, v in sorted(c.warnings.items())) or "none",

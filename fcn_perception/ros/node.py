@@ -66,6 +66,7 @@ class CameraIo:
     subs: list = field(default_factory=list)
     tf_ok: bool = True  # the last TF lookup succeeded: wait up to tf_timeout for the next (else do not wait)
     unpublished_since: float | None = None  # monotonic time the topic was first seen without a publisher
+    several_publishers: bool = False  # the graph's last word: then sequence numbers interleave, gaps tell nothing
     warned_no_publisher: bool = False
 
 
@@ -183,8 +184,12 @@ class FcnPerceptionNode(LifecycleNode):
             qos.reliability = ReliabilityPolicy.RELIABLE
         for i, io in enumerate(self.io):
             msg_type = CompressedImage if io.topic.rstrip("/").endswith("/compressed") else Image
+
+            def on_image(msg, info, i=i) -> None:  # two arguments: rclpy hands over the message info too
+                self._on_image(i, msg, info)
+
             io.subs = [
-                self.create_subscription(msg_type, io.topic, lambda msg, i=i: self._on_image(i, msg), qos, event_callbacks=NO_SUBSCRIPTION_EVENT_HANDLERS),
+                self.create_subscription(msg_type, io.topic, on_image, qos, event_callbacks=NO_SUBSCRIPTION_EVENT_HANDLERS),
                 self.create_subscription(
                     CameraInfo, io.info_topic, lambda msg, i=i: setattr(self.cameras[i], "info", msg), qos, event_callbacks=NO_SUBSCRIPTION_EVENT_HANDLERS
                 ),
@@ -229,8 +234,14 @@ class FcnPerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # -- executor thread -------------------------------------------------------------------
-    def _on_image(self, index: int, msg) -> None:
-        self.cameras[index].received(msg.header)
+    def _on_image(self, index: int, msg, info: dict | None = None) -> None:
+        """``info``: rclpy's message info, whose publication sequence number shows frames lost before
+        this one. Kilted's names the publisher; without it a topic of several publishers tells nothing."""
+        info = info or {}
+        gid = info.get("publisher_gid")
+        publisher = bytes(gid["data"]) if gid else None
+        sequence = None if publisher is None and self.io[index].several_publishers else info.get("publication_sequence_number")
+        self.cameras[index].received(msg.header, sequence, publisher)
         if not self._active:
             self.cameras[index].dropped("inactive")
         elif self.worker.put(index, msg, time.monotonic()):
@@ -246,10 +257,13 @@ class FcnPerceptionNode(LifecycleNode):
         return [p for io in self.io for p in io.pubs.values()] + list(self.fused_pubs.values()) + ([self.pub_diag] if self.pub_diag else [])
 
     def _check_publishers(self) -> None:
-        """The most common start-up mistake is a topic name nobody publishes: say it once, by name."""
+        """The most common start-up mistake is a topic name nobody publishes: say it once, by name.
+        Also notes a topic several publishers write, whose sequence numbers cannot tell lost frames."""
         now = time.monotonic()
         for cam, io in zip(self.cameras, self.io, strict=True):
-            if self.count_publishers(io.topic) > 0 or cam.counters.received:
+            publishers = self.count_publishers(io.topic)
+            io.several_publishers = publishers > 1
+            if publishers > 0 or cam.counters.received:
                 io.unpublished_since = None
                 continue
             io.unpublished_since = io.unpublished_since or now
@@ -319,6 +333,7 @@ class FcnPerceptionNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, io in zip(self.cameras, self.io, strict=True):
             level, message, values = camera_status(cam, cam.counters.take_window(), period, health)
+            values |= _matched(io)
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=io.namespace or "/", message=message)
             status.level = bytes([level])
             status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
@@ -330,6 +345,16 @@ class FcnPerceptionNode(LifecycleNode):
             status.level, status.values = bytes([level]), [KeyValue(key=k, value=v) for k, v in values.items()]
             arr.status.append(status)
         return arr
+
+
+def _matched(io: CameraIo) -> dict[str, str]:
+    """Who is connected, as DDS matched them (not just listed in the graph: a QoS that can never
+    meet matches nothing): the camera's publishers on the node's image subscription, and the outputs
+    someone reads. A harness waits on these before its first frame, since a frame sent before the
+    node's end of the match is never delivered, however reliable."""
+    publishers = io.subs[0].get_publisher_count() if io.subs else 0
+    read = [key for key, pub in io.pubs.items() if pub.get_subscription_count() > 0]
+    return {"camera_publishers": str(publishers), "outputs_read": ", ".join(read) or "none"}
 
 
 def main(args: list[str] | None = None) -> int:

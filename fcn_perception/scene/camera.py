@@ -43,13 +43,14 @@ class CameraCounters:
     lanes_both: int = 0  # ... of which both ego boundaries were found
     dropped: int = 0
     bad: int = 0
+    lost: int = 0  # sent by the camera's publisher, never taken (its sequence numbers skipped)
     bad_reasons: dict[str, int] = field(default_factory=dict)
     drop_reasons: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)  # served, with a header problem
     latencies_ms: deque = field(init=False)
     stages_ms: dict[str, deque] = field(init=False)
     confidences: deque = field(init=False)  # each served frame's mean confidence over its drivable pixels
-    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "warnings": 0})
+    window: dict[str, int] = field(default_factory=lambda: {"received": 0, "published": 0, "dropped": 0, "bad": 0, "lost": 0, "warnings": 0})
 
     def __post_init__(self) -> None:
         self.latencies_ms = deque(maxlen=self.keep)
@@ -57,10 +58,10 @@ class CameraCounters:
         self.confidences = deque(maxlen=self.keep)
         self._lock = threading.Lock()  # the executor counts arrivals while the worker counts outcomes
 
-    def count(self, key: str, reason: str = "") -> None:
+    def count(self, key: str, reason: str = "", n: int = 1) -> None:
         with self._lock:
-            setattr(self, key, getattr(self, key) + 1)
-            self.window[key] += 1
+            setattr(self, key, getattr(self, key) + n)
+            self.window[key] += n
             reasons = {"bad": self.bad_reasons, "dropped": self.drop_reasons}.get(key)
             if reasons is not None and reason:
                 reasons[reason] = reasons.get(reason, 0) + 1
@@ -148,11 +149,23 @@ class CameraWorkflow:
         self.info = None  # the latest CameraInfo
         self.ground_error = ""  # a calibrated camera whose frames still cannot be projected (e.g. resolution mismatch)
         self.last_stamp_ns: int | None = None
+        self.last_sequence: tuple[bytes | None, int] | None = None  # (publisher, its sequence number) of the last frame
         self._last_bad_log = -float("inf")
 
     # -- arrival -------------------------------------------------------------------------------
-    def received(self, header) -> None:
-        """Count a frame in, with its header problems (served anyway: consumers must hear of them)."""
+    def received(self, header, sequence: int | None = None, publisher: bytes | None = None) -> None:
+        """Count a frame in, with its header problems (served anyway: consumers must hear of them).
+
+        ``sequence``: the frame's number in its publisher's sequence where the transport says it (None:
+        unknown); ``publisher``: that publisher's id where the transport says it (None: the caller
+        vouches that one publisher writes the topic). Numbers skipped since the same publisher's last
+        frame are frames sent that never arrived — lost on the network, or overwritten in the
+        subscription's queue while the process was busy — counted as lost: without them a frame could
+        vanish between the camera and the node with no counter to show it."""
+        last = self.last_sequence
+        if sequence is not None and last is not None and publisher == last[0] and sequence > last[1] + 1:
+            self.counters.count("lost", n=sequence - last[1] - 1)
+        self.last_sequence = None if sequence is None else (publisher, sequence)  # another publisher, or one started anew: no gap
         try:
             warnings, stamp = header_warnings(header, self.last_stamp_ns)
         except Exception:  # a message without a usable header still gets counted and decoded

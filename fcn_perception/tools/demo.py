@@ -110,18 +110,33 @@ SAMPLE_CAMERA_POSE = (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
 DEMO_NODE_ARGS = ("-p", "qos_reliability:=reliable", "-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}")
 
 
+def _connected(recorder, image_topics: list[str]) -> bool:
+    """Both ends of every match the drive needs, before its first frame: the node's subscription to
+    each camera and its writers of every output the recorder keeps (its diagnostics say what DDS
+    matched there), and the recorder's readers of those outputs. Outputs are volatile, and a sample
+    sent before the reader's end matched is never delivered (seen: a first polygon; a drive's first
+    frames, lost before the node could count them)."""
+    last = _last_diagnostics(recorder)
+    live = [k for k, o in OUTPUTS.items() if o.live]
+    for topic in image_topics:
+        d = last.get(f"{NODE_NAME}: {topic}")
+        if d is None or int(d["camera_publishers"]) < 1 or not set(live) <= set(d["outputs_read"].split(", ")):
+            return False
+    return recorder.matched([output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in live])
+
+
 def _settled(recorder, player, image_topics: list[str]) -> bool:
-    """The node's latest diagnostics account for every frame sent (published, dropped or bad), and
-    every published mask and polygon has arrived here (a small output lost in a burst of big ones
-    is only resent at the writer's next heartbeat, seconds later), and so has every confidence
-    image (sent after its mask: the last one can still be on its way; none from a model without),
-    every marker array and every grid of a ground polygon."""
+    """The node's latest diagnostics account for every frame sent (lost before the node took it, or
+    published, dropped or bad), and every published mask and polygon has arrived here (a small
+    output lost in a burst of big ones is only resent at the writer's next heartbeat, seconds
+    later), and so has every confidence image (sent after its mask: the last one can still be on
+    its way; none from a model without), every marker array and every grid of a ground polygon."""
     last = _last_diagnostics(recorder)
     for topic in image_topics:
         ns = camera_namespace(topic)
         count = {k: recorder.count(output_topic(ns, OUTPUTS[k].topic)) for k in ("mask", "polygon", "confidence", "markers", "polygon_ground", "grid")}
         d = last.get(f"{NODE_NAME}: {topic}")
-        if d is None or int(d["frames_received"]) < len(player.sent[topic]):
+        if d is None or int(d["frames_received"]) + int(d["frames_lost"]) < len(player.sent[topic]):
             return False
         if int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_bad"]) < int(d["frames_received"]):
             return False
@@ -168,11 +183,8 @@ def run(
     try:
         if not player.wait_for_subscriber(image_topics, NODE_NAME, timeout, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"the node never subscribed to {image_topics}:\n{node.output()[-2000:]}")
-        # every output the recorder keeps must be matched before the first frame: outputs are volatile,
-        # so a sample published before its reader matched is never delivered (seen: a first polygon)
-        outputs = [output_topic(camera_namespace(t), o.topic) for t in image_topics for o in OUTPUTS.values() if o.live]
-        wait_until(lambda: all(ros.count_publishers(o) > 0 for o in outputs), timeout)
-        time.sleep(1.0)  # both ends of each match: the node's writers see the recorder's readers too
+        if not wait_until(lambda: node.proc.poll() is not None or _connected(recorder, image_topics), timeout) or node.proc.poll() is not None:
+            raise RuntimeError(f"the node and this recorder did not connect in {timeout:.0f} s:\n{node.output()[-2000:]}")
         t0 = time.monotonic()
         frames = player.play(progress=progress)
         play_s = time.monotonic() - t0

@@ -87,6 +87,16 @@ class _Probe:
             if t is not None:
                 self.latencies[i].append((now - t) * 1e3)
 
+    def connected(self) -> bool:
+        """Both ends of every match a frame and its mask need: the node's (its diagnostics say what
+        DDS matched there) and this process's. A frame sent before the node's subscription matched
+        the camera is never delivered, and never counted: discovery is two-sided, and one side
+        finishing says nothing of the other."""
+        if not all(s.get_publisher_count() > 0 for s in self.subs[: len(self.topics)]):  # the masks, here
+            return False
+        node = [self.last_diag.get(t, {}) for t in self.topics]
+        return all(int(d.get("camera_publishers", 0)) > 0 and "mask" in d.get("outputs_read", "").split(", ") for d in node)
+
     def _on_diag(self, arr) -> None:
         for name, values in read_statuses(arr).items():
             if name.startswith(NODE_NAME):
@@ -105,11 +115,10 @@ class _Probe:
         threading.Thread(target=run, daemon=True).start()
 
     def settled(self, frames: int) -> bool:
-        """Every frame sent is accounted for by the node's diagnostics (served, dropped or bad)."""
+        """Every frame sent is accounted for by the node's diagnostics (lost before it, or taken and
+        then served, dropped or bad)."""
         d = [self.last_diag.get(t) for t in self.topics]
-        return all(
-            x and int(x["frames_received"]) == frames and int(x["frames_published"]) + int(x["frames_dropped"]) + int(x["frames_bad"]) == frames for x in d
-        )
+        return all(x and _accounted(*(int(x[f"frames_{k}"]) for k in ("received", "lost", "published", "dropped", "bad")), frames) for x in d)
 
     def close(self) -> None:
         self.stop.set()
@@ -163,6 +172,11 @@ def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, pro
     return time.monotonic() - start
 
 
+def _accounted(received: int, lost: int, published: int, dropped: int, bad: int, sent: int) -> bool:
+    """Every frame sent either never reached the node (lost) or was served, dropped or bad there."""
+    return received + lost == sent and published + dropped + bad == received
+
+
 def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float, end: tuple[int, int], code: int) -> dict:
     end_rss, end_threads = end
     samples = probe.samples
@@ -176,6 +190,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
             "published": int(d.get("frames_published", -1)),
             "dropped": int(d.get("frames_dropped", -1)),
             "bad": int(d.get("frames_bad", -1)),
+            "lost": int(d.get("frames_lost", -1)),
             "masks_received_here": probe.masks[i],
             "latency_ms": percentiles(probe.latencies[i]),
             "output_fps": round(probe.masks[i] / send_s, 2),
@@ -187,7 +202,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         "frames_per_camera": frames,
         "seconds": round(send_s, 1),
         "per_camera": per_camera,
-        "accounted": all(c["received"] == frames == c["published"] + c["dropped"] + c["bad"] for c in per_camera.values()),
+        "accounted": all(_accounted(*(c[k] for k in ("received", "lost", "published", "dropped", "bad")), frames) for c in per_camera.values()),
         "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
         "rss_mb": {
             "after_warmup": round(warm[1] / 1024, 1),
@@ -259,12 +274,10 @@ def run_load(
         def up() -> bool:
             if node.proc.poll() is not None:
                 raise NodeDidNotStart(node.output())
-            masks_seen = all(ros.count_publishers(f"/load_cam{i}/segmentation/mask") > 0 for i in range(cameras))
-            return masks_seen and all(p.get_subscription_count() > 0 for p in pubs)
+            return probe.connected() and all(p.get_subscription_count() > 0 for p in pubs)
 
         if not wait_until(up, 90, 0.1):
             raise NodeDidNotStart(node.output(), "was not serving after 90 s")
-        time.sleep(0.5)  # discovery settles both ways before the clock starts
         probe.sample_memory(node.proc.pid)
         send_s = _send(probe, pubs, jpegs, frames, rate, progress)
         wait_until(lambda: probe.settled(frames), 20, 0.1)
