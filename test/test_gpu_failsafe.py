@@ -143,7 +143,7 @@ def test_a_long_build_runs_off_the_serving_path_and_diagnostics_say_engine_build
             time.sleep(0.05)
             if during is None and time.monotonic() - t0 > 2.5:  # mid-build
                 during = (_status(node, FRONT), _status(node, SIDE), front.counters.published)
-        time.sleep(0.5)
+        assert wait_until(lambda: node.worker.busy_since is None, 10)  # the last frames served
         front_during, side_during, front_served_mid_build = during
         for values in (front_during, side_during):  # WARN, not the ERROR of a stalled worker
             assert values["level"] == 1 and f"engine building for {SIDE_SIZE[0]}x{SIDE_SIZE[1]}" in values["message"], values

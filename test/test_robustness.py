@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fcn_perception.waiting import wait_until
+
 RAW, JPG = "/fuzz/image_raw", "/fuzz2/image_raw/compressed"
 FRAME = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
 MAX_PIXELS = 320 * 240
@@ -352,9 +354,10 @@ def test_a_hung_inference_call_turns_diagnostics_error_while_it_hangs(node):
     assert node.set_parameters([Parameter("stall_timeout", value=0.3)])[0].successful
     backend = node.pipeline.segmenter.backend
     real = backend.infer
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def hang(batch):
+        started.set()
         release.wait(10)  # a driver call that does not return
         return real(batch)
 
@@ -362,7 +365,8 @@ def test_a_hung_inference_call_turns_diagnostics_error_while_it_hangs(node):
     worker = threading.Thread(target=serve, args=(node, cam, image(sec=200)))
     worker.start()
     try:
-        time.sleep(0.6)
+        assert started.wait(10)
+        assert wait_until(lambda: diag(node, RAW)[1] == 2, 5)  # once the call is older than stall_timeout
         values, level, message = diag(node, RAW)
         assert level == 2 and "stalled" in message and float(values["current_frame_age_s"]) > 0.3
     finally:
