@@ -235,7 +235,7 @@ def test_overload_four_cameras_latency_bounded_drops_fair_diagnostics_warn(ros_n
     rate = min(250.0, 1000.0 / service_ms)  # per camera: 4 cameras together offer ~4x what the node serves
     res = run_load(cameras=4, rate=rate, frames=120, warmup=30, ros=ros_node, log=tmp_path / "node.log")
     assert res["node_exit_code"] == 0
-    assert res["accounted"], res["per_camera"]  # received = published + dropped + bad, per camera
+    assert res["accounted"], res["per_camera"]  # received + lost = sent, received = published + dropped + bad, per camera
     for cam in res["per_camera"].values():
         assert cam["dropped"] > 0 and cam["published"] > 0
         assert cam["latency_ms"]["p95"] < 500, cam  # bounded: never a growing queue

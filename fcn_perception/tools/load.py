@@ -6,7 +6,9 @@ node; this process records every mask, samples the node's resident memory and th
 10,000 frames), the overload test (4 cameras at 30 Hz on a machine that serves fewer) and the
 multi-camera benchmark, with one set of figures:
 
-- accounting: every frame the node received is published, dropped (latest-frame policy) or bad;
+- accounting: every frame sent is received by the node or lost before it (counted from the
+  publishers' sequence numbers), and every frame received is published, dropped (latest-frame
+  policy) or bad;
 - latency per camera (stamp sent -> mask received here), p50/p95/p99, and output rate;
 - fairness: each camera's share of the published frames;
 - memory: resident set after warm-up vs at the end (growth %), peak; threads after warm-up vs end.
@@ -366,7 +368,7 @@ def report(res: dict) -> str:
     ]
     for t, c in res["per_camera"].items():
         lines.append(
-            f"  {t}: received {c['received']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
+            f"  {t}: received {c['received']} lost {c['lost']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
             f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms"
         )
     return "\n".join(lines)
