@@ -166,6 +166,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
         self.worker.start()
         self._subscribe()
+        heap.freeze_long_lived()  # all that serving keeps, made: no full scans of it while serving
         return TransitionCallbackReturn.SUCCESS
 
     def _publisher(self, msg_type, topic: str, qos):
@@ -224,6 +225,7 @@ class FcnPerceptionNode(LifecycleNode):
         if self.pipeline is not None and (left := self.pipeline.segmenter.close()):
             self.get_logger().warning(f"backend builds still running at cleanup: {left}")
         self.pipeline = self.guard = None  # frees the backend (sessions, engines, GPU memory)
+        heap.thaw()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
