@@ -178,7 +178,7 @@ def test_frames_a_publisher_sent_that_never_arrived_are_counted_lost(node):
 
 
 def test_what_serving_keeps_is_left_out_of_full_collections_until_cleanup(ros_node):
-    """A full collection walked every object of a started node with the GIL held (20-38 ms, twice in
+    """A full collection walked every object of a started node with the GIL held (22-38 ms, twice in
     20 s of a two-camera rig): configure freezes them, cleanup lets the collector reach them again."""
     import gc
 
