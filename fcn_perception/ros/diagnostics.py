@@ -81,3 +81,12 @@ def read_statuses(arr) -> dict[str, dict]:
         level = s.level if isinstance(s.level, int) else int.from_bytes(s.level, "little")
         out[s.name] = {kv.key: kv.value for kv in s.values} | {"level": level, "message": s.message}
     return out
+
+
+def node_connected(values: dict | None, outputs: list[str]) -> bool:
+    """A camera's status (as :func:`read_statuses` gives it) says DDS matched, on the node's side, its
+    subscription to a camera publisher and each of ``outputs`` (the registry's keys) to a reader:
+    what the demo and the load harness wait on before their first frame."""
+    if not values or int(values.get("camera_publishers", 0)) < 1:
+        return False
+    return set(outputs) <= set(values.get("outputs_read", "").split(", "))

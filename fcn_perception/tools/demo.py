@@ -22,7 +22,7 @@ import cv2
 
 from fcn_perception.bags.bag_io import bag_topics
 from fcn_perception.params.table import NODE_NAME
-from fcn_perception.ros.diagnostics import read_statuses
+from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.outputs import OUTPUTS
 from fcn_perception.ros.topics import camera_namespace, output_topic
 from fcn_perception.stats import percentiles
@@ -118,10 +118,8 @@ def _connected(recorder, image_topics: list[str]) -> bool:
     frames, lost before the node could count them)."""
     last = _last_diagnostics(recorder)
     live = [k for k, o in OUTPUTS.items() if o.live]
-    for topic in image_topics:
-        d = last.get(f"{NODE_NAME}: {topic}")
-        if d is None or int(d["camera_publishers"]) < 1 or not set(live) <= set(d["outputs_read"].split(", ")):
-            return False
+    if not all(node_connected(last.get(f"{NODE_NAME}: {topic}"), live) for topic in image_topics):
+        return False
     return recorder.matched([output_topic(camera_namespace(t), OUTPUTS[k].topic) for t in image_topics for k in live])
 
 

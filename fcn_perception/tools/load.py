@@ -26,12 +26,15 @@ from pathlib import Path
 
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.params.table import NODE_NAME
-from fcn_perception.ros.diagnostics import read_statuses
+from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.topics import COMPRESSED, camera_info_topic
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 from fcn_perception.waiting import wait_until
+
+#: the node's frame counters per camera (its diagnostics' ``frames_<name>``), as the figures carry them
+COUNTS = ("received", "published", "dropped", "bad", "lost")
 
 
 def _proc_status(pid: int) -> tuple[int, int]:
@@ -96,8 +99,7 @@ class _Probe:
         finishing says nothing of the other."""
         if not all(s.get_publisher_count() > 0 for s in self.subs[: len(self.topics)]):  # the masks, here
             return False
-        node = [self.last_diag.get(t, {}) for t in self.topics]
-        return all(int(d.get("camera_publishers", 0)) > 0 and "mask" in d.get("outputs_read", "").split(", ") for d in node)
+        return all(node_connected(self.last_diag.get(t), ["mask"]) for t in self.topics)
 
     def _on_diag(self, arr) -> None:
         for name, values in read_statuses(arr).items():
@@ -120,7 +122,7 @@ class _Probe:
         """Every frame sent is accounted for by the node's diagnostics (lost before it, or taken and
         then served, dropped or bad)."""
         d = [self.last_diag.get(t) for t in self.topics]
-        return all(x and _accounted(*(int(x[f"frames_{k}"]) for k in ("received", "lost", "published", "dropped", "bad")), frames) for x in d)
+        return all(x and _accounted({k: int(x[f"frames_{k}"]) for k in COUNTS}, frames) for x in d)
 
     def close(self) -> None:
         self.stop.set()
@@ -174,9 +176,9 @@ def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, pro
     return time.monotonic() - start
 
 
-def _accounted(received: int, lost: int, published: int, dropped: int, bad: int, sent: int) -> bool:
+def _accounted(c: dict[str, int], sent: int) -> bool:
     """Every frame sent either never reached the node (lost) or was served, dropped or bad there."""
-    return received + lost == sent and published + dropped + bad == received
+    return c["received"] + c["lost"] == sent and c["published"] + c["dropped"] + c["bad"] == c["received"]
 
 
 def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float, end: tuple[int, int], code: int) -> dict:
@@ -188,11 +190,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         d = probe.last_diag.get(t, {})
         per_camera[t] = {
             "sent": frames,
-            "received": int(d.get("frames_received", -1)),
-            "published": int(d.get("frames_published", -1)),
-            "dropped": int(d.get("frames_dropped", -1)),
-            "bad": int(d.get("frames_bad", -1)),
-            "lost": int(d.get("frames_lost", -1)),
+            **{k: int(d.get(f"frames_{k}", -1)) for k in COUNTS},
             "masks_received_here": probe.masks[i],
             "latency_ms": percentiles(probe.latencies[i]),
             "output_fps": round(probe.masks[i] / send_s, 2),
@@ -204,7 +202,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         "frames_per_camera": frames,
         "seconds": round(send_s, 1),
         "per_camera": per_camera,
-        "accounted": all(_accounted(*(c[k] for k in ("received", "lost", "published", "dropped", "bad")), frames) for c in per_camera.values()),
+        "accounted": all(_accounted(c, frames) for c in per_camera.values()),
         "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
         "rss_mb": {
             "after_warmup": round(warm[1] / 1024, 1),
