@@ -153,7 +153,7 @@ def test_no_pose_no_boundary_and_with_a_pose_the_paths_are_published_shape():
     res = pipeline.drivable_area(mask, state)
     assert res.ego_lane is not None and res.ego_lane.found == 2
     out = outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, res, "base_link", picture)
-    left, right, mid = out["ego_left"], out["ego_right"], out["lane_center"]
+    left, right, mid = (out[k].message for k in ("ego_left", "ego_right", "lane_center"))  # written as CDR: read back
     assert left.header.frame_id == "base_link" and len(left.poses) > 10
     xs = [p.pose.position.x for p in left.poses]
     assert xs == sorted(xs) and max(np.diff(xs)) <= 1.0 and all(p.pose.position.z == 0 for p in left.poses)

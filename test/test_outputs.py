@@ -81,3 +81,32 @@ def test_what_node_and_replay_build_follows_each_entrys_policy():
     assert "overlay_compressed" not in plain and "confidence" not in plain and {"mask", "mask_compressed", "markers"} <= plain
     assert {"overlay_compressed", "confidence"} <= set(outputs.replay_keys({"overlay", "confidence"}))
     assert outputs.is_output_topic("/cam/lane_markings/points") and not outputs.is_output_topic("/cam/image_raw")
+
+
+@pytest.mark.parametrize("frame_id", ["", "a", "map", "odom1", "base_link", "base_footprint", "camera_front_optical_frame"])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 61])
+def test_a_path_written_straight_as_cdr_is_the_bytes_rosbags_writes(frame_id, n):
+    """Paths skip rosbags' dataclasses (``cdr.path_cdr``): every frame-id length puts the padding
+    elsewhere, and the first pose starts 4- or 8-aligned, so each must come out as rosbags' own."""
+    from fcn_perception.ros.cdr import TYPESTORE, Cdr, header, rosbags_message, serialize
+
+    hdr = header(1_796_600_000_123_456_789 + n, frame_id)
+    rng = np.random.default_rng(n + len(frame_id))
+    points = np.column_stack([np.sort(rng.uniform(0, 30, n)), rng.uniform(-4, 4, n)])
+    fast = messages.path_msg(rosbags_message, hdr, points if n else None)
+    assert isinstance(fast, Cdr)
+    poses = []
+    if n >= 2:
+        d = np.gradient(points, axis=0)
+        half_yaw = np.arctan2(d[:, 1], d[:, 0]) / 2
+        for (x, y), qz, qw in zip(points.tolist(), np.sin(half_yaw).tolist(), np.cos(half_yaw).tolist(), strict=True):
+            q = rosbags_message("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=qz, w=qw)
+            pose = rosbags_message("geometry_msgs/msg/Pose", position=rosbags_message("geometry_msgs/msg/Point", x=x, y=y, z=0.0), orientation=q)
+            poses.append(rosbags_message("geometry_msgs/msg/PoseStamped", header=hdr, pose=pose))
+    slow = rosbags_message(messages.PATH, header=hdr, poses=poses)
+    assert serialize(fast, messages.PATH) == bytes(TYPESTORE.serialize_cdr(slow, messages.PATH))
+    back = fast.message
+    assert back.header.frame_id == frame_id and len(back.poses) == (n if n >= 2 else 0)
+    if n >= 2:
+        assert [p.pose.position.x for p in back.poses] == points[:, 0].tolist()
+        assert back.poses[-1].header.stamp.nanosec == hdr.stamp.nanosec

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fcn_perception.ros.cdr import path_cdr
 from fcn_perception.ros.topics import COMPRESSED, IMAGE
 
 if TYPE_CHECKING:
@@ -101,17 +102,14 @@ def occupancy_msg(new: Factory, header, grid: np.ndarray, origin_xy: tuple[float
 
 def path_msg(new: Factory, header, points: np.ndarray | None):
     """(N, 2) x, y on the ground (z = 0), ordered by increasing x -> nav_msgs/Path; each pose faces
-    along the path (yaw of its tangent). ``None``: the empty Path ("that boundary is not found")."""
-    poses = []
+    along the path (yaw of its tangent). ``None``: the empty Path ("that boundary is not found").
+    Written straight as CDR (:func:`fcn_perception.ros.cdr.path_cdr` says why), not with ``new``."""
+    rows = None
     if points is not None and len(points) >= 2:
         d = np.gradient(points, axis=0)
         half_yaw = np.arctan2(d[:, 1], d[:, 0]) / 2
-        rows = np.column_stack([points[:, :2], np.sin(half_yaw), np.cos(half_yaw)]).tolist()  # Python floats, one pass
-        for x, y, qz, qw in rows:
-            q = new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=qz, w=qw)
-            pose = new("geometry_msgs/msg/Pose", position=new("geometry_msgs/msg/Point", x=x, y=y, z=0.0), orientation=q)
-            poses.append(new("geometry_msgs/msg/PoseStamped", header=header, pose=pose))
-    return new(PATH, header=header, poses=poses)
+        rows = np.column_stack([points[:, :2], np.sin(half_yaw), np.cos(half_yaw)])
+    return path_cdr(header, rows)
 
 
 def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
