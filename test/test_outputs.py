@@ -105,8 +105,11 @@ def test_a_path_written_straight_as_cdr_is_the_bytes_rosbags_writes(frame_id, n)
             poses.append(rosbags_message("geometry_msgs/msg/PoseStamped", header=hdr, pose=pose))
     slow = rosbags_message(messages.PATH, header=hdr, poses=poses)
     assert serialize(fast, messages.PATH) == bytes(TYPESTORE.serialize_cdr(slow, messages.PATH))
-    back = fast.message
-    assert back.header.frame_id == frame_id and len(back.poses) == (n if n >= 2 else 0)
-    if n >= 2:
-        assert [p.pose.position.x for p in back.poses] == points[:, 0].tolist()
-        assert back.poses[-1].header.stamp.nanosec == hdr.stamp.nanosec
+    from nav_msgs.msg import Path
+    from rclpy.serialization import deserialize_message
+
+    for back in (fast.message, deserialize_message(fast.data, Path)):  # as rosbags and rclpy read it
+        assert back.header.frame_id == frame_id and len(back.poses) == (n if n >= 2 else 0)
+        if n >= 2:
+            assert [p.pose.position.x for p in back.poses] == points[:, 0].tolist()
+            assert back.poses[-1].header.stamp.nanosec == hdr.stamp.nanosec
