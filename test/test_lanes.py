@@ -108,3 +108,11 @@ def test_the_shipped_model_sees_lanes_and_the_node_outputs_carry_them(lane_frame
     assert pipeline.drivable_pixels(res.mask)[predicted].all()  # painted lines are drivable: never a hole
     out = outputs.build(list(outputs.OUTPUTS), rosbags_message, hdr, res, "base_footprint", lambda: res.mask)
     assert out["lane_points"].header.frame_id == "base_footprint" and out["lane_points"].width == len(res.lanes.ground)
+    markers = out["markers"].markers
+    assert markers[0].action == 3  # DELETEALL first
+    rings = {m.ns: m for m in markers[1:] if m.type == 4 and m.ns != "ground/boundary"}
+    assert {"image/outer", "ground/outer"} <= set(rings)
+    image, ground = rings["image/outer"], rings["ground/outer"]
+    assert image.header.frame_id == "camera_optical_frame" and {p.z for p in image.points} == {1.0}  # the z = 1 m plane
+    assert ground.header.frame_id == "base_footprint" and {p.z for p in ground.points} == {0.0}
+    assert (image.points[0].x, image.points[0].y) == (image.points[-1].x, image.points[-1].y)  # closed

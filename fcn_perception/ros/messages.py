@@ -112,13 +112,13 @@ def path_msg(new: Factory, header, points: np.ndarray | None):
     return path_cdr(header, rows)
 
 
-def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
-    """A closed LINE_STRIP on the ground (z = 0)."""
-    return line_marker(new, header, ns, 0, np.vstack([points, points[:1]]), rgb, width)
+def outline_marker(new: Factory, header, ns: str, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1, idx: int = 0, z: float = 0.0):
+    """A closed LINE_STRIP through (N, 2) points on the plane at height ``z`` (the ground: 0)."""
+    return line_marker(new, header, ns, idx, np.vstack([points, points[:1]]), rgb, width, z)
 
 
-def line_marker(new: Factory, header, ns: str, idx: int, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1):
-    """A LINE_STRIP through (N, 2) points on the ground (z = 0)."""
+def line_marker(new: Factory, header, ns: str, idx: int, points: np.ndarray, rgb: tuple[float, float, float], width: float = 0.1, z: float = 0.0):
+    """A LINE_STRIP through (N, 2) points on the plane at height ``z`` (the ground: 0)."""
     return new(
         "visualization_msgs/msg/Marker",
         header=header,
@@ -129,7 +129,7 @@ def line_marker(new: Factory, header, ns: str, idx: int, points: np.ndarray, rgb
         pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
         scale=new("geometry_msgs/msg/Vector3", x=width, y=0.0, z=0.0),
         color=new("std_msgs/msg/ColorRGBA", r=rgb[0], g=rgb[1], b=rgb[2], a=1.0),
-        points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in points],
+        points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=z) for x, y in points],
     )
 
 
@@ -184,26 +184,10 @@ def markers_msg(new: Factory, image_header, ground_header, result: FrameResult):
     markers = [new("visualization_msgs/msg/Marker", header=image_header, action=3)]  # DELETEALL: no stale rings
     w, h = result.size
 
-    def ring_marker(header, ns: str, idx: int, pts: np.ndarray, z: float, width: float):
-        closed = np.vstack([pts, pts[:1]])
-        r, g, b = _COLOURS[ns.split("/")[1]]
-        return new(
-            "visualization_msgs/msg/Marker",
-            header=header,
-            ns=ns,
-            id=idx,
-            type=4,  # LINE_STRIP
-            action=0,
-            pose=new("geometry_msgs/msg/Pose", orientation=new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)),
-            scale=new("geometry_msgs/msg/Vector3", x=width, y=0.0, z=0.0),
-            color=new("std_msgs/msg/ColorRGBA", r=r, g=g, b=b, a=1.0),
-            points=[new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=z) for x, y in closed],
-        )
-
     counts = {"image/outer": 0, "image/hole": 0, "ground/outer": 0, "ground/hole": 0}
 
     def add(header, ns: str, pts: np.ndarray, z: float, width: float) -> None:
-        markers.append(ring_marker(header, ns, counts[ns], pts, z, width))
+        markers.append(outline_marker(new, header, ns, pts, _COLOURS[ns.split("/")[1]], width, counts[ns], z))
         counts[ns] += 1
 
     for i, region in enumerate(result.regions):
