@@ -1,15 +1,19 @@
 """The output registry is the one place an output is added: a new entry (topic, type, builder) is
 published by the node and written by replay with nothing else changed; and what each side builds
-follows the entry's policy (always, while subscribed, when asked)."""
+follows the entry's policy (always, while subscribed, when asked); a builder that writes its CDR itself
+(the lane Paths) gives rosbags' own bytes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from nav_msgs.msg import Path
+from rclpy.serialization import deserialize_message
 
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.bags.replay import replay
 from fcn_perception.ros import messages, outputs
+from fcn_perception.ros.cdr import TYPESTORE, Cdr, header, rosbags_message, serialize
 from fcn_perception.ros.topics import IMAGE
 from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
 from fcn_perception.waiting import wait_until
@@ -88,8 +92,6 @@ def test_what_node_and_replay_build_follows_each_entrys_policy():
 def test_a_path_written_straight_as_cdr_is_the_bytes_rosbags_writes(frame_id, n):
     """Paths skip rosbags' dataclasses (``cdr.path_cdr``): every frame-id length puts the padding
     elsewhere, and the first pose starts 4- or 8-aligned, so each must come out as rosbags' own."""
-    from fcn_perception.ros.cdr import TYPESTORE, Cdr, header, rosbags_message, serialize
-
     hdr = header(1_796_600_000_123_456_789 + n, frame_id)
     rng = np.random.default_rng(n + len(frame_id))
     points = np.column_stack([np.sort(rng.uniform(0, 30, n)), rng.uniform(-4, 4, n)])
@@ -105,9 +107,6 @@ def test_a_path_written_straight_as_cdr_is_the_bytes_rosbags_writes(frame_id, n)
             poses.append(rosbags_message("geometry_msgs/msg/PoseStamped", header=hdr, pose=pose))
     slow = rosbags_message(messages.PATH, header=hdr, poses=poses)
     assert serialize(fast, messages.PATH) == bytes(TYPESTORE.serialize_cdr(slow, messages.PATH))
-    from nav_msgs.msg import Path
-    from rclpy.serialization import deserialize_message
-
     for back in (fast.message, deserialize_message(fast.data, Path)):  # as rosbags and rclpy read it
         assert back.header.frame_id == frame_id and len(back.poses) == (n if n >= 2 else 0)
         if n >= 2:
