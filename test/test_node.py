@@ -253,6 +253,24 @@ def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     assert res["node_exit_code"] == 0 and res["accounted"], res
     assert res["rss_growth_pct"] < 5.0, res["rss_mb"]
     assert res["threads"]["end"] == res["threads"]["after_warmup"]
+    # the node's CPU a mask (decoding and the network alone take more than 2 ms) and the harness's share
+    assert 2.0 < res["cpu"]["node_ms_per_mask"] < 1000.0 and 0.0 < res["cpu"]["load_process_pct_of_a_core"] < 100.0, res["cpu"]
+
+
+def test_load_counts_cpu_from_warm_up_to_the_last_frame_sent():
+    """The window is the first sample at ``warmup`` frames to the first with every frame sent: the
+    start-up before it and the idle wait after it are not the node's cost of a frame."""
+    from fcn_perception.tools.load import Sample, _cpu
+
+    samples = [
+        Sample(0, 0, 0, node_cpu_s=5.0, own_cpu_s=1.0, masks=0, t=0.0),  # start-up: the model loaded
+        Sample(100, 0, 0, node_cpu_s=6.0, own_cpu_s=1.5, masks=90, t=3.0),  # warm
+        Sample(200, 0, 0, node_cpu_s=8.0, own_cpu_s=2.0, masks=190, t=6.0),
+        Sample(300, 0, 0, node_cpu_s=10.0, own_cpu_s=2.6, masks=290, t=9.0),  # every frame sent
+        Sample(300, 0, 0, node_cpu_s=10.5, own_cpu_s=2.7, masks=300, t=12.0),  # settling, then idle
+    ]
+    assert _cpu(samples, warmup=100, frames=300) == {"node_ms_per_mask": 20.0, "load_process_pct_of_a_core": 18.3}
+    assert _cpu(samples[:2], warmup=100, frames=300) == {}  # stopped before the last frame: no figure
 
 
 def test_startup_tells_when_the_new_node_was_discovered_though_another_has_its_name(ros_node):

@@ -11,17 +11,21 @@ multi-camera benchmark, with one set of figures:
   policy) or bad;
 - latency per camera (stamp sent -> mask received here), p50/p95/p99, and output rate;
 - fairness: each camera's share of the published frames;
-- memory: resident set after warm-up vs at the end (growth %), peak; threads after warm-up vs end.
+- memory: resident set after warm-up vs at the end (growth %), peak; threads after warm-up vs end;
+- CPU from warm-up to the last frame sent: the node's a mask served, and this process's share of a
+  core (it runs on the same CPU as the node it measures, and takes that much from it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from fcn_perception.bags.bag_io import read_messages
@@ -46,6 +50,38 @@ def _proc_status(pid: int) -> tuple[int, int]:
         elif line.startswith("Threads:"):
             threads = int(line.split()[1])
     return rss, threads
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has spent, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after the command name
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    """What the probe reads every 0.5 s."""
+
+    sent: int  # frames sent per camera so far
+    rss_kib: int  # the node's
+    threads: int  # the node's
+    node_cpu_s: float
+    own_cpu_s: float  # this process's
+    masks: int  # received here so far, all cameras
+    t: float  # time.monotonic()
+
+
+def _cpu(samples: list[Sample], warmup: int, frames: int) -> dict:
+    """The node's CPU a mask served and this process's % of a core, from the first sample after
+    ``warmup`` frames to the first once all ``frames`` were sent (empty when the run was too short)."""
+    start = next((s for s in samples if s.sent >= warmup), None)
+    end = next((s for s in samples if s.sent >= frames), None)
+    if start is None or end is None or end.masks <= start.masks or end.t <= start.t:
+        return {}
+    return {
+        "node_ms_per_mask": round(1e3 * (end.node_cpu_s - start.node_cpu_s) / (end.masks - start.masks), 2),
+        "load_process_pct_of_a_core": round(100 * (end.own_cpu_s - start.own_cpu_s) / (end.t - start.t), 1),
+    }
 
 
 def _sample_jpegs(size: tuple[int, int] | None) -> list[bytes]:
@@ -73,7 +109,7 @@ class _Probe:
         self.latencies: list[list[float]] = [[] for _ in topics]
         self.masks = [0] * len(topics)
         self.last_diag: dict[str, dict[str, str]] = {}
-        self.samples: list[tuple[int, int, int]] = []  # (frames sent per camera, rss KiB, threads)
+        self.samples: list[Sample] = []
         self.sent = 0
         self.stop = threading.Event()
         self.info_pubs: list = []  # (CameraInfo publisher, its message) per camera, with --ground
@@ -112,7 +148,7 @@ class _Probe:
         def run() -> None:
             while not self.stop.wait(0.5):
                 try:
-                    self.samples.append((self.sent, *_proc_status(pid)))
+                    self.samples.append(Sample(self.sent, *_proc_status(pid), _proc_cpu_s(pid), time.process_time(), sum(self.masks), time.monotonic()))
                 except (FileNotFoundError, ProcessLookupError):
                     return
 
@@ -184,7 +220,7 @@ def _accounted(c: dict[str, int], sent: int) -> bool:
 def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float, end: tuple[int, int], code: int) -> dict:
     end_rss, end_threads = end
     samples = probe.samples
-    warm = next((s for s in samples if s[0] >= warmup), samples[-1] if samples else (0, end_rss, end_threads))
+    warm = next((s for s in samples if s.sent >= warmup), samples[-1] if samples else Sample(0, end_rss, end_threads, 0.0, 0.0, 0, 0.0))
     per_camera = {}
     for i, t in enumerate(probe.topics):
         d = probe.last_diag.get(t, {})
@@ -205,12 +241,13 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         "accounted": all(_accounted(c, frames) for c in per_camera.values()),
         "fairness_min_over_max": round(min(published) / max(max(published), 1), 3),
         "rss_mb": {
-            "after_warmup": round(warm[1] / 1024, 1),
+            "after_warmup": round(warm.rss_kib / 1024, 1),
             "end": round(end_rss / 1024, 1),
-            "peak": round(max([s[1] for s in samples] + [end_rss]) / 1024, 1),
+            "peak": round(max([s.rss_kib for s in samples] + [end_rss]) / 1024, 1),
         },
-        "rss_growth_pct": round(100.0 * (end_rss - warm[1]) / max(warm[1], 1), 2),
-        "threads": {"after_warmup": warm[2], "end": end_threads},
+        "rss_growth_pct": round(100.0 * (end_rss - warm.rss_kib) / max(warm.rss_kib, 1), 2),
+        "threads": {"after_warmup": warm.threads, "end": end_threads},
+        "cpu": _cpu(samples, warmup, frames),
         "node_exit_code": code,
         "diagnostic_levels": {t: probe.last_diag.get(t, {}).get("level") for t in probe.topics},
         "fused_grid_hz": round(len(probe.fused) / send_s, 2),
@@ -364,6 +401,11 @@ def report(res: dict) -> str:
         f"peak {res['rss_mb']['peak']} MB; threads {res['threads']['after_warmup']} -> {res['threads']['end']}; exit code {res['node_exit_code']}",
         f"  fused grid {res['fused_grid_hz']} Hz",
     ]
+    if cpu := res.get("cpu"):
+        lines.append(
+            f"  CPU from warm-up to the last frame sent: the node {cpu['node_ms_per_mask']} ms a mask, "
+            f"this load process {cpu['load_process_pct_of_a_core']} % of a core"
+        )
     for t, c in res["per_camera"].items():
         lines.append(
             f"  {t}: received {c['received']} lost {c['lost']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
