@@ -52,7 +52,7 @@ for r in $(seq "$ROUNDS"); do
     backend=${3:-auto}
     for t in $TREES; do
       echo "== load, round $r, $t, $1 x $2 at 30 Hz for 20 s, backend $backend"
-      run $t load --cameras "$1" --rate 30 --frames 600 --size "$2" --ground --param "backend:=$backend" | grep -E "RSS|received|fused"
+      run $t load --cameras "$1" --rate 30 --frames 600 --size "$2" --ground --param "backend:=$backend" | grep -E "RSS|received|fused|CPU from"
     done
   done
 done
