@@ -90,6 +90,7 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
         assert int(diag["frames_published"]) == cam["masks_out"]
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == int(diag["frames_received"])
         assert diag["camera_publishers"] == "1" and {"mask", "polygon", "confidence"} <= set(diag["outputs_read"].split(", ")), diag
+        assert 0.0 <= float(diag["node_cpu_pct"]) <= 100.0, diag
     assert diag["backend"] == "openvino-cpu"  # auto on a CPU with OpenVINO installed
     assert diag["inference_streams"] == "2"  # two cameras, two frame workers: their frames inferred side by side
     assert diag["precision"].startswith("auto = ") and ("measured" in diag["precision"] or "not yet measured" in diag["precision"])

@@ -177,6 +177,22 @@ def test_frames_a_publisher_sent_that_never_arrived_are_counted_lost(node):
     assert values["frames_lost"] == "6" and level == 1 and "6 lost before the node took them" in message, message
 
 
+def test_the_node_says_its_share_of_the_cpu_beside_each_cameras_counts(node):
+    """``node_cpu_pct``: the process's CPU over the diagnostics window, as a share of the cores it may
+    run on. With frames dropped, near 100 says the CPU is the bound (BENCHMARKS.md, twelfth sitting)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    diag(node, RAW)  # a fresh window
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # one thread busy: up to a core's worth
+        pass
+    busy = float(diag(node, RAW)[0]["node_cpu_pct"])
+    time.sleep(0.3)  # what is measured here: the process at rest
+    rest = float(diag(node, JPG)[0]["node_cpu_pct"])  # every camera's status carries it
+    assert 100 / cores / 3 < busy <= 100 / cores + 15 and rest < busy / 5, (busy, rest, cores)
+
+
 def test_what_serving_keeps_is_left_out_of_full_collections_until_cleanup(ros_node):
     """A full collection walked every object of a started node with the GIL held (22-38 ms, twice in
     20 s of a two-camera rig): configure freezes them, cleanup lets the collector reach them again."""

@@ -46,6 +46,7 @@ from fcn_perception.scene.frame_loop import serve_frame
 from fcn_perception.scene.ground import quaternion_matrix
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
 from fcn_perception.scene.scheduler import FrameWorker
+from fcn_perception.stats import CpuShare
 
 NO_PUBLISHER_WARN_S = 5.0  # a camera topic nobody publishes for this long is named once at WARN
 
@@ -123,7 +124,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.worker = FrameWorker(0, self._serve)
         self.fusion, self.fusion_lock, self.fused_pubs = None, threading.Lock(), {}
         self._timers, self._tf_buffer, self.pub_diag = [], None, None
-        self._last_diag, self._active = time.monotonic(), False
+        self._last_diag, self._active, self._cpu = time.monotonic(), False, CpuShare()
         self._endpoints = EndpointWatch(self)  # readers never served and cameras never taken, said once each
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -200,7 +201,7 @@ class FcnPerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for io in self.io:
             io.unpublished_since, io.warned_no_publisher = None, False
-        self._last_diag = time.monotonic()
+        self._last_diag, self._cpu = time.monotonic(), CpuShare()
         self._timers = [self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics), self.create_timer(1.0, self._check_graph)]
         if self.fusion is not None:
             self._timers.append(self.create_timer(1.0 / self.cfg.fusion_rate, self._publish_fused))
@@ -329,13 +330,14 @@ class FcnPerceptionNode(LifecycleNode):
         """One status per camera over the window since the previous call (which it starts anew)."""
         now = time.monotonic()
         period, self._last_diag = max(now - self._last_diag, 1e-3), now
+        cpu = {"node_cpu_pct": f"{self._cpu.take():.1f}"}  # the whole process's, beside each camera's drops
         busy = self.worker.busy_since
         health = self.guard.observe(now - busy if busy is not None else 0.0) if self.guard is not None else BackendHealth("none")
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, io in zip(self.cameras, self.io, strict=True):
             level, message, values = camera_status(cam, cam.counters.take_window(), period, health)
-            values |= _matched(io)
+            values |= _matched(io) | cpu
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=io.namespace or "/", message=message)
             status.level = bytes([level])
             status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
