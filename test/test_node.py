@@ -385,7 +385,7 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     try:
-        assert _wait(lambda: rec.count("/stopload/segmentation/mask") >= 2, 60)  # frames flowing, the worker inside inference
+        assert _wait(lambda: rec.count("/stopload/segmentation/mask") >= 2, 60), node.output()[-2000:]  # frames flowing, inference busy
         start = time.monotonic()
         code = node.stop(getattr(signal, sig))
         assert code == 0 and time.monotonic() - start < 10, node.output()[-2000:]
@@ -393,6 +393,7 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
     finally:
         done.set()
         thread.join()
+        node.stop()  # a node left running after a failure answers the next test's lifecycle calls
         ros_node.destroy_publisher(pub)
         for sub in rec.subs:
             ros_node.destroy_subscription(sub)
