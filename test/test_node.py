@@ -359,6 +359,13 @@ def test_runtime_parameter_updates_are_validated_then_sigterm_is_orderly(ros_nod
     assert "Traceback" not in node.output()
 
 
+NO_MASKS_YET = "no mask within 60 s"
+
+
+# Run again once only when no mask came: on Kilted the node's first 2.7 MB best-effort frame took
+# 10-46 s to arrive in 1 of 4 runs on ae41225 and 3 of 6 here (the second node of the same name);
+# what this test guards (a clean exit on a stop signal mid-inference) is never run again.
+@pytest.mark.flaky(reruns=1, only_rerun=[NO_MASKS_YET])
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, sig):
     import signal
@@ -385,7 +392,8 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     try:
-        assert _wait(lambda: rec.count("/stopload/segmentation/mask") >= 2, 60), node.output()[-2000:]  # frames flowing, inference busy
+        flowing = _wait(lambda: rec.count("/stopload/segmentation/mask") >= 2, 60)  # frames flowing, inference busy
+        assert flowing, f"{NO_MASKS_YET}: {node.output()[-2000:]}"
         start = time.monotonic()
         code = node.stop(getattr(signal, sig))
         assert code == 0 and time.monotonic() - start < 10, node.output()[-2000:]
