@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 
-from fcn_perception.ros.cdr import TYPESTORE, header, serialize
+from fcn_perception.ros.cdr import TYPESTORE, header, to_cdr
 from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED, IMAGE
 
 
@@ -84,7 +84,7 @@ class BagWriter:
         return self
 
     def write(self, topic: str, msgtype: str, timestamp: int, msg: object) -> None:
-        self.write_raw(topic, msgtype, timestamp, serialize(msg, msgtype))
+        self.write_raw(topic, msgtype, timestamp, to_cdr(msg, msgtype))
 
     def write_raw(self, topic: str, msgtype: str, timestamp: int, cdr: bytes | memoryview, msgdef: str = "", rihs01: str = "") -> None:
         """Already-serialized CDR bytes, as received by rclpy with ``raw=True`` or read from a bag. A type

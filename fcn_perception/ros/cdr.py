@@ -63,12 +63,16 @@ def as_header(h):
     return header(int(h.stamp.sec) * 1_000_000_000 + int(h.stamp.nanosec), str(h.frame_id))
 
 
+def to_cdr(msg, msgtype: str) -> bytes | memoryview:
+    """CDR (little endian, with the encapsulation header) as rosbag2 stores it, without a copy: a
+    :class:`Cdr` is already that, rosbags serializes anything else into a buffer of its own."""
+    return msg.data if isinstance(msg, Cdr) else TYPESTORE.serialize_cdr(msg, msgtype)
+
+
 def serialize(msg, msgtype: str) -> bytes:
-    """CDR bytes (little endian, with the encapsulation header) as rmw publishes and rosbag2 stores them;
-    a :class:`Cdr` is already that."""
-    if isinstance(msg, Cdr):
-        return msg.data
-    return bytes(TYPESTORE.serialize_cdr(msg, msgtype))
+    """:func:`to_cdr` as ``bytes``, the only form rclpy's ``Publisher.publish`` takes (a ``Cdr``'s
+    bytes are passed on, not copied)."""
+    return bytes(to_cdr(msg, msgtype))
 
 
 @dataclass(frozen=True)
