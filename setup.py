@@ -8,7 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "fcn_perception.studies"]),  # studies: source checkouts only
-    package_data={package_name: ["models/*.pt", "models/*.onnx", "models/*.json", "sample/*.md", "sample/*/*"]},
+    package_data={package_name: ["models/*.pt", "models/*.onnx", "models/*.json", "ros/*.xml", "sample/*.md", "sample/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml", "README.md"]),

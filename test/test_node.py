@@ -1,6 +1,7 @@
 """The node as a real process over real DDS: end to end, bad input, overload, startup and shutdown."""
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.bags.live_bag import Recorder
 from fcn_perception.params.table import NODE_NAME
+from fcn_perception.ros.dds_profile import PROFILE, PROFILE_VARIABLES, use_node_profile
 from fcn_perception.ros.diagnostics import read_statuses
 from fcn_perception.tools import demo
 from fcn_perception.tools.demo import NodeProcess
@@ -645,3 +647,58 @@ def test_a_reader_that_can_never_be_served_is_named_once(ros_node, tmp_path):
         assert node.stop() == 0
         for sub in subs:
             ros_node.destroy_subscription(sub)
+
+
+def _shm_segments_mib(pid: int) -> list[float]:
+    """Sizes of the Fast DDS shared-memory segments a process maps: its own and its peers'."""
+    sizes = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and re.search(r"/dev/shm/fast\w*_[0-9a-f]{16}$", parts[5]):
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            sizes.append((hi - lo) / 2**20)
+    return sizes
+
+
+@pytest.mark.parametrize("environment_profile", [False, True])
+def test_the_node_sends_through_a_shared_memory_segment_its_masks_fit(ros_node, tmp_path, monkeypatch, environment_profile):
+    """Fast DDS's 512 KB default cannot hold a 1280x720 mask, which then goes over UDP (README,
+    "Large images between processes"): the node gives its own participant a 4 MB segment, and keeps
+    a profile the environment names instead."""
+    for name in (*PROFILE_VARIABLES, "FASTDDS_BUILTIN_TRANSPORTS"):
+        monkeypatch.delenv(name, raising=False)
+    if environment_profile:  # the user's own profile, one without transports
+        profile = tmp_path / "mine.xml"
+        profile.write_text(
+            '<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"><profiles>'
+            '<participant profile_name="mine" is_default_profile="true"><rtps/></participant></profiles></dds>'
+        )
+        for name in PROFILE_VARIABLES:
+            monkeypatch.setenv(name, str(profile))
+    node = _start(ros_node, ["/shm/image_raw"], tmp_path)
+    try:
+        assert _wait(lambda: _shm_segments_mib(node.proc.pid)), node.output()
+        biggest = max(_shm_segments_mib(node.proc.pid))
+        if environment_profile:
+            assert biggest < 1 and "from the environment" in node.output(), (biggest, node.output())
+        else:
+            assert biggest >= 4 and "the node's own profile" in node.output(), (biggest, node.output())
+    finally:
+        node.stop()
+
+
+def test_the_node_names_its_dds_profile_only_where_the_environment_has_not_chosen():
+    mine = "/etc/mine.xml"
+    for chosen in (
+        {"FASTRTPS_DEFAULT_PROFILES_FILE": mine},
+        {"FASTDDS_DEFAULT_PROFILES_FILE": mine},
+        {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
+        {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"},
+    ):
+        env = dict(chosen)
+        line = use_node_profile(env)
+        assert env == chosen and "own profile" not in line, line
+    for default in ({}, {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": ""}):
+        env = dict(default)
+        assert "own profile" in use_node_profile(env)
+        assert all(env[name] == str(PROFILE) for name in PROFILE_VARIABLES) and PROFILE.is_file()

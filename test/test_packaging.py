@@ -28,6 +28,7 @@ def test_colcon_build_installs_what_ros_expects(colcon_install):
     site = next((inst / "lib").glob("python3*/site-packages"))
     for kind in ("pt", "onnx", "int8"):
         assert (site / "fcn_perception" / "models" / default_model_path(kind).name).is_file(), kind
+    assert (site / "fcn_perception" / "ros" / "fastdds_node.xml").is_file()  # the node's own DDS profile
     assert list((site / "fcn_perception" / "sample").rglob("*.mcap"))
     # the installed executables run from the install tree alone
     env = dict(os.environ, PYTHONPATH=str(site))
@@ -213,10 +214,10 @@ def test_node_config_fields_are_the_parameter_table():
     assert cfg.camera_pose == [0, 0, 1.5, 0, 0, 0] and isinstance(cfg.threads, int)
 
 
-def test_the_shipped_fast_dds_profile_is_read_without_an_error():
-    """README's discovery fix: Fast DDS only logs a profile it cannot read and goes on with its
-    defaults, so the log is what tells."""
-    profile = REPO / "config" / "fastdds_discovery.xml"
+@pytest.mark.parametrize("profile", [REPO / "config" / "fastdds_discovery.xml", REPO / "fcn_perception" / "ros" / "fastdds_node.xml"])
+def test_the_shipped_fast_dds_profiles_are_read_without_an_error(profile):
+    """README's discovery fix and the node's own transports: Fast DDS only logs a profile it cannot
+    read and goes on with its defaults, so the log is what tells."""
     env = dict(os.environ, FASTRTPS_DEFAULT_PROFILES_FILE=str(profile), FASTDDS_DEFAULT_PROFILES_FILE=str(profile))
     code = "import rclpy; rclpy.init(); rclpy.create_node('profile_check').destroy_node(); rclpy.shutdown(); print('ok')"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -33,6 +33,7 @@ from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
 from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
+from fcn_perception.ros.dds_profile import use_node_profile
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
 from fcn_perception.ros.endpoint_watch import NO_EVENT_HANDLERS, NO_SUBSCRIPTION_EVENT_HANDLERS, EndpointWatch
 from fcn_perception.ros.fused import Fusion
@@ -362,6 +363,7 @@ def _matched(io: CameraIo) -> dict[str, str]:
 
 
 def main(args: list[str] | None = None) -> int:
+    dds = use_node_profile()  # before the participant exists
     try:
         rclpy.init(args=args)
     except Exception as exc:  # e.g. a --params-file that does not exist (RCLError)
@@ -371,6 +373,7 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = FcnPerceptionNode()
+        node.get_logger().info(dds)
         if node.cfg.autostart:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise RuntimeError("configure failed (the reason is logged above)")
