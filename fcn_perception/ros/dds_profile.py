@@ -3,8 +3,9 @@
 Why: Fast DDS hands a message to a process on the same computer through the sender's
 shared-memory segment, 512 KB unless a profile says otherwise. A 1280x720 mask (900 KB) does not
 fit, so it went over UDP on the loopback in 64 KB fragments instead: with one camera the mask
-reached its subscriber 10 ms later than through shared memory (p50 26.5 against 16.5 ms from the
-camera's stamp at 1280x720, 35.8 against 26.0 ms at 1920x1080; BENCHMARKS.md, thirteenth sitting).
+reached its subscriber 7-16 ms later than through shared memory (p50 31.2-31.9 against 20.8-24.1 ms
+from the camera's stamp at 1280x720, 38.1-40.5 against 24.0-25.1 ms at 1920x1080; BENCHMARKS.md,
+thirteenth sitting).
 ``fastdds_node.xml`` gives the node's participant a 4 MB segment. Fast DDS allocates it whole at
 start, so it counts in the node's RSS: 4 MB holds four 1280x720 masks and costs 4 MB.
 
