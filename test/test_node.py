@@ -88,6 +88,8 @@ def test_end_to_end_two_cameras_over_dds(ros_node, two_camera_bag, tmp_path):
     for topic, cam in (("/camera_front/image_raw/compressed", front), ("/camera_rear/image_raw", rear)):
         diag = summary["diagnostics_last"][f"{NODE_NAME}: {topic}"]
         assert 0.5 < float(diag["drivable_confidence_mean"]) <= 1.0  # the drive's road is seen surely
+        reused, ran = map(int, diag["coarse_reused"].split("/"))  # the network ran for every frame served
+        assert ran - int(diag["frames_published"]) in (0, 1) and 0 <= reused < ran, diag
         assert int(diag["frames_received"]) + int(diag["frames_lost"]) == 40  # reliable QoS in the demo: lost only in the node's queue
         assert int(diag["frames_published"]) == cam["masks_out"]
         assert int(diag["frames_published"]) + int(diag["frames_dropped"]) == int(diag["frames_received"])

@@ -40,8 +40,9 @@ def test_one_compiled_model_per_size_and_blobs_only_in_the_cache(frames, tmp_pat
     assert sorted(seg._backends) == [(480, 360), (640, 360)]  # 16:9 at height 360: its own compiled model
     assert {b.size for b in seg._backends.values()} == {(480, 360), (640, 360)}
     # only the class scores at 1/4 leave the graph (the stencil head upsamples them), not the float
-    # logits at full size (11 MB at 640x360)
-    assert [[list(o.get_shape()) for o in b.compiled.outputs] for b in seg._backends.values()] == [[[1, 12, 90, 120]], [[1, 12, 90, 160]]]
+    # logits at full size (11 MB at 640x360); beside them the stride-32 scores, for the next frames
+    outputs = [[list(o.get_shape()) for o in b.compiled.outputs] for b in seg._backends.values()]
+    assert outputs == [[[1, 12, 90, 120], [1, 12, 12, 15]], [[1, 12, 90, 160], [1, 12, 12, 20]]]
     blobs = list((cache / "openvino" / "blobs").iterdir())
     assert blobs and all(p.resolve().is_relative_to(cache.resolve()) for p in blobs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
@@ -196,3 +197,65 @@ def test_frames_go_in_as_uint8_normalised_in_the_graph_with_the_float_path_s_mas
         assert np.mean(be.infer_rgb(resize_rgb(rgb, be.size)[None]).mask == be.infer(seg.preprocess(rgb)).mask) >= 0.999
     be.infer = None  # the Segmenter serves without the float input
     assert seg.segment(frames[0]).mask.shape == frames[0].shape[:2]
+
+
+def test_a_frame_given_stride_32_scores_runs_on_them_and_its_own_give_the_plain_graph_s_masks(frames, tmp_path):
+    """The stride-32 path behind a switch in one graph (inference/openvino_clockwork.py): a frame that
+    computes its own scores, or is given them back, gets exactly the masks of the graph without the
+    switch; given another frame's, it runs on those (the mask moves) while its finer strides are its own."""
+    import cv2
+
+    from fcn_perception.inference.openvino_backend import OpenVinoBackend
+
+    path = default_model_path("int8")
+    plain = OpenVinoBackend(path, (640, 360), threads=1, cache=tmp_path)
+    clock = OpenVinoBackend(path, (640, 360), threads=1, cache=tmp_path, reuse_coarse=True)
+    assert clock.reuses_coarse and not plain.reuses_coarse
+    assert len(clock.compiled.inputs) == 3 and len(plain.compiled.inputs) == 1
+    xs = [cv2.resize(rgb, (640, 360))[None] for rgb in frames[:3]]
+    own = []
+    for x in xs:
+        want = plain.infer_rgb(x)
+        computed, coarse = clock.infer_rgb_reusing(x, None)
+        given, nothing = clock.infer_rgb_reusing(x, coarse)
+        assert coarse.shape == (1, 12, 12, 20) and nothing is None
+        for got in (computed, given, clock.infer_rgb(x)):
+            assert np.array_equal(got.mask, want.mask) and np.array_equal(got.confidence, want.confidence)
+        own.append(coarse)
+    other, _ = clock.infer_rgb_reusing(xs[0], own[1])  # frames 25 apart (1.7 s): not the frame's own
+    agree = np.mean(other.mask == plain.infer_rgb(xs[0]).mask)
+    assert 0.6 < agree < 0.9999, agree
+
+
+def test_a_camera_s_frames_take_its_stride_32_scores_by_stamp_within_coarse_reuse_ms(camvid, tmp_path):
+    """At 30 Hz and the default 70 ms, two frames in three reuse; a stamp that goes back, a gap, no
+    stamp or another frame size computes anew; 0 compiles no switch. Consecutive real frames (CamVid
+    val, 67 ms apart) reusing agree with computing on nearly every pixel."""
+    import cv2
+
+    from fcn_perception.inference.coarse_reuse import CoarseScores
+
+    pairs = open_split(camvid, "val").pairs[:4]  # 0016E5 at 15 Hz: each 67 ms after the last
+    rgbs = [read_rgb(f) for f, _ in pairs]
+    seg = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path)))
+    assert seg.cfg.coarse_reuse_ms == 70.0 and seg.backend.reuses_coarse
+    cam = CoarseScores()
+    stamps = [10.0 + i / 30 for i in range(6)] + [10.0, 11.0, None]
+    reused = []
+    for t in stamps:
+        before = cam.reused
+        seg.segment(rgbs[0], None, cam, t)
+        reused.append(cam.reused > before)
+    assert reused == [False, True, True, False, True, True, False, False, False]
+    seg.segment(cv2.resize(rgbs[0], (1280, 720)), None, cam, 11.0 + 1 / 30)  # another size: its own backend
+    assert (cam.reused, cam.computed) == (4, 6)
+    cam = CoarseScores()
+    for i, rgb in enumerate(rgbs):
+        fresh = seg.segment(rgb).mask
+        assert np.mean(seg.segment(rgb, None, cam, 20.0 + i / 15).mask == fresh) >= (0.99 if i else 1.0)
+    assert cam.reused == 2  # 67 ms after a frame that computed
+    off = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), coarse_reuse_ms=0.0))
+    cam = CoarseScores()
+    for t in stamps[:3]:
+        off.segment(rgbs[0], None, cam, t)
+    assert not off.backend.reuses_coarse and (cam.reused, cam.computed) == (0, 0)

@@ -105,6 +105,7 @@ def create_backend(
     cache: str | Path = "",
     engine: str | Path = "",
     streams: int = 1,
+    reuse_coarse: bool = False,
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
     ``streams``: frames inferred at once on OpenVINO and ONNX Runtime (the threads split among them); GPU backends run one.
@@ -112,6 +113,8 @@ def create_backend(
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
     Runtime, on the CPU).
     ``engine``: a TensorRT engine from outside the cache, trusted explicitly (tensorrt only).
+    ``reuse_coarse``: OpenVINO also compiles the graph that takes an earlier frame's stride-32 scores
+    (Backend.infer_rgb_reusing); the others compute them every frame.
     """
     from fcn_perception.inference.tensorrt import versions
 
@@ -136,7 +139,7 @@ def create_backend(
         if chosen == "openvino":
             from fcn_perception.inference.openvino_backend import OpenVinoBackend
 
-            return OpenVinoBackend(onnx, input_size, threads, precision, cache, streams)
+            return OpenVinoBackend(onnx, input_size, threads, precision, cache, streams, reuse_coarse=reuse_coarse)
         from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(onnx, threads, streams=streams)

@@ -38,13 +38,16 @@ class Backend:
     - ``streams``: how many :meth:`infer` calls may run at once, from different threads (each on its
       own request); the Segmenter lets that many frames into the network together;
     - ``rgb_input``: :meth:`infer_rgb` takes the uint8 frames and the runtime normalises them in its
-      graph; the Segmenter serves through it (no float copy of the frame on the host).
+      graph; the Segmenter serves through it (no float copy of the frame on the host);
+    - ``reuses_coarse``: :meth:`infer_rgb_reusing` can run a frame on the coarsest class scores (FCN's
+      stride 32) of an earlier frame of the same camera, skipping the layers only they need.
     """
 
     dynamic: bool = False
     resizable: bool = False
     streams: int = 1
     rgb_input: bool = False
+    reuses_coarse: bool = False
     name: str
     config: ModelConfig
     device = None
@@ -55,6 +58,12 @@ class Backend:
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         """(N, H, W, 3) uint8 RGB at the network's size -> as :meth:`infer` gives for them normalised."""
         raise NotImplementedError(f"{self.name} takes normalised float input")
+
+    def infer_rgb_reusing(self, frames: np.ndarray, coarse: np.ndarray | None) -> tuple[Inference, np.ndarray | None]:
+        """As :meth:`infer_rgb`, one frame. With ``coarse`` (the stride-32 class scores an earlier call
+        returned, at this size) the frame's own are not computed and None is returned beside it;
+        without, the frame's own are returned for later frames."""
+        raise NotImplementedError(f"{self.name} computes every layer for every frame")
 
     def infer_device(self, x):
         """(N, 3, H, W) float32 tensor on ``device`` -> (mask, confidence) tensors left there."""

@@ -20,6 +20,7 @@ import numpy as np
 from fcn_perception import heap
 from fcn_perception.inference.base import Backend, Inference
 from fcn_perception.inference.model_store import cache_dir, cache_file
+from fcn_perception.inference.openvino_clockwork import clockwork, no_coarse
 from fcn_perception.inference.stencil_head import StencilHead, head_for
 from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
@@ -98,9 +99,10 @@ def _normalise_in_graph(model, mean, std) -> object:
     from openvino.preprocess import PrePostProcessor
 
     ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(Type.u8).set_layout(Layout("NHWC"))
-    ppp.input().model().set_layout(Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(Type.f32).mean([255.0 * m for m in mean]).scale([255.0 * s for s in std])
+    image = ppp.input(0)  # the frame; a graph fed an earlier frame's coarse scores has them second
+    image.tensor().set_element_type(Type.u8).set_layout(Layout("NHWC"))
+    image.model().set_layout(Layout("NCHW"))
+    image.preprocess().convert_element_type(Type.f32).mean([255.0 * m for m in mean]).scale([255.0 * s for s in std])
     return ppp.build()
 
 
@@ -113,7 +115,9 @@ class _Compiled:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
             self._requests.put(compiled.create_infer_request())
-        self._head, self._size = head, size
+        self.head, self._size = head, size
+        #: the inputs beside the frame, for a frame that computes every layer (a clockwork graph's)
+        self.rest = no_coarse(compiled) if len(compiled.inputs) == 3 else {}
         if head is not None:
             return
         self._mask = compiled.output(MASK_NAME)
@@ -121,7 +125,7 @@ class _Compiled:
         self._confidence = compiled.output(CONFIDENCE_NAME) if CONFIDENCE_NAME in names else None
 
     def run(self, x: np.ndarray) -> Inference:
-        if self._head is not None:
+        if self.head is not None:
             return self._run_head(x)
         request = self._requests.get()  # the Segmenter admits at most ``streams`` callers: one is free
         try:
@@ -136,12 +140,16 @@ class _Compiled:
 
     def _run_head(self, x: np.ndarray) -> Inference:
         """The graph up to the class scores at 1/F, then the head on this thread, the request free."""
+        return Inference(*self.head.batch(self.outputs({0: x, **self.rest})[0], self._size))
+
+    def outputs(self, inputs: dict) -> list[np.ndarray]:
+        """Every output of the graph, copied before the request is free again."""
         request = self._requests.get()
         try:
-            scores = request.infer({0: x}, share_inputs=True, share_outputs=True)[0].copy()
+            out = request.infer(inputs, share_inputs=True, share_outputs=True)
+            return [out[k].copy() for k in range(len(self.compiled.outputs))]
         finally:
             self._requests.put(request)
-        return Inference(*self._head.batch(scores, self._size))
 
 
 class OpenVinoBackend(Backend):
@@ -174,6 +182,7 @@ class OpenVinoBackend(Backend):
         cache: str | Path = "",
         streams: int = 1,
         stencil_head: bool = True,
+        reuse_coarse: bool = False,
     ) -> None:
         if precision not in HINTS:
             raise ValueError(f"OpenVINO on the CPU runs {', '.join(HINTS)}, not {precision!r}")
@@ -197,7 +206,9 @@ class OpenVinoBackend(Backend):
         blobs.mkdir(mode=0o700, exist_ok=True)
         self._props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
         self.stencil_head = stencil_head
+        self._reuse_coarse = reuse_coarse
         self._rgb = self._compile(model, rgb=True)
+        self.reuses_coarse = bool(self._rgb.rest)
         self._float: _Compiled | None = None
         self._float_lock = threading.Lock()
         self.compiled = self._rgb.compiled
@@ -213,6 +224,8 @@ class OpenVinoBackend(Backend):
             import openvino as ov
 
             model = ov.Model([cut[0]], model.get_parameters(), "scores")
+            if rgb and self._reuse_coarse:
+                model = clockwork(model) or model
         if rgb:
             model = _normalise_in_graph(model, self.config.mean, self.config.std)
         compiled = core().compile_model(model, "CPU", self._props)
@@ -222,6 +235,12 @@ class OpenVinoBackend(Backend):
 
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
+
+    def infer_rgb_reusing(self, frames: np.ndarray, coarse: np.ndarray | None) -> tuple[Inference, np.ndarray | None]:
+        x = np.ascontiguousarray(frames[:1], np.uint8)
+        given = self._rgb.rest if coarse is None else {1: coarse, 2: np.array(True)}
+        scores, used = self._rgb.outputs({0: x, **given})
+        return Inference(*self._rgb.head.batch(scores, self.size)), used if coarse is None else None
 
     def infer(self, batch: np.ndarray) -> Inference:
         with self._float_lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from fcn_perception.inference import auto_precision
 from fcn_perception.inference.auto_precision import Choice
 from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
+from fcn_perception.inference.coarse_reuse import CoarseScores
 from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
@@ -45,6 +47,10 @@ class SegmenterConfig:
     #: frames inferred at once, from different threads (OpenVINO's throughput streams, ONNX
     #: Runtime's concurrent runs, sharing ``threads``; GPU backends run one); the node sets one per camera
     streams: int = 1
+    #: a camera's frame may take the stride-32 class scores of its frame at most this much older (by
+    #: stamp) instead of computing them (inference/coarse_reuse.py: what it saves and costs); 0 = never.
+    #: Backends that cannot (all but OpenVINO) compute them every frame
+    coarse_reuse_ms: float = 70.0
 
 
 class _StreamGate:
@@ -176,7 +182,16 @@ class Segmenter:
     def _create(self, size: tuple[int, int] | None):
         c = self.cfg
         return create_backend(
-            c.backend, self.model_path, size, c.threads, c.device, precision=self.precision, cache=c.cache_dir, engine=c.engine, streams=c.streams
+            c.backend,
+            self.model_path,
+            size,
+            c.threads,
+            c.device,
+            precision=self.precision,
+            cache=c.cache_dir,
+            engine=c.engine,
+            streams=c.streams,
+            reuse_coarse=c.coarse_reuse_ms > 0,
         )
 
     def _auto_choice(self, forced: tuple[int, int]) -> Choice | None:
@@ -314,7 +329,10 @@ class Segmenter:
         w, h = self.input_size
         for _ in range(runs):
             if self.backend.rgb_input:
-                self.backend.infer_rgb(np.zeros((1, h, w, 3), np.uint8))
+                x = np.zeros((1, h, w, 3), np.uint8)
+                self.backend.infer_rgb(x)
+                if self.backend.reuses_coarse:  # the graph fed earlier scores too: a first reuse at full speed
+                    self.backend.infer_rgb_reusing(x, self.backend.infer_rgb_reusing(x, None)[1])
             else:
                 self.backend.infer(np.zeros((1, 3, h, w), np.float32))
 
@@ -335,9 +353,11 @@ class Segmenter:
         scale = MaskScale.of(mask, (width, height))
         return scale.lift(mask), scale.lift(confidence, linear=True)
 
-    def segment(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> Segmentation:
+    def segment(self, rgb: np.ndarray, size: tuple[int, int] | None = None, coarse: CoarseScores | None = None, stamp_s: float | None = None) -> Segmentation:
         """Mask and confidence standing for ``size`` (w, h; default: the frame's own), from the network's
-        input size; kept at the network's size where that is smaller than the camera's."""
+        input size; kept at the network's size where that is smaller than the camera's. ``coarse``: the
+        camera's kept stride-32 scores, reused for a frame stamped ``stamp_s`` where they are recent
+        (``coarse_reuse_ms``) and replaced by the frame's own where not."""
         width, height = size or (rgb.shape[1], rgb.shape[0])
         if self.on_device:
             return self._segment_on_device(rgb, (width, height))
@@ -347,8 +367,11 @@ class Segmenter:
         x = np.ascontiguousarray(small)[None] if rgb_input else preprocess_rgb(small, (small.shape[1], small.shape[0]), self._mean, self._std)
         t1 = time.perf_counter()
         backend = self.backend_for((small.shape[1], small.shape[0]))
+        call = backend.infer_rgb if rgb_input else backend.infer
+        if coarse is not None and rgb_input and backend.reuses_coarse and self.cfg.coarse_reuse_ms > 0:
+            call = partial(self._infer_reusing, backend, coarse, stamp_s)
         with self._streams:
-            mask, confidence = self._infer(backend.infer_rgb if rgb_input else backend.infer, x)
+            mask, confidence = self._infer(call, x)
         for name, image in (("mask", mask), ("confidence", confidence)):
             if image is not None and (image.shape != small.shape[:2] or image.dtype != np.uint8):
                 raise InferenceError(f"{self.backend_name} returned a {image.dtype} {name} of shape {image.shape}, expected uint8 {small.shape[:2]}")
@@ -364,6 +387,11 @@ class Segmenter:
             self._start_measuring(report)
         timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return Segmentation(mask, timings, confidence, (width, height))
+
+    def _infer_reusing(self, backend, coarse: CoarseScores, stamp_s: float | None, x: np.ndarray) -> Inference:
+        out, own = backend.infer_rgb_reusing(x, coarse.usable(backend, stamp_s, self.cfg.coarse_reuse_ms / 1e3))
+        coarse.keep(backend, stamp_s, own)
+        return out
 
     def _infer(self, call, x) -> Inference:
         """The first image of each output of ``call(x)``; any failure inside the backend (or a backend

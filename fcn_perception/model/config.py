@@ -18,6 +18,8 @@ VARIANTS = {"fcn32s": (32,), "fcn16s": (32, 16), "fcn8s": (32, 16, 8), "fcn4s": 
 #: confidence (the top class's softmax probability, 255 = 1.0) out. Graphs exported before the
 #: confidence output existed still serve masks; their confidence is absent (None).
 INPUT_NAME, LOGITS_NAME, MASK_NAME, CONFIDENCE_NAME = "image", "logits", "mask", "confidence"
+#: how an exported graph's stride-32 class scores (``FCN.score["32"]``) end their op's name
+COARSE_SCORES = "/score.32/Conv"
 #: What the export writes, in cached exports' names: a cache filled by an older export (one without
 #: the confidence output) is not taken for the current one.
 EXPORT_VERSION = 2

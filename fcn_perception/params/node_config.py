@@ -82,6 +82,7 @@ class _NodeConfig:
             precision=self.precision,
             sharpen_lanes=self.sharpen_lanes,
             streams=self.inference_streams or min(len(dict.fromkeys(self.image_topics)), self.worker_threads),
+            coarse_reuse_ms=self.coarse_reuse_ms,
         )
 
     def fusion(self) -> FusionConfig:

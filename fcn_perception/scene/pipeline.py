@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
+from fcn_perception.inference.coarse_reuse import CoarseScores
 from fcn_perception.inference.mask_scale import MaskScale
 from fcn_perception.inference.segmenter import Segmentation, Segmenter, SegmenterConfig
 from fcn_perception.scene.drivable import DEFAULT_DRIVABLE, DrivableConfig, MaskSmoother, Region, class_lut, drivable_mask, ego_region, extract_regions
@@ -37,6 +38,8 @@ class CameraState:
     #: the lane tracker then moves the last frame's boundaries by the car's motion before matching
     odom_pose: np.ndarray | None = None
     stamp_s: float | None = None  # the current frame's stamp (the tracker smooths and bridges by time)
+    #: the stride-32 class scores of this camera's last frame that computed them, for its next frames
+    coarse: CoarseScores = field(default_factory=CoarseScores)
     _calibration: tuple | None = None
 
     @classmethod
@@ -210,7 +213,7 @@ class Pipeline:
 
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
         """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
-        seg = self.segmenter.segment(rgb, size)
+        seg = self.segmenter.segment(rgb, size, *((camera.coarse, camera.stamp_s) if camera is not None else ()))
         result = self.drivable_area(seg.work_mask, camera, seg.work_confidence, rgb, seg.size)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
