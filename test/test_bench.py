@@ -44,6 +44,7 @@ def test_frame_path_bench_times_every_stage_of_a_camera_sized_frame(tmp_path):
     assert set(stages) == {"decode", "preprocess", "infer", "postprocess", "drivable", "ground", "lanes", "build", "serialize", "fusion"}
     assert res["frames_with_ground"] == res["frames_with_lanes"] == 3 and all(res["ms"][s]["p50"] > 0 for s in stages), res
     assert sum(res["ms"][s]["p50"] for s in stages) <= 1.2 * res["ms"]["total"]["p95"] and res["size"] == "640x480"
+    assert res["coarse_reused"] == "2/4"  # 30 Hz stamps, coarse_reuse_ms 70: the 2nd and 3rd frames reuse the 1st's
     cap = res["network_capacity"]  # the rig's ceiling: the network alone, one stream per camera
     assert cap["cameras"] == cap["streams"] == 2 and cap["fps"] > 0 and cap["rig_30hz_share"] == round(60 / cap["fps"], 3)
 

@@ -12,7 +12,9 @@ there and not in the time.
 Then the rig's ceiling: the network alone (resize, inference, sharpening) on every core with one
 stream per camera, as the node runs it, for a few seconds. Its frames a second bound what any rig
 of that camera gets on this CPU: a rig of two 30 Hz cameras needs 60, and what the network leaves
-of the CPU is all the rest of the node (and whatever else runs) has.
+of the CPU is all the rest of the node (and whatever else runs) has. It runs frames without a camera
+(every layer for every frame, as eval does): the node's frames at 30 Hz reuse the stride-32 scores
+on two in three (``coarse_reuse_ms``), which the frame path's figures show and this ceiling does not.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
         "frames_with_ground": ground,
         "frames_with_lanes": lanes,
         "ms": {s: {**percentiles(v, (50, 95), digits=2), "mean": round(sum(v) / max(1, len(v)), 2)} for s, v in times.items()},
+        "coarse_reused": f"{cam.state.coarse.reused}/{cam.state.coarse.reused + cam.state.coarse.computed}",
         "network_capacity": network_capacity(size, precision, capacity_s),
     }
 
@@ -134,7 +137,8 @@ def report(res: dict) -> str:
         f"frame path at {res['size']} on one thread ({res['backend']}, {res['precision']}; {res['cpu']}), {res['frames']} frames, ms p50:\n  "
         + "  ".join(f"{s} {ms[s]['p50']:.2f}" for s in STAGES)
         + f"\n  total {ms['total']['p50']:.2f}, all but inference {rest:.2f}; CPU of every thread {ms['cpu']['p50']:.2f}"
-        + f"\n  fusion {ms['fusion']['mean']:.2f} on average (the fused grid made at fusion_rate, on one frame in a few)"
+        + f"\n  fusion {ms['fusion']['mean']:.2f} on average (the fused grid made at fusion_rate, on one frame in a few);"
+        + f" infer {ms['infer']['mean']:.2f} on average, the stride-32 scores reused on {res['coarse_reused']} frames (coarse_reuse_ms)"
         + (
             f"\nthe network alone on every core, {cap['streams']} frames at once: {cap['fps']:.1f} frames/s;"
             f" {cap['cameras']} cameras at 30 Hz would take {100 * cap['rig_30hz_share']:.0f} % of the CPU for it"
