@@ -1,20 +1,21 @@
 """A camera's coarsest class scores, reused by its next frames (Shelhamer et al.'s clockwork FCN).
 
-Why: the FCN's stride-32 path (the trunk's last five blocks and its 1280-wide head, 37 % of the
-network's operations) sees each cell of a 640x360 input as a 32x32 patch, and 33-67 ms of driving
-moves it by under a cell. A frame that takes the stride-32 scores of its camera's frame at most
-``max_age_s`` earlier runs only the layers of the finer strides: 26-28 against 35-41 ms on one thread
-at 640x360 (OpenVINO INT8, AMD EPYC; BENCHMARKS.md, fourteenth sitting). The finer strides (16, 8, 4)
-are the frame's own, so edges, thin things and lane paint stay where they are now.
+Why: the FCN's stride-32 path (the trunk's last five blocks and its 1280-wide head, 1.38 of the
+network's 3.68 GFLOP at 640x360) sees each cell of the input as a 32x32 patch, and 33-67 ms of
+driving moves the scene by under a cell. A frame that takes the stride-32 scores of its camera's
+frame at most ``max_age_s`` earlier runs only the layers of the finer strides: 25 against 34 ms on
+one thread at 640x360 (OpenVINO INT8, AMD EPYC, a slow hour; BENCHMARKS.md, fourteenth sitting). The
+finer strides (16, 8, 4) are the frame's own, so edges, thin things and lane paint are where they
+are now; reusing the stride-16 scores too cost 2.9 mIoU, so they are not.
 
-What it costs, measured on the two labelled sequences of consecutive frames this repository has
-(CamVid val and camvid_lanes val, sequence 0016E5 at 15 Hz), every frame taking the stride-32 scores
-of the frame 67 ms before it: CamVid val 74.20 -> 74.18 mIoU, camvid_lanes val 71.64 -> 71.78
-(LaneMarking 48.7 -> 48.6); 133 ms before: 73.92 and 71.45. At 30 Hz and the default 70 ms, every
-third frame computes its own and the two after it take scores 33 and 67 ms old.
+What it costs (``tools/coarse_reuse_study.py``), on the labelled frames this repository has in
+sequence (CamVid val and camvid_lanes val, 0016E5 at 15 Hz), every frame taking the stride-32
+scores of the frame 67 ms before it: CamVid val 74.20 -> 74.18 mIoU, camvid_lanes val 72.11 ->
+72.25 (LaneMarking 53.3 -> 53.4); 133 ms before: 73.92 and 71.92. At 30 Hz and the default 70 ms,
+every third frame computes its own and the two after it take scores 33 and 67 ms old.
 
-The age is the frames' stamps, not the clock: replaying a drive reuses exactly as the car did at any
-speed, and a stamp that goes back (a bag looped, a clock reset) or a new frame size computes anew.
+The age is the frames' stamps, not the clock: a replay reuses the same way at any replay speed, and
+a stamp that goes back (a bag looped, a clock reset), a gap or a new frame size computes anew.
 """
 
 from __future__ import annotations
