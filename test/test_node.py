@@ -260,6 +260,9 @@ def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     assert res["threads"]["end"] == res["threads"]["after_warmup"]
     # the node's CPU a mask (decoding and the network alone take more than 2 ms) and the harness's share
     assert 2.0 < res["cpu"]["node_ms_per_mask"] < 1000.0 and 0.0 < res["cpu"]["load_process_pct_of_a_core"] < 100.0, res["cpu"]
+    # 30 Hz stamps, coarse_reuse_ms 70: one frame in two or three computes the stride-32 scores, the others reuse them
+    reused, ran = map(int, next(iter(res["per_camera"].values()))["coarse_reused"].split("/"))
+    assert ran > 0 and 0.4 * ran <= reused <= 0.8 * ran, (reused, ran)
 
 
 def test_load_counts_cpu_from_warm_up_to_the_last_frame_sent():

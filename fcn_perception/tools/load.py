@@ -230,6 +230,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
             "masks_received_here": probe.masks[i],
             "latency_ms": percentiles(probe.latencies[i]),
             "output_fps": round(probe.masks[i] / send_s, 2),
+            "coarse_reused": d.get("coarse_reused", "n/a"),  # frames that reused the stride-32 scores, of those inferred
         }
     published = [c["published"] for c in per_camera.values()]
     return {
@@ -409,7 +410,8 @@ def report(res: dict) -> str:
     for t, c in res["per_camera"].items():
         lines.append(
             f"  {t}: received {c['received']} lost {c['lost']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
-            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms"
+            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms; "
+            f"stride-32 scores reused {c['coarse_reused']}"
         )
     return "\n".join(lines)
 
