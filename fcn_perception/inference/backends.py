@@ -113,8 +113,8 @@ def create_backend(
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
     Runtime, on the CPU).
     ``engine``: a TensorRT engine from outside the cache, trusted explicitly (tensorrt only).
-    ``reuse_coarse``: OpenVINO also compiles the graph that takes an earlier frame's stride-32 scores
-    (Backend.infer_rgb_reusing); the others compute them every frame.
+    ``reuse_coarse``: OpenVINO compiles its graph with the stride-32 path behind a switch, so a frame
+    can take an earlier frame's scores (Backend.infer_rgb_reusing); the others compute them every frame.
     """
     from fcn_perception.inference.tensorrt import versions
 

@@ -213,7 +213,8 @@ class Pipeline:
 
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
         """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
-        seg = self.segmenter.segment(rgb, size, *((camera.coarse, camera.stamp_s) if camera is not None else ()))
+        coarse, stamp_s = (camera.coarse, camera.stamp_s) if camera is not None else (None, None)
+        seg = self.segmenter.segment(rgb, size, coarse, stamp_s)
         result = self.drivable_area(seg.work_mask, camera, seg.work_confidence, rgb, seg.size)
         result.rgb = rgb
         result.timings_ms = {**seg.timings_ms, **result.timings_ms}
