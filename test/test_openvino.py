@@ -259,3 +259,19 @@ def test_a_camera_s_frames_take_its_stride_32_scores_by_stamp_within_coarse_reus
     for t in stamps[:3]:
         off.segment(rgbs[0], None, cam, t)
     assert not off.backend.reuses_coarse and (cam.reused, cam.computed) == (0, 0)
+
+
+def test_a_graph_whose_switch_cannot_be_made_computes_every_layer(frames, tmp_path, monkeypatch):
+    """Where OpenVINO cannot make or compile the stride-32 switch (another export, a plugin without
+    ``If``), the backend serves every frame with every layer instead of failing to start."""
+    import cv2
+
+    from fcn_perception.inference import openvino_backend
+
+    def cannot(model):
+        raise RuntimeError("no If here")
+
+    monkeypatch.setattr(openvino_backend, "clockwork", cannot)
+    backend = openvino_backend.OpenVinoBackend(default_model_path("int8"), (640, 360), threads=1, cache=tmp_path, reuse_coarse=True)
+    assert not backend.reuses_coarse and len(backend.compiled.inputs) == 1
+    assert backend.infer_rgb(cv2.resize(frames[0], (640, 360))[None]).mask.shape == (1, 360, 640)

@@ -224,14 +224,29 @@ class OpenVinoBackend(Backend):
             import openvino as ov
 
             model = ov.Model([cut[0]], model.get_parameters(), "scores")
-            if rgb and self._reuse_coarse:
-                model = clockwork(model) or model
-        if rgb:
-            model = _normalise_in_graph(model, self.config.mean, self.config.std)
-        compiled = core().compile_model(model, "CPU", self._props)
+            if rgb and self._reuse_coarse and (switched := self._switched(model)) is not None:
+                return _Compiled(switched, self.streams, cut[1], self.size)
+        compiled = self._compile_model(model, rgb)
         del model
         heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
         return _Compiled(compiled, self.streams, None if cut is None else cut[1], self.size)
+
+    def _compile_model(self, model, rgb: bool):
+        if rgb:
+            model = _normalise_in_graph(model, self.config.mean, self.config.std)
+        return core().compile_model(model, "CPU", self._props)
+
+    def _switched(self, scores_model):
+        """The graph with the stride-32 path behind its switch, compiled; None where the graph has no
+        such path, or this OpenVINO cannot make or compile the switch (a model exported otherwise, a
+        device's plugin without ``If``): then every frame computes every layer, as before."""
+        try:
+            switched = clockwork(scores_model)
+            return None if switched is None else self._compile_model(switched, rgb=True)
+        except Exception:
+            return None
+        finally:
+            heap.return_freed()
 
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
