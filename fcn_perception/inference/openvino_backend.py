@@ -167,6 +167,10 @@ class OpenVinoBackend(Backend):
     ``stencil_head``: where the graph ends in the FCN's final upsampling, it is compiled up to the
     class scores and :class:`StencilHead` upsamples them on the calling thread, in full only where a
     pixel's class is in doubt (3 ms less a 640x360 frame; its docstring has what it changes).
+
+    ``reuse_coarse``: that graph is compiled with the stride-32 path behind a switch
+    (``openvino_clockwork.py``), so :meth:`infer_rgb_reusing` can run a frame on an earlier frame's
+    stride-32 scores (a quarter less time); :meth:`infer_rgb` computes every layer, as before.
     """
 
     resizable = True
