@@ -44,6 +44,10 @@ class CoarseScores:
         age = stamp_s - self.stamp_s
         return self.scores if 0.0 < age <= max_age_s else None
 
+    def share(self) -> str:
+        """``reused/inferred``: the frames that took kept scores, of the frames the network ran."""
+        return f"{self.reused}/{self.reused + self.computed}"
+
     def keep(self, owner: object, stamp_s: float | None, scores: np.ndarray | None) -> None:
         """A frame's own scores (None: it reused, nothing to keep)."""
         if scores is None:

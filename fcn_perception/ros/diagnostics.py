@@ -61,7 +61,7 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
         "drivable_confidence_mean": "n/a" if sure is None else f"{sure:.3f}",
         "ego_lanes_both": f"{c.lanes_both}/{c.lane_frames}",
         # frames that took an earlier frame's stride-32 scores, of those the network ran (coarse_reuse_ms)
-        "coarse_reused": f"{cam.state.coarse.reused}/{cam.state.coarse.reused + cam.state.coarse.computed}",
+        "coarse_reused": cam.state.coarse.share(),
         **{f"{s}_ms_p50": f"{stages.get(s, 0.0):.2f}" for s in c.stages},
     }
     return level, message, values

@@ -97,7 +97,7 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
         "frames_with_ground": ground,
         "frames_with_lanes": lanes,
         "ms": {s: {**percentiles(v, (50, 95), digits=2), "mean": round(sum(v) / max(1, len(v)), 2)} for s, v in times.items()},
-        "coarse_reused": f"{cam.state.coarse.reused}/{cam.state.coarse.reused + cam.state.coarse.computed}",
+        "coarse_reused": cam.state.coarse.share(),
         "network_capacity": network_capacity(size, precision, capacity_s),
     }
 
