@@ -330,9 +330,10 @@ class Segmenter:
         for _ in range(runs):
             if self.backend.rgb_input:
                 x = np.zeros((1, h, w, 3), np.uint8)
-                self.backend.infer_rgb(x)
-                if self.backend.reuses_coarse:  # the graph fed earlier scores too: a first reuse at full speed
+                if self.backend.reuses_coarse:  # both sides of its switch, computing and reusing: a first reuse at full speed
                     self.backend.infer_rgb_reusing(x, self.backend.infer_rgb_reusing(x, None)[1])
+                else:
+                    self.backend.infer_rgb(x)
             else:
                 self.backend.infer(np.zeros((1, 3, h, w), np.float32))
 
@@ -368,7 +369,7 @@ class Segmenter:
         t1 = time.perf_counter()
         backend = self.backend_for((small.shape[1], small.shape[0]))
         call = backend.infer_rgb if rgb_input else backend.infer
-        if coarse is not None and rgb_input and backend.reuses_coarse and self.cfg.coarse_reuse_ms > 0:
+        if coarse is not None and rgb_input and backend.reuses_coarse:  # compiled so only where coarse_reuse_ms > 0
             call = partial(self._infer_reusing, backend, coarse, stamp_s)
         with self._streams:
             mask, confidence = self._infer(call, x)
