@@ -34,7 +34,9 @@ def _ancestors(output) -> set[str]:
 
 def _quantized(output):
     """A dequantised tensor's 8-bit source (Convert -> Subtract -> Multiply undone); others as they are."""
-    while str(output.get_element_type()) not in ("<Type: 'uint8_t'>", "<Type: 'int8_t'>"):
+    import openvino as ov
+
+    while output.get_element_type() not in (ov.Type.u8, ov.Type.i8):
         node = output.get_node()
         if node.get_type_name() not in ("Multiply", "Subtract", "Convert"):
             return output
