@@ -414,6 +414,52 @@ def test_stop_signal_mid_inference_under_load_exits_cleanly(ros_node, tmp_path, 
             ros_node.destroy_subscription(sub)
 
 
+_SIGINT_SCRIPT = """
+import os, signal, sys, threading
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from fcn_perception.ros.node import stop_on_sigint
+
+spinning = threading.Event()
+stop_on_sigint(spinning)
+rclpy.init()
+node = rclpy.create_node("sigint_probe")
+done = []
+
+def callback():
+    os.kill(os.getpid(), signal.SIGINT)
+    sum(range(3_000_000))  # Python's default handler raises in here
+    done.append(True)
+
+node.create_timer(0.01, callback)
+executor = SingleThreadedExecutor()
+executor.add_node(node)
+try:
+    if sys.argv[1] == "spinning":
+        spinning.set()
+        try:
+            executor.spin()  # returns, or raises this, once the context is shut down
+        except ExternalShutdownException:
+            pass
+        print("stopped between callbacks" if done and not rclpy.ok() else "still running")
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(3_000_000))
+        print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize(("when", "expected"), [("spinning", "stopped between callbacks"), ("starting", "interrupted")])
+def test_sigint_stops_a_spinning_node_between_callbacks_and_a_starting_one_at_once(when, expected):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SIGINT_SCRIPT, when], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == expected, out.stdout + out.stderr
+
+
 def _lifecycle(ros_node, transition: str) -> bool:
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState

@@ -10,6 +10,7 @@ Callbacks only park the newest frame per camera; worker threads
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -362,7 +363,24 @@ def _matched(io: CameraIo) -> dict[str, str]:
     return {"camera_publishers": str(publishers), "outputs_read": ", ".join(read) or "none"}
 
 
+def stop_on_sigint(spinning: threading.Event) -> None:
+    """Ctrl-C stops a spinning node between callbacks, never inside one. rclpy.init's own handler,
+    chained to this one (so this must come first), shuts the context down and the executor leaves
+    spin() at a clean point. Python's default raises KeyboardInterrupt at whatever bytecode runs,
+    which can be inside rclpy while it makes a callback's Task: the half-made Task then printed a
+    traceback from its ``__del__`` as the node exited (CI, 2026-12-07). Until the executor spins
+    (loading the model), a Ctrl-C still interrupts at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if not spinning.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
 def main(args: list[str] | None = None) -> int:
+    spinning = threading.Event()
+    stop_on_sigint(spinning)  # before rclpy.init, which chains its handler to this one
     dds = use_node_profile()  # before the participant exists
     try:
         rclpy.init(args=args)
@@ -380,6 +398,7 @@ def main(args: list[str] | None = None) -> int:
             node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        spinning.set()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
