@@ -222,15 +222,17 @@ class OpenVinoBackend(Backend):
         w, h = self.size
         model.reshape({INPUT_NAME: [1, 3, h, w]})
         cut = _final_upsampling(model, self.size) if self.stencil_head else None
+        compiled = None
         if cut is None:
             _keep_read_outputs(model)
         else:
             import openvino as ov
 
             model = ov.Model([cut[0]], model.get_parameters(), "scores")
-            if rgb and self._reuse_coarse and (switched := self._switched(model)) is not None:
-                return _Compiled(switched, self.streams, cut[1], self.size)
-        compiled = self._compile_model(model, rgb)
+            if rgb and self._reuse_coarse:
+                compiled = self._switched(model)
+        if compiled is None:
+            compiled = self._compile_model(model, rgb)
         del model
         heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
         return _Compiled(compiled, self.streams, None if cut is None else cut[1], self.size)
@@ -249,8 +251,6 @@ class OpenVinoBackend(Backend):
             return None if switched is None else self._compile_model(switched, rgb=True)
         except Exception:
             return None
-        finally:
-            heap.return_freed()
 
     def infer_rgb(self, frames: np.ndarray) -> Inference:
         return self._rgb.run(np.ascontiguousarray(frames, np.uint8))
