@@ -59,6 +59,45 @@ def test_bad_size_is_one_line(size, tmp_path):
     assert res.returncode == 2 and "WxH with both > 0" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["load", "--cameras", "0"], "--cameras: must be at least 1, got 0"),  # was: min() arg is an empty sequence
+        (["load", "--rate", "0"], "--rate: must be over 0, got 0"),  # was: ZeroDivisionError
+        (["load", "--rate", "nan"], "--rate: must be over 0"),
+        (["load", "--frames", "-3"], "--frames: must be at least 1"),
+        (["bench", "--frames", "0"], "--frames: must be at least 1"),  # was: TypeError from the statistics
+        (["bench", "--smoothing", "2"], "temporal_smoothing: 2.0 outside [0.0, 0.95]"),
+        (["segment", "x.jpg", "--out", "o", "--threads", "-2"], "threads: -2 outside [0, 256]"),  # was: OpenVINO's compiler
+        (["replay", "x.mcap", "--out", "o", "--workers", "0"], "--workers: must be at least 1"),
+        (["eval", "--data", "d", "--limit", "-1"], "--limit: must be at least 0"),  # was: every frame but the last
+        (["compare", "x", "--report", "r", "--min-agreement", "1.5"], "at most 1, got 1.5"),
+        (["demo", "--rate", "0"], "--rate: must be over 0"),  # was: a failed demo after its whole timeout
+        (["load", "--cameras", "two"], "--cameras: expected a whole number, got 'two'"),
+    ],
+)
+def test_a_count_or_rate_out_of_range_is_one_line_before_anything_runs(argv, words, capsys):
+    from fcn_perception.tools.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and words in err[-1], err
+    assert not any("Traceback" in line for line in err)
+
+
+def test_no_command_takes_a_bare_int_or_float():
+    """Every number a command takes is checked where it is parsed (``tools/args.py``): a plain
+    ``type=int`` lets 0 cameras or a negative thread count through to fail deep inside."""
+    import argparse
+
+    from fcn_perception.tools.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [f"{name} {'/'.join(a.option_strings)}" for name, sp in subparsers.choices.items() for a in sp._actions if a.type in (int, float)]
+    assert not bare, bare
+
+
 def test_demo_never_deletes_a_folder_that_is_not_its_own(tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()

@@ -22,7 +22,7 @@ from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.stats import percentiles
-from fcn_perception.tools.args import size_arg
+from fcn_perception.tools.args import count_arg, param_arg, size_arg
 from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
 from fcn_perception.tools.samples import cpu_name, sample_camera_info, sample_frames
 from fcn_perception.waiting import wait_until
@@ -248,17 +248,17 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         "--backend", default="auto", type=_backends, help=f"one of {', '.join(BACKENDS)}, or several separated by commas to compare them interleaved"
     )
     ap.add_argument("--size", default=(480, 360), type=size_arg, help="WxH of the frames and of the model input")
-    ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--frames", type=count_arg(), default=100)
+    ap.add_argument("--warmup", type=count_arg(0), default=10)
+    ap.add_argument("--threads", type=param_arg("threads"), default=0)
     ap.add_argument("--model", default="")
     ap.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | bf16 | int8, or several separated by commas to compare them interleaved")
-    ap.add_argument("--repeat", type=int, default=1, help="rounds; each round times every precision (and the peers) once, interleaved")
+    ap.add_argument("--repeat", type=count_arg(), default=1, help="rounds; each round times every precision (and the peers) once, interleaved")
     ap.add_argument("--json", default="")
     ap.add_argument("--profile", action="store_true", help="print the top operators by time of the model (and of the peers) on ONNX Runtime and OpenVINO")
     ap.add_argument("--ros-overhead", action="store_true", help="measure decode + message building + DDS publish instead")
     ap.add_argument("--drivable", action="store_true", help="measure mask -> polygons + ground projection + grid on one core instead")
-    ap.add_argument("--smoothing", type=float, default=0.0, help="with --drivable: temporal_smoothing to include")
+    ap.add_argument("--smoothing", type=param_arg("temporal_smoothing"), default=0.0, help="with --drivable: temporal_smoothing to include")
     ap.add_argument(
         "--frame-path",
         action="store_true",

@@ -26,6 +26,7 @@ from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.outputs import OUTPUTS
 from fcn_perception.ros.topics import camera_namespace, output_topic
 from fcn_perception.stats import percentiles
+from fcn_perception.tools.args import number_arg
 from fcn_perception.waiting import wait_until
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -268,7 +269,7 @@ def _summarise(recorder, image_topics: list[str], n_images: int, messages: int, 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", default="demo_out")
     ap.add_argument("--bag", default=str(SAMPLE_BAG))
-    ap.add_argument("--rate", type=float, default=1.0, help="playback rate factor (1 = recorded pace)")
+    ap.add_argument("--rate", type=number_arg(above=True), default=1.0, help="playback rate factor (1 = recorded pace)")
     ap.add_argument("--params", default="", help="node parameter YAML (default: config/fcn_perception.yaml)")
 
 

@@ -33,7 +33,7 @@ from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.topics import COMPRESSED, camera_info_topic
 from fcn_perception.stats import percentiles
-from fcn_perception.tools.args import size_arg
+from fcn_perception.tools.args import count_arg, number_arg, size_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 from fcn_perception.waiting import wait_until
 
@@ -417,11 +417,11 @@ def report(res: dict) -> str:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--cameras", type=int, default=1)
-    ap.add_argument("--rate", type=float, default=30.0, help="frames per second per camera")
+    ap.add_argument("--cameras", type=count_arg(), default=1)
+    ap.add_argument("--rate", type=number_arg(above=True), default=30.0, help="frames per second per camera")
     ap.add_argument("--size", type=size_arg, default=None, help="re-encode the sample drive's JPEGs at WxH (e.g. 640x480)")
-    ap.add_argument("--frames", type=int, default=300, help="frames per camera (the soak: --frames 10000)")
-    ap.add_argument("--warmup", type=int, default=100, help="frames per camera before the memory baseline is taken")
+    ap.add_argument("--frames", type=count_arg(), default=300, help="frames per camera (the soak: --frames 10000)")
+    ap.add_argument("--warmup", type=count_arg(0), default=100, help="frames per camera before the memory baseline is taken")
     ap.add_argument("--json", default="")
     ap.add_argument("--ground", action="store_true", help="CameraInfo and the sample's camera_pose: ground outputs and the fused grid too")
     ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="a node parameter (repeatable), e.g. fusion_rate:=0")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fcn_perception.tools.args import count_arg
+
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--onnx", required=True)
@@ -11,9 +13,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--calib-dir", default="", help="folder of real frames: INT8 calibration on TensorRT 10 from an fp32 graph (not needed for a Q/DQ graph, nor on 11)"
     )
-    sp.add_argument("--calib-frames", type=int, default=200)
-    sp.add_argument("--width", type=int, default=0, help="frame size the engine serves (needed for an ONNX with a free height/width)")
-    sp.add_argument("--height", type=int, default=0)
+    sp.add_argument("--calib-frames", type=count_arg(), default=200)
+    sp.add_argument("--width", type=count_arg(0), default=0, help="frame size the engine serves (needed for an ONNX with a free height/width)")
+    sp.add_argument("--height", type=count_arg(0), default=0)
 
 
 def run(args: argparse.Namespace) -> int:

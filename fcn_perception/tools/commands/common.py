@@ -7,7 +7,7 @@ import argparse
 
 from fcn_perception.inference.backends import BACKENDS, PRECISIONS
 from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
-from fcn_perception.tools.args import size_arg
+from fcn_perception.tools.args import count_arg, number_arg, param_arg, size_arg
 
 
 def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
@@ -21,7 +21,7 @@ def model_args(sp: argparse.ArgumentParser, backend: bool = True) -> None:
             help="auto: TensorRT fp16, PyTorch on CUDA fp16, on the CPU the shipped INT8 (OpenVINO or ONNX Runtime); bf16: OpenVINO on a CPU with bf16",
         )
         sp.add_argument("--size", type=size_arg, default=None, help="force the network's input WxH (default: model height, each frame's aspect)")
-    sp.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
+    sp.add_argument("--threads", type=param_arg("threads"), default=0, help="CPU threads, 0 = all cores")
 
 
 def camera_args(sp: argparse.ArgumentParser, pose_default: str, what: str) -> None:
@@ -51,8 +51,8 @@ def uncertain_args(sp: argparse.ArgumentParser, top: int, what: str) -> None:
         metavar="DIR",
         help="write the frames worth labelling as a dataset (class_dict.csv, frames/images, frames/labels with the model's pre-labels, frames.csv)",
     )
-    sp.add_argument("--top", type=int, default=top, metavar="N", help=what)
-    sp.add_argument("--min-gap", type=float, default=1.0, metavar="S", help="no two exported frames of one camera within S seconds of recording time")
+    sp.add_argument("--top", type=count_arg(), default=top, metavar="N", help=what)
+    sp.add_argument("--min-gap", type=number_arg(), default=1.0, metavar="S", help="no two exported frames of one camera within S seconds of recording time")
 
 
 def segmenter(args: argparse.Namespace) -> Segmenter:
@@ -63,14 +63,5 @@ def segmenter(args: argparse.Namespace) -> Segmenter:
 
 
 def uncertain(args: argparse.Namespace) -> tuple[int, float] | None:
-    """(top, min_gap_s) when --export-uncertain is asked for; bad values are one line."""
-    if not args.export_uncertain:
-        return None
-    check_top_and_gap(args)
-    return args.top, args.min_gap
-
-
-def check_top_and_gap(args: argparse.Namespace) -> None:
-    """--top and --min-gap (see ``uncertain_args``), refused in one line when out of range."""
-    if args.top < 1 or args.min_gap < 0:
-        raise ValueError(f"--top must be at least 1 and --min-gap at least 0, got {args.top} and {args.min_gap}")
+    """(top, min_gap_s) when --export-uncertain is asked for (their ranges are checked by argparse)."""
+    return (args.top, args.min_gap) if args.export_uncertain else None

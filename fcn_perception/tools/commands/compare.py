@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fcn_perception.tools.commands.common import check_top_and_gap, uncertain_args
+from fcn_perception.tools.args import number_arg
+from fcn_perception.tools.commands.common import uncertain_args
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -12,8 +13,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--baseline", required=True, help="the model in the car (.pt or .onnx)")
     sp.add_argument("--candidate", required=True, help="the new model (.pt or .onnx)")
     sp.add_argument("--report", required=True, metavar="DIR", help="report.json and report.html go here")
-    sp.add_argument("--min-agreement", type=float, default=None, help="exit 1 when the mean drivable-area IoU is below this")
-    sp.add_argument("--min-frame-agreement", type=float, default=None, help="exit 1 when any frame's drivable-area IoU is below this")
+    sp.add_argument("--min-agreement", type=number_arg(0.0, 1.0), default=None, help="exit 1 when the mean drivable-area IoU is below this")
+    sp.add_argument("--min-frame-agreement", type=number_arg(0.0, 1.0), default=None, help="exit 1 when any frame's drivable-area IoU is below this")
     sp.add_argument("--params", default="", help="the car's parameter YAML (drivable classes, polygons, cameras' poses), as replay takes it")
     uncertain_args(sp, top=8, what="the N frames that changed most (shown in the page; with --export-uncertain also written, spread by --min-gap)")
 
@@ -22,7 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from fcn_perception.params.node_config import node_config
     from fcn_perception.tools import compare
 
-    check_top_and_gap(args)  # --top also sizes the page, with or without --export-uncertain
     return compare.run(
         args.inputs,
         args.baseline,

@@ -7,13 +7,14 @@ import json
 import time
 from pathlib import Path
 
+from fcn_perception.tools.args import count_arg
 from fcn_perception.tools.commands.common import model_args
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", required=True)
     sp.add_argument("--split", default="val")
-    sp.add_argument("--limit", type=int, default=0)
+    sp.add_argument("--limit", type=count_arg(0), default=0, help="only the first N frames (0: all)")
     sp.add_argument("--json", default="")
     model_args(sp, backend=False)
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fcn_perception.scene.lanes import LANE_CLASS
+from fcn_perception.tools.args import count_arg
 from fcn_perception.tools.commands.common import camera_args, model_args, segmenter, stated_camera
 
 
@@ -16,7 +17,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", default="")
     sp.add_argument("--confusion", default="", help="confusion-matrix PNG (default: beside --json)")
     sp.add_argument("--reliability", default="", help="reliability diagram of the confidence, PNG (default: beside --json)")
-    sp.add_argument("--limit", type=int, default=0, help="only the first N frames")
+    sp.add_argument("--limit", type=count_arg(0), default=0, help="only the first N frames (0: all)")
     sp.add_argument(
         "--lanes",
         action="store_true",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from fcn_perception.tools.args import count_arg
+
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--onnx", required=True)
-    sp.add_argument("--height", type=int, default=0)
-    sp.add_argument("--width", type=int, default=0)
+    sp.add_argument("--height", type=count_arg(0), default=0)
+    sp.add_argument("--width", type=count_arg(0), default=0)
     sp.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width")
     sp.add_argument("--model", default="")
 

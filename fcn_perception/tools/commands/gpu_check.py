@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_perception.tools.args import size_arg
+from fcn_perception.tools.args import count_arg, size_arg
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--sizes", default="480x360,1280x720", help="frame sizes WxH, comma-separated")
-    sp.add_argument("--frames", type=int, default=50, help="frames per size and route (the sample drive's, resized)")
+    sp.add_argument("--frames", type=count_arg(), default=50, help="frames per size and route (the sample drive's, resized)")
     sp.add_argument("--json", default="")
 
 

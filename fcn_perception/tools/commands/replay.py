@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from fcn_perception.inference.backends import BACKENDS
+from fcn_perception.tools.args import count_arg
 from fcn_perception.tools.commands.common import uncertain, uncertain_args
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("inputs", nargs="+", help="a recording (folder with metadata.yaml, .mcap, .db3), or several, or folders searched for them")
     sp.add_argument("--out", required=True, help="one recording: the output bag folder (must not exist); a corpus: the folder its outputs mirror into")
-    sp.add_argument("--workers", type=int, default=1, help="corpus: worker processes on this machine (threads split between them)")
+    sp.add_argument("--workers", type=count_arg(), default=1, help="corpus: worker processes on this machine (threads split between them)")
     sp.add_argument("--ray", default="", metavar="ADDRESS", help="corpus: run each bag as a Ray task (host:port, auto, or local); needs fcn_perception[ray]")
     sp.add_argument("--force", action="store_true", help="corpus: redo every input, also those whose output is final and current")
     sp.add_argument("--topics", nargs="*", default=[], help="camera topics (default: every Image/CompressedImage topic that is not an fcn_perception output)")
