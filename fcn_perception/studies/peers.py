@@ -21,8 +21,6 @@ import time
 
 import numpy as np
 
-from fcn_perception.tools.args import count_arg
-
 
 def build(name: str, num_classes: int = 11):
     import torch
@@ -124,9 +122,9 @@ def _time(fn, frames: int, warmup: int = 5) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="480x360")
-    ap.add_argument("--frames", type=count_arg(), default=50)
+    ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "torch"])
-    ap.add_argument("--threads", type=count_arg(0), default=0)
+    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--peers", nargs="*", default=["lraspp_mobilenet_v3_large", "fcn_resnet50"])
     ap.add_argument("--export", default="", help="only write each peer's ONNX into this folder (for bench --profile)")
     args = ap.parse_args(argv)
