@@ -13,10 +13,10 @@ CAMVID = Path(os.environ.get("CAMVID_DIR", REPO.parent / "shared" / "data" / "ca
 
 
 def cpu_has_vnni() -> bool:
-    """INT8 dot products with VNNI (Intel Xeon here) or without (AMD EPYC here: ONNX Runtime's and
-    OpenVINO's u8s8 products then saturate in int16, and INT8 strays further from fp32)."""
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
-    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    """INT8 dot products with VNNI (Intel Xeon, AMD Zen 4 here) or without (AMD Zen 3 here)."""
+    from fcn_perception.cpu import this_cpu
+
+    return this_cpu().vnni
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fcn_perception.cpu import this_cpu
 from fcn_perception.inference.backends import concrete_backend, create_backend
 from fcn_perception.inference.frames import read_rgb
 from fcn_perception.inference.model_store import default_model_path
@@ -82,7 +83,7 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path, monk
     """First start: INT8 served at once, the candidates timed once enough frames are served, the
     fastest switched to and stored; the next Segmenter with that cache takes the stored choice
     without timing anything."""
-    from fcn_perception.inference import auto_precision, segmenter
+    from fcn_perception.inference import segmenter
     from fcn_perception.waiting import wait_until
 
     monkeypatch.setattr(segmenter, "MEASURE_AFTER_FRAMES", 3)
@@ -104,7 +105,7 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept(frames, tmp_path, monk
     assert again.model_path.name.endswith(".int8.onnx") == (choice.precision == "int8")
     other = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(tmp_path), threads=1))  # another setting: its own entry
     assert other.needs_measuring
-    assert auto_precision.cpu_signature() in (tmp_path / "openvino" / "auto_precision.json").read_text()
+    assert this_cpu().signature() in (tmp_path / "openvino" / "auto_precision.json").read_text()
     fixed = Segmenter(SegmenterConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path)))
     assert fixed.auto is None and fixed.precision_status == "fp32"
     stopped = []

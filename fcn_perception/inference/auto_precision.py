@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fcn_perception.cpu import this_cpu
 from fcn_perception.inference.model_store import cache_dir, cache_file, shipped_digest
 
 #: Tried in this order; bf16 only where OpenVINO reports the CPU can run it.
 CANDIDATES = ("int8", "fp32", "bf16")
-#: Flags that change which kernels a runtime picks.
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
 @dataclass
@@ -41,21 +39,12 @@ class Choice:
         return f"auto = {self.precision} ({self.how}{': ' + timed if timed else ''})"
 
 
-def cpu_signature() -> str:
-    """The CPU as its kernels see it: model name, the ISA flags that matter, the cores we may use."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
-    words = set(info.split())
-    flags = [f for f in _FLAGS if f in words]
-    return f"{name} | {' '.join(flags) or 'no-simd-flags'} | {len(os.sched_getaffinity(0))} cores"
-
-
 def key(models: dict[str, Path], size: tuple[int, int], threads: int) -> str:
     """The cache key of one measurement; ``models``: shipped files, named by their manifest digests
     (resolve_model has checked them against the files: no second read of 30 MB at every start)."""
     import openvino as ov
 
-    parts = [cpu_signature(), ov.get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
+    parts = [this_cpu().signature(), ov.get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
     parts += [f"{p}={shipped_digest(path)[:16]}" for p, path in sorted(models.items())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
@@ -80,7 +69,7 @@ def store(cache: str | Path, k: str, choice: Choice) -> None:
         table = table if isinstance(table, dict) else {}
     except (OSError, ValueError):
         table = {}
-    table[k] = {"precision": choice.precision, "ms": choice.ms, "cpu": cpu_signature(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    table[k] = {"precision": choice.precision, "ms": choice.ms, "cpu": this_cpu().signature(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(table, indent=1))
     tmp.replace(path)  # two nodes measuring at once: the last whole file wins

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fcn_perception.cpu import this_cpu
 from fcn_perception.inference.backends import BACKENDS
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.scene.pipeline import STAGES, CameraState, Pipeline
 from fcn_perception.stats import percentiles
 from fcn_perception.tools.args import count_arg, param_arg, size_arg
 from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
-from fcn_perception.tools.samples import cpu_name, sample_camera_info, sample_frames
+from fcn_perception.tools.samples import sample_camera_info, sample_frames
 from fcn_perception.waiting import wait_until
 
 BENCH_ENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bench" / "bin" / "python"
@@ -110,7 +111,7 @@ def bench(
     floor_ms = flops / (peak * 1e9) * 1e3 if peak else None
     res = {
         "backend": seg.backend_name,
-        "cpu": cpu_name(),
+        "cpu": this_cpu().describe(),
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
         "end_to_end_ms": percentiles(e2e),

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import cv2
 
+from fcn_perception.cpu import this_cpu
 from fcn_perception.params.node_config import NodeConfig
 from fcn_perception.stats import percentiles
 
@@ -66,7 +67,7 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
     from fcn_perception.scene.frame_loop import serve_frame
     from fcn_perception.scene.pipeline import Pipeline
     from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
-    from fcn_perception.tools.samples import cpu_name, sample_camera_info, sample_frames
+    from fcn_perception.tools.samples import sample_camera_info, sample_frames
 
     cfg = NodeConfig.from_dict({"camera_pose": list(SAMPLE_CAMERA_POSE), "threads": 1, "precision": precision})
     pipeline = Pipeline.for_config(cfg)
@@ -89,7 +90,7 @@ def frame_path_bench(size: tuple[int, int], frames: int = 60, warmup: int = 10, 
                 if stage in times:
                     times[stage].append(ms)
     return {
-        "cpu": cpu_name(),
+        "cpu": this_cpu().describe(),
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
         "backend": pipeline.segmenter.backend_name,

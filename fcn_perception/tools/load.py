@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcn_perception.bags.bag_io import read_messages
+from fcn_perception.cpu import this_cpu
 from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.topics import COMPRESSED, camera_info_topic
@@ -396,7 +397,8 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
 
 def report(res: dict) -> str:
     lines = [
-        f"{res['cameras']} camera(s) x {res['frames_per_camera']} frames at {res['rate_hz']} Hz ({res['seconds']} s): "
+        f"{res['cameras']} camera(s) x {res['frames_per_camera']} frames at {res['rate_hz']} Hz ({res['seconds']} s)"
+        f"{' on ' + res['machine'] if 'machine' in res else ''}: "
         f"accounted={res['accounted']}  fairness(min/max published)={res['fairness_min_over_max']}",
         f"  node RSS after warm-up {res['rss_mb']['after_warmup']} MB, end {res['rss_mb']['end']} MB (growth {res['rss_growth_pct']} %), "
         f"peak {res['rss_mb']['peak']} MB; threads {res['threads']['after_warmup']} -> {res['threads']['end']}; exit code {res['node_exit_code']}",
@@ -433,8 +435,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
         res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=_param_args(args.param))
+        res["machine"] = this_cpu().describe()
         print(
-            f"first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
+            f"on {res['machine']}: first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
             f"libtorch loaded: {res['libtorch_loaded']}; onnxruntime loaded: {res['onnxruntime_loaded']}; openvino loaded: {res['openvino_loaded']} "
             f"({res['executable']})"
@@ -448,6 +451,7 @@ def run_args(args: argparse.Namespace) -> int:
     except NodeDidNotStart as exc:
         print(f"fcn-perception load: error: {exc}", file=sys.stderr)
         return 1
+    res["machine"] = this_cpu().describe()
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

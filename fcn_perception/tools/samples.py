@@ -1,10 +1,7 @@
 """What the benchmarks measure on: the sample drive's real frames and its camera at any size, and
-the CPU they ran on (figures are named by it)."""
+the CPU they ran on (figures are named by it: ``fcn_perception.cpu``)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -19,19 +16,6 @@ def sample_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
     frames = [cv2.imdecode(m.msg.data, cv2.IMREAD_COLOR) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
     frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     return [frames[i % len(frames)] for i in range(count)]
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as the figures were measured on it (Linux's /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores visible)"
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def sample_camera_info(size: tuple[int, int]):
