@@ -2,7 +2,7 @@
 decide which kernels a runtime picks.
 
 The name alone does not tell: "AMD EPYC" is what both a Zen 3 with AVX2 only and a Zen 4 with
-AVX-512 VNNI report, and the INT8 network runs about twice as fast on the second. Figures named only
+AVX-512 VNNI report, and the INT8 network runs two to three times as fast on the second. Figures named only
 "AMD EPYC" could not be told apart from the machine's own drift, so every benchmark names the
 instruction sets too, and the measured ``precision: auto`` is cached per signature.
 """

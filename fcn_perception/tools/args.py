@@ -18,17 +18,16 @@ def size_arg(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def count_arg(least: int = 1, most: int | None = None) -> Callable[[str], int]:
-    """argparse type of a whole number in [least, most] (frames, cameras, workers, rounds)."""
+def count_arg(least: int = 1) -> Callable[[str], int]:
+    """argparse type of a whole number >= ``least`` (frames, cameras, workers, rounds)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < least or (most is not None and value > most):
-            bounds = f"from {least} to {most}" if most is not None else f"at least {least}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
         return value
 
     return parse
