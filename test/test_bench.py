@@ -11,11 +11,17 @@ import pytest
 
 
 def _bench(tmp_path, *args):
+    """Every bench names the CPU it ran on, by its instruction sets, in its output and its JSON:
+    "AMD EPYC" alone is two machines whose figures differ twofold (fcn_perception/cpu.py)."""
+    from fcn_perception.cpu import this_cpu
+
     out = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     res = subprocess.run([sys.executable, "-m", "fcn_perception", "bench", *args, "--json", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(out.read_text())
+    written = json.loads(out.read_text())
+    assert this_cpu().describe() in res.stdout and written["cpu"] == this_cpu().describe(), res.stdout
+    return written
 
 
 def test_smoke_pipeline_bench_writes_the_documented_keys(tmp_path):

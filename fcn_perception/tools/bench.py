@@ -226,7 +226,7 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
 
 def report(res: dict) -> str:
     lines = [
-        f"{res['backend']} {res['size']}, {res['frames']} frames: end to end p50 {res['end_to_end_ms']['p50']:.1f} ms "
+        f"{res['backend']} {res['size']} on {res['cpu']}, {res['frames']} frames: end to end p50 {res['end_to_end_ms']['p50']:.1f} ms "
         f"p95 {res['end_to_end_ms']['p95']:.1f} p99 {res['end_to_end_ms']['p99']:.1f}, {res['fps']:.1f} FPS, peak RSS {res['peak_rss_mb']} MB",
         "  " + "  ".join(f"{s} {v['p50']:.2f}" for s, v in res["stages_ms"].items()) + "  (ms p50)",
         f"  model {res['model']}, {res['gflops_per_frame']} GFLOP/frame"
@@ -290,7 +290,8 @@ def profile_models(args: argparse.Namespace) -> dict:
     from fcn_perception.tools.profile import profile, report
 
     w, h = args.size
-    out = {}
+    out = {"cpu": this_cpu().describe()}
+    print(f"on {out['cpu']}:", flush=True)
     for precision in args.precision.split(","):
         kind = {"fp32": "onnx", "bf16": "onnx"}.get(precision, "int8")
         path = resolve_model(args.model, kind)
@@ -321,9 +322,9 @@ def run_args(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
     if args.ros_overhead:
-        res = ros_overhead((w, h), args.frames)
+        res = ros_overhead((w, h), args.frames) | {"cpu": this_cpu().describe()}
         print(
-            f"ROS overhead at {res['size']} (decode input + build mask/polygon + publish, no inference), {res['frames']} frames: "
+            f"ROS overhead at {res['size']} (decode input + build mask/polygon + publish, no inference), {res['frames']} frames on {res['cpu']}: "
             + "  ".join(f"{k} p50 {v['p50']:.2f} p95 {v['p95']:.2f}" for k, v in res["ms"].items())
             + f"  ({res['received']} masks received)"
         )
@@ -340,10 +341,10 @@ def run_args(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
     if args.drivable:
-        res = drivable_bench((w, h), args.frames, args.smoothing)
+        res = drivable_bench((w, h), args.frames, args.smoothing) | {"cpu": this_cpu().describe()}
         print(
             f"drivable area at {res['size']} on one core (all regions, ego, ground polygons, grid; smoothing {res['temporal_smoothing']}), "
-            f"{res['frames']} frames: p50 {res['ms']['p50']:.2f} ms p95 {res['ms']['p95']:.2f} p99 {res['ms']['p99']:.2f}; "
+            f"{res['frames']} frames on {res['cpu']}: p50 {res['ms']['p50']:.2f} ms p95 {res['ms']['p95']:.2f} p99 {res['ms']['p99']:.2f}; "
             f"largest ring {res['max_vertices_per_ring']} vertices (budget {res['vertex_budget']})"
         )
         if args.json:
@@ -360,7 +361,7 @@ def run_args(args: argparse.Namespace) -> int:
                 rounds.append(res)
     out = rounds[0] if len(rounds) == 1 else {"rounds": rounds, "summary": summarise(rounds)}
     if len(rounds) > 1:
-        print(summary_report(out["summary"]))
+        print(summary_report(out["summary"], rounds[0]["cpu"]))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
@@ -384,8 +385,8 @@ def summarise(rounds: list[dict]) -> dict:
     }
 
 
-def summary_report(summary: dict) -> str:
-    lines = ["median over rounds (min-max), ms p50:"]
+def summary_report(summary: dict, cpu: str) -> str:
+    lines = [f"median over rounds (min-max), ms p50, on {cpu}:"]
     for k, s in summary.items():
         fmt = {m: ".2f" if m == "ratio" else ".1f" for m in s}
         lines.append("  " + k + ": " + "  ".join(f"{m} {v['median']:{fmt[m]}} ({v['min']:{fmt[m]}}-{v['max']:{fmt[m]}}, n={v['n']})" for m, v in s.items()))
