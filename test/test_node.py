@@ -250,12 +250,14 @@ def test_overload_four_cameras_latency_bounded_drops_fair_diagnostics_warn(ros_n
 
 def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     """The CI-sized soak (the full one: `fcn-perception load --frames 10000`, figures in RELIABILITY.md)."""
-    from fcn_perception.tools.load import run_load
+    from fcn_perception.cpu import this_cpu
+    from fcn_perception.tools.load import report, run_load
 
     # precision stated: a first start on a CPU also compiles and times the other precisions (auto), a
     # one-time cost that is not the steady state this test guards (auto's own test: test_openvino.py)
     res = run_load(cameras=1, rate=30.0, frames=300, warmup=100, ros=ros_node, log=tmp_path / "node.log", params=["precision:=int8"])
     assert res["node_exit_code"] == 0 and res["accounted"], res
+    assert res["machine"] == this_cpu().describe() and res["machine"] in report(res)  # figures name their CPU
     assert res["rss_growth_pct"] < 5.0, res["rss_mb"]
     assert res["threads"]["end"] == res["threads"]["after_warmup"]
     # the node's CPU a mask (decoding and the network alone take more than 2 ms) and the harness's share

@@ -235,6 +235,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
         }
     published = [c["published"] for c in per_camera.values()]
     return {
+        "machine": this_cpu().describe(),
         "cameras": len(probe.topics),
         "rate_hz": rate,
         "frames_per_camera": frames,
@@ -382,6 +383,7 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
         ros.destroy_subscription(sub)
         ros.destroy_publisher(pub)
     return {
+        "machine": this_cpu().describe(),
         "first_mask_s": round(got[0] - node.started, 2),
         "discovered_s": round((seen or got[0]) - node.started, 2),  # the node in the sender's graph
         "frames": frames,
@@ -398,7 +400,7 @@ def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable:
 def report(res: dict) -> str:
     lines = [
         f"{res['cameras']} camera(s) x {res['frames_per_camera']} frames at {res['rate_hz']} Hz ({res['seconds']} s)"
-        f"{' on ' + res['machine'] if 'machine' in res else ''}: "
+        f" on {res['machine']}: "
         f"accounted={res['accounted']}  fairness(min/max published)={res['fairness_min_over_max']}",
         f"  node RSS after warm-up {res['rss_mb']['after_warmup']} MB, end {res['rss_mb']['end']} MB (growth {res['rss_growth_pct']} %), "
         f"peak {res['rss_mb']['peak']} MB; threads {res['threads']['after_warmup']} -> {res['threads']['end']}; exit code {res['node_exit_code']}",
@@ -435,7 +437,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
         res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=_param_args(args.param))
-        res["machine"] = this_cpu().describe()
         print(
             f"on {res['machine']}: first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
@@ -451,7 +452,6 @@ def run_args(args: argparse.Namespace) -> int:
     except NodeDidNotStart as exc:
         print(f"fcn-perception load: error: {exc}", file=sys.stderr)
         return 1
-    res["machine"] = this_cpu().describe()
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
