@@ -1,5 +1,5 @@
-"""What the benchmarks measure on: the sample drive's real frames and its camera at any size, and
-the CPU they ran on (figures are named by it: ``fcn_perception.cpu``)."""
+"""What the benchmarks measure on: the sample drive's real frames and its camera at any size. (The
+CPU they ran on, which names every figure, is ``fcn_perception.cpu``'s.)"""
 
 from __future__ import annotations
 
