@@ -190,7 +190,14 @@ def ros_overhead(size: tuple[int, int], frames: int = 200) -> dict:
         pub_node.destroy_node()
         sub_node.destroy_node()
         rclpy.try_shutdown()
-    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "sent": frames + 10, "received": len(got), "ms": {k: percentiles(v) for k, v in stages.items()}}
+    return {
+        "cpu": this_cpu().describe(),
+        "size": f"{size[0]}x{size[1]}",
+        "frames": frames,
+        "sent": frames + 10,
+        "received": len(got),
+        "ms": {k: percentiles(v) for k, v in stages.items()},
+    }
 
 
 def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 0.0) -> dict:
@@ -215,6 +222,7 @@ def drivable_bench(size: tuple[int, int], frames: int = 200, smoothing: float = 
             rings = [r.outer for r in result.regions] + [h for r in result.regions for h in r.holes]
             vertices = max(vertices, max((len(r) for r in rings), default=0))
     return {
+        "cpu": this_cpu().describe(),
         "size": f"{size[0]}x{size[1]}",
         "frames": frames,
         "temporal_smoothing": smoothing,
@@ -322,7 +330,7 @@ def run_args(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
     if args.ros_overhead:
-        res = ros_overhead((w, h), args.frames) | {"cpu": this_cpu().describe()}
+        res = ros_overhead((w, h), args.frames)
         print(
             f"ROS overhead at {res['size']} (decode input + build mask/polygon + publish, no inference), {res['frames']} frames on {res['cpu']}: "
             + "  ".join(f"{k} p50 {v['p50']:.2f} p95 {v['p95']:.2f}" for k, v in res["ms"].items())
@@ -341,7 +349,7 @@ def run_args(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         return 0
     if args.drivable:
-        res = drivable_bench((w, h), args.frames, args.smoothing) | {"cpu": this_cpu().describe()}
+        res = drivable_bench((w, h), args.frames, args.smoothing)
         print(
             f"drivable area at {res['size']} on one core (all regions, ego, ground polygons, grid; smoothing {res['temporal_smoothing']}), "
             f"{res['frames']} frames on {res['cpu']}: p50 {res['ms']['p50']:.2f} ms p95 {res['ms']['p95']:.2f} p99 {res['ms']['p99']:.2f}; "
