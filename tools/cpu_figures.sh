@@ -33,8 +33,7 @@ run() {  # run TREE ARGS...: fcn-perception of that tree
   (cd "$dir" && PYTHONPATH=$dir timeout 600 "$PY" -m fcn_perception "$@" 2>&1)
 }
 
-grep -m1 "model name" /proc/cpuinfo
-echo "flags: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_bf16|amx_int8|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+"$PY" -c "from fcn_perception.cpu import this_cpu; c = this_cpu(); print(c.describe()); print('flags:', ' '.join(c.flags))"
 echo "cores: $(nproc); tree: $(git log --oneline -1)${BASE:+; base: $(git -C "$WT" log --oneline -1)}"
 for r in $(seq "$ROUNDS"); do
   for t in $TREES; do
