@@ -17,9 +17,11 @@ import numpy as np
 
 from fcn_perception.model.config import COARSE_SCORES
 
+FINER_SCORES = "/score.16/Conv"  # the stride-16 scores: what the stride-32 path does not feed
 
-def _named(model, end: str):
-    return next((op for op in model.get_ops() if op.get_friendly_name().endswith(end)), None)
+
+def _named(ops, end: str):
+    return next((op for op in ops if op.get_friendly_name().endswith(end)), None)
 
 
 def _ancestors(output) -> set[str]:
@@ -44,14 +46,11 @@ def _quantized(output):
     return output
 
 
-def _cut(model):
-    """The one tensor the stride-32 path reads from the rest of the graph, or None."""
-    coarse, finer = _named(model, COARSE_SCORES), _named(model, "/score.16/Conv")
-    if coarse is None or finer is None:
-        return None
+def _cut(ops, coarse, finer):
+    """The one tensor the stride-32 path reads from the rest of the graph (``ops``), or None."""
     only = _ancestors(coarse.output(0)) - _ancestors(finer.output(0))
     cuts = {}
-    for op in model.get_ops():
+    for op in ops:
         if op.get_name() in only:
             for i in op.inputs():
                 source = i.get_source_output()
@@ -60,26 +59,41 @@ def _cut(model):
     return _quantized(next(iter(cuts.values()))) if len(cuts) == 1 else None
 
 
+def _same_in(ops, output):
+    """``output`` of another graph, in the clone whose ``ops`` are given: found by its node's friendly
+    name, which cloning keeps; None where that name is not unique there."""
+    name = output.get_node().get_friendly_name()
+    found = [op for op in ops if op.get_friendly_name() == name]
+    return found[0].output(output.get_index()) if len(found) == 1 else None
+
+
 def clockwork(scores_model):
     """From a graph ``image -> class scores at 1/F``: the graph ``(image, coarse, reuse) -> (scores,
     coarse)``, where ``reuse`` (a boolean) takes the given stride-32 scores instead of computing them,
-    and ``coarse`` out is the ones used. None where the graph has no stride-32 scores to cut at."""
+    and ``coarse`` out is the ones used. None where the graph has no stride-32 scores to cut at.
+
+    The cut is found once, on the graph, and taken in its clone by name: every walk over the graph's
+    2,500 operations is a few thousand calls into OpenVINO, and the surgery is paid at every start."""
     import openvino as ov
 
-    ops = ov.opset13
-    cut = _cut(scores_model)
+    ops = scores_model.get_ops()
+    coarse_op, finer_op = _named(ops, COARSE_SCORES), _named(ops, FINER_SCORES)
+    cut = None if coarse_op is None or finer_op is None else _cut(ops, coarse_op, finer_op)
     if cut is None:
         return None
     body = scores_model.clone()  # the else branch: the stride-32 path alone
-    body_cut = _cut(body)
-    deep_in = ops.parameter(body_cut.get_partial_shape(), body_cut.get_element_type(), name="deep_in")
+    body_ops = body.get_ops()
+    body_cut = _same_in(body_ops, cut)
+    if body_cut is None:
+        return None
+    deep_in = ov.opset13.parameter(body_cut.get_partial_shape(), body_cut.get_element_type(), name="deep_in")
     body_cut.replace(deep_in.output(0))
-    compute = ov.Model([_named(body, COARSE_SCORES).output(0)], [deep_in], "coarse_scores")
-    coarse = _named(scores_model, COARSE_SCORES).output(0)
-    given = ops.parameter(coarse.get_partial_shape(), coarse.get_element_type(), name="given")
+    compute = ov.Model([_named(body_ops, COARSE_SCORES).output(0)], [deep_in], "coarse_scores")
+    coarse = coarse_op.output(0)
+    given = ov.opset13.parameter(coarse.get_partial_shape(), coarse.get_element_type(), name="given")
     take = ov.Model([given.output(0)], [given], "given_coarse")
-    coarse_in = ops.parameter(coarse.get_partial_shape(), coarse.get_element_type(), name="coarse")
-    reuse = ops.parameter([], ov.Type.boolean, name="reuse")
+    coarse_in = ov.opset13.parameter(coarse.get_partial_shape(), coarse.get_element_type(), name="coarse")
+    reuse = ov.opset13.parameter([], ov.Type.boolean, name="reuse")
     switch = ov.opset8.if_op(reuse.output(0))
     switch.set_then_body(take)
     switch.set_else_body(compute)
