@@ -42,9 +42,9 @@ class Choice:
 def key(models: dict[str, Path], size: tuple[int, int], threads: int) -> str:
     """The cache key of one measurement; ``models``: shipped files, named by their manifest digests
     (resolve_model has checked them against the files: no second read of 30 MB at every start)."""
-    import openvino as ov
+    from fcn_perception.inference.openvino_backend import runtime
 
-    parts = [this_cpu().signature(), ov.get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
+    parts = [this_cpu().signature(), runtime().get_version(), f"{size[0]}x{size[1]}", f"threads={threads}"]
     parts += [f"{p}={shipped_digest(path)[:16]}" for p, path in sorted(models.items())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

@@ -10,8 +10,10 @@ elsewhere.
 
 from __future__ import annotations
 
+import importlib
 import os
 import queue
+import sys
 import threading
 from pathlib import Path
 
@@ -35,6 +37,27 @@ def available() -> bool:
 
 
 _CORE = None
+_IMPORT_LOCK = threading.Lock()
+
+
+def runtime():
+    """The ``openvino`` module, imported without its model-conversion API. OpenVINO's package imports
+    ``openvino.tools.ovc`` as it loads (argparse, its telemetry, urllib and http.client) and goes on
+    without it where that import fails; the runtime never converts a model, and the import was 0.18 s
+    of every node start on a 2-core EPYC (BENCHMARKS.md, 2026-12-07, sixteenth sitting). Python fails
+    an import whose module is None in ``sys.modules``; the entry is gone again afterwards, so
+    ``openvino.tools.ovc`` stays importable by name."""
+    with _IMPORT_LOCK:
+        if "openvino" in sys.modules:
+            return sys.modules["openvino"]
+        blocked = "openvino.tools.ovc" not in sys.modules
+        if blocked:
+            sys.modules["openvino.tools.ovc"] = None
+        try:
+            return importlib.import_module("openvino")
+        finally:
+            if blocked and sys.modules.get("openvino.tools.ovc", False) is None:
+                del sys.modules["openvino.tools.ovc"]
 
 
 def core():
@@ -44,9 +67,7 @@ def core():
     in the suite, never with the Core kept."""
     global _CORE
     if _CORE is None:
-        import openvino as ov
-
-        _CORE = ov.Core()
+        _CORE = runtime().Core()
     return _CORE
 
 
