@@ -13,7 +13,7 @@ from rclpy.serialization import deserialize_message
 from fcn_perception.bags.bag_io import read_messages
 from fcn_perception.bags.replay import replay
 from fcn_perception.ros import messages, outputs
-from fcn_perception.ros.cdr import TYPESTORE, Cdr, header, rosbags_message, serialize
+from fcn_perception.ros.cdr import Cdr, header, rosbags_message, serialize, typestore
 from fcn_perception.ros.topics import IMAGE
 from fcn_perception.tools.demo import SAMPLE_BAG, SAMPLE_CAMERA_POSE
 from fcn_perception.waiting import wait_until
@@ -106,7 +106,7 @@ def test_a_path_written_straight_as_cdr_is_the_bytes_rosbags_writes(frame_id, n)
             pose = rosbags_message("geometry_msgs/msg/Pose", position=rosbags_message("geometry_msgs/msg/Point", x=x, y=y, z=0.0), orientation=q)
             poses.append(rosbags_message("geometry_msgs/msg/PoseStamped", header=hdr, pose=pose))
     slow = rosbags_message(messages.PATH, header=hdr, poses=poses)
-    assert serialize(fast, messages.PATH) == bytes(TYPESTORE.serialize_cdr(slow, messages.PATH))
+    assert serialize(fast, messages.PATH) == bytes(typestore().serialize_cdr(slow, messages.PATH))
     for back in (fast.message, deserialize_message(fast.data, Path)):  # as rosbags and rclpy read it
         assert back.header.frame_id == frame_id and len(back.poses) == (n if n >= 2 else 0)
         if n >= 2:

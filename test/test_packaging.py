@@ -195,6 +195,22 @@ def test_core_layers_import_no_ros_and_the_runtime_no_training_code():
         assert res.returncode == 0, f"{module} imports {res.stdout.strip() or res.stderr[-500:]}"
 
 
+def test_a_start_imports_neither_openvinos_converter_nor_every_ros_release_s_message_types():
+    """Two imports a start never uses, in a fresh interpreter: OpenVINO's model converter, which its
+    package imports as it loads (0.18 s), and rosbags' message stores of every ROS 2 release (0.2 s),
+    made on first use; the node makes them while its model compiles (BENCHMARKS.md, 2026-12-07,
+    sixteenth sitting). The converter is still importable by name afterwards."""
+    code = (
+        "import sys, fcn_perception.ros.node; from fcn_perception.inference.openvino_backend import core; core(); "
+        "print([m for m in ('openvino.tools.ovc', 'rosbags.typesys.stores.ros2_jazzy') if m in sys.modules]); "
+        "from openvino.tools.ovc import convert_model; from fcn_perception.ros.cdr import typestore; "
+        "print('sensor_msgs/msg/Image' in typestore().types)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-1000:]
+    assert res.stdout.split() == ["[]", "True"], res.stdout
+
+
 def test_node_config_fields_are_the_parameter_table():
     """NodeConfig's fields are made from the table (declared type, default): nothing to keep equal by
     hand. A default that is not of its declared type is refused where the table is written."""

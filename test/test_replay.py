@@ -136,11 +136,11 @@ def _car_recording(sample_bag, path, tf=True):
     base_link -> camera_front_optical_frame) + a lidar + a vendor message type no typestore knows."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-    from fcn_perception.ros.cdr import TYPESTORE, header
+    from fcn_perception.ros.cdr import header, typestore
 
     vendor_store = get_typestore(Stores.ROS2_JAZZY)
     vendor_store.register(get_types_from_msg(VENDOR_DEF, VENDOR))
-    T = TYPESTORE.types
+    T = typestore().types
     msgs = list(read_messages(sample_bag))
     t0 = msgs[0].timestamp
     rng = np.random.default_rng(0)

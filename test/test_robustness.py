@@ -411,6 +411,27 @@ def test_a_hung_inference_call_turns_diagnostics_error_while_it_hangs(node):
     node.set_parameters([Parameter("stall_timeout", value=2.0)])
 
 
+def test_a_model_that_fails_to_load_leaves_no_output_publishers(ros_node, tmp_path):
+    """The outputs are opened while the model loads (ros/node.py, ``on_configure``); where loading
+    fails, the node goes back to unconfigured with none of them left in the graph."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from fcn_perception.ros.node import FcnPerceptionNode
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    params = {"image_topics": ["/failcam/image_raw"], "model": str(garbage), "backend": "onnxruntime"}
+    n = FcnPerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    try:
+        assert n.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert n.io == [] and n.cameras == [] and n.pub_diag is None
+        left = [t for t, _ in n.get_publisher_names_and_types_by_node(n.get_name(), n.get_namespace()) if t.startswith("/failcam") or t == "/diagnostics"]
+        assert left == [], left
+    finally:
+        n.destroy_node()
+
+
 def test_stopping_mid_stream_joins_the_worker(ros_node):
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter

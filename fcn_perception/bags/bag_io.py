@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 
-from fcn_perception.ros.cdr import TYPESTORE, header, to_cdr
+from fcn_perception.ros.cdr import header, to_cdr, typestore
 from fcn_perception.ros.topics import CAMERA_INFO, COMPRESSED, IMAGE
 
 
@@ -31,9 +31,9 @@ def bag_topics(path: str | Path) -> dict[str, str]:
 def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
     """Messages in recorded order; types the typestore does not know are skipped, not fatal."""
     with Reader(path) as reader:
-        conns = [c for c in reader.connections if (not topics or c.topic in topics) and c.msgtype in TYPESTORE.types]
+        conns = [c for c in reader.connections if (not topics or c.topic in topics) and c.msgtype in typestore().types]
         for conn, timestamp, raw in reader.messages(connections=conns):
-            yield BagMessage(conn.topic, conn.msgtype, timestamp, TYPESTORE.deserialize_cdr(raw, conn.msgtype))
+            yield BagMessage(conn.topic, conn.msgtype, timestamp, typestore().deserialize_cdr(raw, conn.msgtype))
 
 
 def count_messages(path: str | Path) -> dict[str, int]:
@@ -49,7 +49,7 @@ def type_hash(msgtype: str, msgdef: str) -> str:
     from rosbags.typesys import get_types_from_msg
 
     try:
-        store = copy.deepcopy(TYPESTORE)
+        store = copy.deepcopy(typestore())
         sections = msgdef.split("\n" + "=" * 80 + "\n")
         types = get_types_from_msg(sections[0], msgtype)
         for section in sections[1:]:
@@ -91,8 +91,8 @@ class BagWriter:
         the typestore does not know keeps the recording's own definition (``msgdef``, ``rihs01``)."""
         conn = self._conns.get(topic)
         if conn is None:
-            if msgtype in TYPESTORE.types:
-                conn = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            if msgtype in typestore().types:
+                conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
             else:
                 conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01 or type_hash(msgtype, msgdef))
             self._conns[topic] = conn
@@ -109,12 +109,12 @@ class BagWriter:
 
 
 def compressed_image(stamp: int, frame_id: str, jpeg: bytes, fmt: str = "jpeg"):
-    return TYPESTORE.types[COMPRESSED](header=header(stamp, frame_id), format=fmt, data=np.frombuffer(jpeg, np.uint8))
+    return typestore().types[COMPRESSED](header=header(stamp, frame_id), format=fmt, data=np.frombuffer(jpeg, np.uint8))
 
 
 def raw_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
     h, w = array.shape[:2]
-    return TYPESTORE.types[IMAGE](
+    return typestore().types[IMAGE](
         header=header(stamp, frame_id),
         height=h,
         width=w,
@@ -126,7 +126,7 @@ def raw_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
 
 
 def camera_info(stamp: int, frame_id: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float, d: list[float] | None = None):
-    T = TYPESTORE.types
+    T = typestore().types
     k = np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], np.float64)
     p = np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64)
     return T[CAMERA_INFO](

@@ -18,7 +18,7 @@ import numpy as np
 from fcn_perception.bags.recording import RawMessage, Recording
 from fcn_perception.bags.tf_graph import TF_TOPICS, TfGraph
 from fcn_perception.params.node_config import NodeConfig
-from fcn_perception.ros.cdr import TYPESTORE
+from fcn_perception.ros.cdr import typestore
 from fcn_perception.ros.outputs import is_output_topic
 from fcn_perception.ros.topics import CAMERA_INFO, IMAGE_TYPES, camera_info_topic, stamp_ns
 from fcn_perception.scene.camera import CameraWorkflow
@@ -85,14 +85,14 @@ class CameraFeed:
         malformed one is skipped, as tf2 would (an unreadable CameraInfo keeps the previous one)."""
         if m.topic in self.info_topics:
             with contextlib.suppress(Exception):
-                info = TYPESTORE.deserialize_cdr(m.data, CAMERA_INFO)
+                info = typestore().deserialize_cdr(m.data, CAMERA_INFO)
                 for cams in camera_sets:
                     cams[self.info_topics[m.topic]].info = info
             return True
         if m.topic in TF_TOPICS:
             if self.use_tf:
                 with contextlib.suppress(Exception):
-                    self.tf.add(TYPESTORE.deserialize_cdr(m.data, m.msgtype), static=m.topic == "/tf_static")
+                    self.tf.add(typestore().deserialize_cdr(m.data, m.msgtype), static=m.topic == "/tf_static")
             return True
         return False
 
@@ -102,7 +102,7 @@ class CameraFeed:
         if m.topic not in camera_sets[0]:
             return None
         try:
-            msg = TYPESTORE.deserialize_cdr(m.data, m.msgtype)
+            msg = typestore().deserialize_cdr(m.data, m.msgtype)
         except Exception as exc:  # counted, never fatal
             for cams in camera_sets:
                 cams[m.topic].unreadable(exc)

@@ -13,12 +13,22 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from rosbags.interfaces import Nodetype
-from rosbags.typesys import Stores, get_typestore
 
-TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+@cache
+def typestore():
+    """Jazzy's message types as rosbags makes them, made on first use: rosbags builds each ROS 2
+    release's store from the one before, and importing them all took 0.2 s. At module level that was
+    a fifth of the node's imports before its model could start loading; the node makes the store while
+    OpenVINO compiles, off the start's path (ros/node.py, ``on_configure``)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
 
 _NUMPY = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "float32": np.float32, "float64": np.float64}
 _NUMPY.update({t: np.dtype(t).type for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")})
@@ -44,7 +54,7 @@ def rosbags_message(msgtype: str, **fields):
     """A rosbags message with every field not given set to its ROS default, like rclpy's constructors
     (the ``new`` factory of ``messages.py``'s builders). A message given in full (a Path's poses, a
     polygon's points: hundreds a frame) goes straight to its constructor."""
-    cls, defs = _TYPES.get(msgtype) or _TYPES.setdefault(msgtype, (TYPESTORE.types[msgtype], TYPESTORE.fielddefs[msgtype][1]))
+    cls, defs = _TYPES.get(msgtype) or _TYPES.setdefault(msgtype, (typestore().types[msgtype], typestore().fielddefs[msgtype][1]))
     if len(fields) < len(defs):
         for name, node in defs:
             if name not in fields:
@@ -54,7 +64,7 @@ def rosbags_message(msgtype: str, **fields):
 
 def header(stamp_ns: int, frame_id: str):
     """A std_msgs/Header at ``stamp_ns``."""
-    T = TYPESTORE.types
+    T = typestore().types
     return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
 
 
@@ -66,7 +76,7 @@ def as_header(h):
 def to_cdr(msg, msgtype: str) -> bytes | memoryview:
     """CDR (little endian, with the encapsulation header) as rosbag2 stores it, without a copy: a
     :class:`Cdr` is already that, rosbags serializes anything else into a buffer of its own."""
-    return msg.data if isinstance(msg, Cdr) else TYPESTORE.serialize_cdr(msg, msgtype)
+    return msg.data if isinstance(msg, Cdr) else typestore().serialize_cdr(msg, msgtype)
 
 
 def serialize(msg, msgtype: str) -> bytes:
@@ -85,7 +95,7 @@ class Cdr:
     @property
     def message(self):
         """The rosbags message these bytes hold, for a reader of its fields (tests, tools)."""
-        return TYPESTORE.deserialize_cdr(self.data, self.msgtype)
+        return typestore().deserialize_cdr(self.data, self.msgtype)
 
 
 _LITTLE_ENDIAN_CDR = b"\x00\x01\x00\x00"  # the encapsulation header rmw writes

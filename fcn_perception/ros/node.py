@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import SimpleNamespace
@@ -33,7 +34,7 @@ from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
-from fcn_perception.ros.cdr import as_header, rosbags_message, serialize
+from fcn_perception.ros.cdr import as_header, rosbags_message, serialize, typestore
 from fcn_perception.ros.dds_profile import use_node_profile
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
 from fcn_perception.ros.endpoint_watch import NO_EVENT_HANDLERS, NO_SUBSCRIPTION_EVENT_HANDLERS, EndpointWatch
@@ -51,6 +52,9 @@ from fcn_perception.scene.scheduler import FrameWorker
 from fcn_perception.stats import CpuShare
 
 NO_PUBLISHER_WARN_S = 5.0  # a camera topic nobody publishes for this long is named once at WARN
+#: the outputs' QoS: reliable (readable by best-effort and reliable subscribers), depth 20: a reliable
+#: reader that falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it
+OUT_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
 
 try:  # TF is optional: present on a ROS install, not in the PyPI wheels
     import tf2_ros
@@ -134,12 +138,18 @@ class FcnPerceptionNode(LifecycleNode):
         log, cfg = self.get_logger(), self.cfg
         log.info(f"configuring: loading the model ({cfg.model or 'shipped default'}, backend {cfg.backend}); a TensorRT engine build can take minutes")
         t0 = time.monotonic()
-        try:  # engines for further frame sizes are built off the serving path
-            self.pipeline = Pipeline.for_config(cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
-        except Exception as exc:  # unreadable model, unknown backend, unwritable cache, ...
-            log.error(f"configure failed: {exc}")
-            self.pipeline = None
-            return TransitionCallbackReturn.FAILURE
+        with ThreadPoolExecutor(1, thread_name_prefix="load_model") as pool:
+            # while the model loads, this thread makes all that needs none: OpenVINO's compile leaves
+            # Python's lock and a core to it (BENCHMARKS.md, 2026-12-07, sixteenth sitting)
+            loading = pool.submit(Pipeline.for_config, cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
+            self._open_outputs()
+            try:  # engines for further frame sizes are built off the serving path
+                self.pipeline = loading.result()
+            except Exception as exc:  # unreadable model, unknown backend, unwritable cache, ...
+                log.error(f"configure failed: {exc}")
+                self._close_outputs()
+                self.pipeline = None
+                return TransitionCallbackReturn.FAILURE
         seg = self.pipeline.segmenter
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
@@ -148,9 +158,20 @@ class FcnPerceptionNode(LifecycleNode):
         heap.return_freed()  # what loading and warming up the model left
         seg.settle_precision(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
-        # reliable (readable by best-effort and reliable subscribers), depth 20: a reliable reader that
-        # falls behind on a loaded machine must not lose a sample to KEEP_LAST overwriting it
-        out_qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
+            self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
+            self.fused_pubs = {k: self._publisher(msg_class(o.msgtype), o.topic, OUT_QOS) for k, o in outputs.FUSED_OUTPUTS.items()}
+        self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
+        self.worker.start()
+        self._subscribe()
+        heap.freeze_long_lived()  # all that serving keeps, made: no full scans of it while serving
+        return TransitionCallbackReturn.SUCCESS
+
+    def _open_outputs(self) -> None:
+        """Each camera's workflow and publishers, and /diagnostics: what needs no model. Also the
+        message types the outputs are built from (ros/cdr.py, made on first use)."""
+        cfg = self.cfg
+        typestore()
         if cfg.use_tf and tf2_ros is not None and self._tf_buffer is None:
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
@@ -161,16 +182,13 @@ class FcnPerceptionNode(LifecycleNode):
         for io in self.io:
             for key, out in outputs.OUTPUTS.items():
                 if out.live:
-                    io.pubs[key] = self._publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), out_qos)
+                    io.pubs[key] = self._publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), OUT_QOS)
         self.pub_diag = self._publisher(DiagnosticArray, "/diagnostics", 10)
-        if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
-            self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
-            self.fused_pubs = {k: self._publisher(msg_class(o.msgtype), o.topic, out_qos) for k, o in outputs.FUSED_OUTPUTS.items()}
-        self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
-        self.worker.start()
-        self._subscribe()
-        heap.freeze_long_lived()  # all that serving keeps, made: no full scans of it while serving
-        return TransitionCallbackReturn.SUCCESS
+
+    def _close_outputs(self) -> None:
+        for pub in self._output_publishers():
+            self.destroy_lifecycle_publisher(pub)
+        self.pub_diag, self.cameras, self.io, self.fusion, self.fused_pubs = None, [], [], None, {}
 
     def _publisher(self, msg_type, topic: str, qos):
         """Without rclpy's per-publisher event handlers: the executor walks them on every wake-up
@@ -222,9 +240,7 @@ class FcnPerceptionNode(LifecycleNode):
         self.worker.stop()
         for sub in [s for io in self.io for s in io.subs]:
             self.destroy_subscription(sub)
-        for pub in self._output_publishers():
-            self.destroy_lifecycle_publisher(pub)
-        self.pub_diag, self.cameras, self.io, self.fusion, self.fused_pubs = None, [], [], None, {}
+        self._close_outputs()
         if self.pipeline is not None and (left := self.pipeline.segmenter.close()):
             self.get_logger().warning(f"backend builds still running at cleanup: {left}")
         self.pipeline = self.guard = None  # frees the backend (sessions, engines, GPU memory)
