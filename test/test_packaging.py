@@ -157,6 +157,17 @@ def test_package_xml_lists_every_ros_package_the_code_imports():
     assert all(m in comment for m, key in ROSDEP.items() if key is None and m in runtime and m != "torchvision"), "list pip-only imports in package.xml"
 
 
+def test_the_installed_package_is_byte_compiled(colcon_install):
+    """Every module colcon installs has its byte code beside it, also where PYTHONDONTWRITEBYTECODE
+    is set (the fixture builds so): otherwise each start of the node compiles the package again."""
+    import importlib.util
+
+    site = next((colcon_install / "lib").glob("python3*/site-packages"))
+    sources = sorted((site / "fcn_perception").rglob("*.py"))
+    missing = [str(f.relative_to(site)) for f in sources if not Path(importlib.util.cache_from_source(str(f))).is_file()]
+    assert sources and not missing, missing[:5]
+
+
 @pytest.mark.parametrize("backend", ["auto", "onnxruntime"])
 def test_installed_node_on_a_cpu_runtime_never_loads_pytorch(colcon_install, ros_node, tmp_path, monkeypatch, backend):
     """The lean runtime, checked from outside the process: the colcon-installed node serves masks from
