@@ -276,3 +276,39 @@ def test_a_graph_whose_switch_cannot_be_made_computes_every_layer(frames, tmp_pa
     backend = openvino_backend.OpenVinoBackend(default_model_path("int8"), (640, 360), threads=1, cache=tmp_path, reuse_coarse=True)
     assert not backend.reuses_coarse and len(backend.compiled.inputs) == 1
     assert backend.infer_rgb(cv2.resize(frames[0], (640, 360))[None]).mask.shape == (1, 360, 640)
+
+
+def test_a_load_yields_to_work_beside_it_when_openvino_compiles_and_at_once_elsewhere(tmp_path, monkeypatch):
+    """The node opens its outputs beside the model's load once the load yields (inference/base.py,
+    LOAD_YIELDS): OpenVINO as its compile starts, after its Python part (reading, graph surgery),
+    which work beside it stalled; ONNX Runtime at once."""
+    import contextvars
+    import threading
+
+    from fcn_perception.inference import openvino_backend
+    from fcn_perception.inference.base import LOAD_YIELDS
+
+    real = openvino_backend.core()
+    at_compile = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def compile_model(self, *args, **kwargs):
+            at_compile.append(LOAD_YIELDS.get().is_set())
+            return real.compile_model(*args, **kwargs)
+
+    monkeypatch.setattr(openvino_backend, "core", Spy)
+
+    def load(backend: str) -> tuple[bool, bool]:
+        yields = threading.Event()
+        LOAD_YIELDS.set(yields)
+        before = yields.is_set()
+        create_backend(backend, default_model_path("int8"), (320, 192), threads=1, cache=tmp_path, reuse_coarse=True)
+        return before, yields.is_set()
+
+    assert contextvars.copy_context().run(load, "openvino") == (False, True)
+    assert at_compile == [True]  # one compile: the graph with the stride-32 switch
+    assert contextvars.copy_context().run(load, "onnxruntime") == (False, True)
+    assert LOAD_YIELDS.get() is None  # the loads' own contexts only

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from fcn_perception.files import file_sha256
-from fcn_perception.inference.base import Backend
+from fcn_perception.inference.base import Backend, load_yields
 from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, cache_dir, cache_file
 from fcn_perception.model.config import EXPORT_VERSION
 
@@ -125,6 +125,8 @@ def create_backend(
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     chosen = concrete_backend(name, device)
+    if chosen != "openvino":
+        load_yields()  # only OpenVINO's load says when (base.LOAD_YIELDS): work beside the others goes at once
     use_trt = chosen == "tensorrt"
     trt_precision = "fp16" if precision == "auto" else precision  # TensorRT's default: fp16
     if engine and not use_trt:

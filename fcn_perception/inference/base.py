@@ -6,11 +6,26 @@ there is no cycle. Capabilities are declared as class attributes, never probed.
 
 from __future__ import annotations
 
+import threading
+from contextvars import ContextVar
 from typing import NamedTuple
 
 import numpy as np
 
 from fcn_perception.model.config import ModelConfig
+
+#: An event that whoever loads a backend and has work to do beside it sets here, in the loading
+#: thread (the node: its outputs). The load sets it once work beside it no longer slows it down:
+#: OpenVINO as its compile starts, which leaves Python's lock and a core free; the other backends at
+#: once (``create_backend``). Work beside OpenVINO's Python part (reading the model, the graph
+#: surgery) stalled that part: 0.15-0.2 s of a first start (BENCHMARKS.md, 2026-12-07, sixteenth sitting).
+LOAD_YIELDS: ContextVar[threading.Event | None] = ContextVar("load_yields", default=None)
+
+
+def load_yields() -> None:
+    """Said by a backend's load from here on (see :data:`LOAD_YIELDS`)."""
+    if (event := LOAD_YIELDS.get()) is not None:
+        event.set()
 
 
 class InferenceError(RuntimeError):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_perception import heap
-from fcn_perception.inference.base import Backend, Inference
+from fcn_perception.inference.base import Backend, Inference, load_yields
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.inference.openvino_clockwork import clockwork, no_coarse
 from fcn_perception.inference.stencil_head import StencilHead, head_for
@@ -261,6 +261,7 @@ class OpenVinoBackend(Backend):
     def _compile_model(self, model, rgb: bool):
         if rgb:
             model = _normalise_in_graph(model, self.config.mean, self.config.std)
+        load_yields()  # the compile runs without Python's lock: work beside the load may go now
         return core().compile_model(model, "CPU", self._props)
 
     def _switched(self, scores_model):

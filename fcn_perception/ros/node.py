@@ -10,6 +10,7 @@ Callbacks only park the newest frame per camera; worker threads
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from fcn_perception import heap
+from fcn_perception.inference.base import LOAD_YIELDS
 from fcn_perception.inference.segmenter import Segmenter
 from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
@@ -50,6 +52,7 @@ from fcn_perception.scene.ground import quaternion_matrix
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
 from fcn_perception.scene.scheduler import FrameWorker
 from fcn_perception.stats import CpuShare
+from fcn_perception.waiting import wait_until
 
 NO_PUBLISHER_WARN_S = 5.0  # a camera topic nobody publishes for this long is named once at WARN
 #: the outputs' QoS: reliable (readable by best-effort and reliable subscribers), depth 20: a reliable
@@ -138,10 +141,17 @@ class FcnPerceptionNode(LifecycleNode):
         log, cfg = self.get_logger(), self.cfg
         log.info(f"configuring: loading the model ({cfg.model or 'shipped default'}, backend {cfg.backend}); a TensorRT engine build can take minutes")
         t0 = time.monotonic()
+        yields = threading.Event()
+
+        def load() -> Pipeline:
+            LOAD_YIELDS.set(yields)
+            return Pipeline.for_config(cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
+
         with ThreadPoolExecutor(1, thread_name_prefix="load_model") as pool:
-            # while the model loads, this thread makes all that needs none: OpenVINO's compile leaves
-            # Python's lock and a core to it (BENCHMARKS.md, 2026-12-07, sixteenth sitting)
-            loading = pool.submit(Pipeline.for_config, cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
+            # while the model loads, this thread makes all that needs none, once the load yields:
+            # OpenVINO's compile leaves Python's lock and a core to it (inference/base.py, LOAD_YIELDS)
+            loading = pool.submit(load)
+            wait_until(lambda: yields.is_set() or loading.done(), math.inf, interval=0.005)
             self._open_outputs()
             try:  # engines for further frame sizes are built off the serving path
                 self.pipeline = loading.result()
@@ -171,7 +181,6 @@ class FcnPerceptionNode(LifecycleNode):
         """Each camera's workflow and publishers, and /diagnostics: what needs no model. Also the
         message types the outputs are built from (ros/cdr.py, made on first use)."""
         cfg = self.cfg
-        typestore()
         if cfg.use_tf and tf2_ros is not None and self._tf_buffer is None:
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
@@ -184,6 +193,7 @@ class FcnPerceptionNode(LifecycleNode):
                 if out.live:
                     io.pubs[key] = self._publisher(msg_class(out.msgtype), output_topic(io.namespace, out.topic), OUT_QOS)
         self.pub_diag = self._publisher(DiagnosticArray, "/diagnostics", 10)
+        typestore()
 
     def _close_outputs(self) -> None:
         for pub in self._output_publishers():
