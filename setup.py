@@ -1,3 +1,4 @@
+import os
 import py_compile
 import sys
 from glob import glob
@@ -17,10 +18,12 @@ class InstallLib(install_lib):
     def byte_compile(self, files: list[str]) -> None:
         if not sys.dont_write_bytecode:
             return super().byte_compile(files)
+        root = self.get_finalized_command("install").root
         if self.compile:
             for path in files:
-                if path.endswith(".py"):
-                    py_compile.compile(path, doraise=True)
+                if path.endswith(".py"):  # named as installed, without a packager's staging --root
+                    shown = "/" + os.path.relpath(path, root) if root else path
+                    py_compile.compile(path, dfile=shown, doraise=True)
 
 
 setup(
