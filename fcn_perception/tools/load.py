@@ -343,19 +343,22 @@ def loaded_libraries(pid: int) -> set[str]:
     return names
 
 
-def run_startup(frames: int = 30, ros=None, log: Path | None = None, executable: str = "", extra: tuple[str, ...] = ()) -> dict:
+def run_startup(
+    frames: int = 30, ros=None, log: Path | None = None, executable: str = "", extra: tuple[str, ...] = (), size: tuple[int, int] | None = None
+) -> dict:
     """The node as a car starts it, measured from outside: seconds from process start to the first
     mask, resident memory after ``frames`` masks, and whether PyTorch (libtorch) was loaded at all.
     Also when the node first showed in the sender's graph: DDS discovery, which now and then waits for
-    a periodic announcement (README, "Troubleshooting"), is then told apart from the node's own start."""
+    a periodic announcement (README, "Troubleshooting"), is then told apart from the node's own start.
+    ``size``: the sample drive's frames re-encoded at this size (a car camera's 1280x720, say)."""
     if ros is None:
         ensure_domain_id()
         with spinning_node("fcn_perception_startup") as own:
-            return run_startup(frames, own, log, executable, extra)
+            return run_startup(frames, own, log, executable, extra, size)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
-    jpegs = [bytes(m.msg.data) for m in read_messages(SAMPLE_BAG) if m.msgtype == COMPRESSED]
+    jpegs = _sample_jpegs(size)
     topic = "/startup_cam/image_raw/compressed"
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     got: list[float] = []
@@ -436,7 +439,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
-        res = run_startup(args.frames, log=Path(args.log) if args.log else None, executable=args.executable, extra=_param_args(args.param))
+        log = Path(args.log) if args.log else None
+        res = run_startup(args.frames, log=log, executable=args.executable, extra=_param_args(args.param), size=args.size)
         print(
             f"on {res['machine']}: first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
