@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fcn_perception.bags.bag_io import compressed_image, raw_image
-from fcn_perception.scene.image_codec import BadFrame, camera_size, decode, reduction_for
+from fcn_perception.scene.image_codec import BadFrame, camera_size, decode, frame_size, reduction_for
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +234,15 @@ def test_a_jpeg_with_an_exif_orientation_is_turned_as_opencv_turns_it():
     got = decode(compressed_image(0, "cam", data, "jpeg"))
     assert got.shape == (64, 48, 3)
     assert got[:8, -8:].mean() > 200 and got[:8, :8].mean() < 50
+
+
+def test_a_frame_s_size_is_read_from_its_message_without_decoding(rgb):
+    """What the node compiles its first graph for (ros/first_frame.py): the size a frame declares."""
+    big = cv2.resize(rgb, (1280, 720), interpolation=cv2.INTER_NEAREST)
+    _, jpeg = cv2.imencode(".jpg", big)
+    _, png = cv2.imencode(".png", big)
+    assert frame_size(compressed_image(0, "cam", jpeg.tobytes())) == (1280, 720)
+    assert frame_size(compressed_image(0, "cam", png.tobytes(), "png")) == (1280, 720)
+    assert frame_size(raw_image(0, "cam", big, "rgb8")) == (1280, 720)
+    assert frame_size(compressed_image(0, "cam", b"not an image")) is None
+    assert frame_size(raw_image(0, "cam", np.zeros((0, 0, 3), np.uint8), "rgb8")) is None

@@ -299,6 +299,37 @@ def test_startup_tells_when_the_new_node_was_discovered_though_another_has_its_n
     assert res["node_exit_code"] == 0 and 0.1 < res["discovered_s"] <= res["first_mask_s"], res
 
 
+def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(ros_node, tmp_path):
+    """A 16:9 camera publishing as the node configures: the model is compiled once, for its frames
+    (640x360), not first for the model's 4:3 and then again while its frames are dropped. Configured
+    through the lifecycle service, as a manager does, inside the node's executor; the node is known
+    to this process first, so the wait ends on the frame, not on discovery."""
+    from sensor_msgs.msg import CompressedImage
+
+    topic = "/carcam/image_raw/compressed"
+    frame = cv2.resize(cv2.imread(str(sorted((Path(__file__).resolve().parents[2] / "shared/data/camvid/val").iterdir())[0])), (1280, 720))
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    rec = Recorder(ros_node, {"/carcam/segmentation/mask": "sensor_msgs/msg/Image"})
+    pub = ros_node.create_publisher(CompressedImage, topic, 10)
+    timer = ros_node.create_timer(0.05, lambda: pub.publish(CompressedImage(format="jpeg", data=jpeg)))
+    node = NodeProcess(PARAMS, [topic], ["-p", "autostart:=false"], log=tmp_path / "node.log")
+    try:
+        assert _wait(lambda: _state_ready(ros_node), 30), node.output()
+        assert _lifecycle(ros_node, "configure"), node.output()
+        assert "at 640x360 (the first camera's frames) ready" in node.output(), node.output()
+        assert _lifecycle(ros_node, "activate")
+        assert _wait(lambda: rec.count("/carcam/segmentation/mask") > 0, 20), node.output()
+        assert node.stop(signal.SIGTERM) == 0
+    finally:
+        node.stop()
+        ros_node.destroy_timer(timer)
+        ros_node.destroy_publisher(pub)
+        for sub in rec.subs:
+            ros_node.destroy_subscription(sub)
+    assert rec.messages("/carcam/segmentation/mask")[0].width == 1280
+    assert "being built" not in node.output() and "Traceback" not in node.output(), node.output()
+
+
 def test_startup_measures_the_node_with_the_parameters_given():
     """``load --startup --param``: the parameter reaches the node (it was dropped before), and the
     harness's own command line is not read as ROS arguments."""

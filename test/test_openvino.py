@@ -278,6 +278,35 @@ def test_a_graph_whose_switch_cannot_be_made_computes_every_layer(frames, tmp_pa
     assert backend.infer_rgb(cv2.resize(frames[0], (640, 360))[None]).mask.shape == (1, 360, 640)
 
 
+def test_the_first_graph_is_compiled_for_a_camera_s_first_frame_asked_once_the_model_is_read(frames, tmp_path, monkeypatch):
+    """A 16:9 car camera's first frame, heard while the model loads, decides the first compiled size:
+    one compile, no graph for the model's own 4:3 size (a second compile, 1.5 s later, and 48 MB kept);
+    with ``input_height`` at that height too. No frame in time: the model's own size, as before."""
+    import cv2
+
+    from fcn_perception.inference import openvino_backend
+
+    compiled, asked = [], []
+    real = openvino_backend.OpenVinoBackend._compile_model
+    monkeypatch.setattr(openvino_backend.OpenVinoBackend, "_compile_model", lambda self, m: compiled.append(self.size) or real(self, m))
+
+    def first_frame():
+        asked.append(len(compiled))
+        return (1280, 720)
+
+    seg = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=first_frame))
+    assert asked == [0] and seg.input_size == (640, 360) and compiled == [(640, 360)] and sorted(seg._backends) == [(640, 360)]
+    assert seg.segment(cv2.resize(frames[0], (1280, 720))).mask.shape == (720, 1280) and sorted(seg._backends) == [(640, 360)]
+    compiled.clear()
+    low = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), input_height=270, first_frame=lambda: (1280, 720)))
+    assert low.input_size == (480, 270) and compiled == [(480, 270)]
+    compiled.clear()
+    none = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=lambda: None))
+    assert none.input_size == (480, 360) and compiled == [(480, 360)]
+    ort = Segmenter(SegmenterConfig(backend="onnxruntime", first_frame=lambda: pytest.fail("ONNX Runtime takes any size: nothing to wait for")))
+    assert ort.input_size == (480, 360)
+
+
 def test_a_load_yields_to_work_beside_it_when_openvino_compiles_and_at_once_elsewhere(tmp_path, monkeypatch):
     """The node opens its outputs beside the model's load once the load yields (inference/base.py,
     LOAD_YIELDS): OpenVINO as its compile starts, after its Python part (reading, graph surgery),

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from fcn_perception.files import file_sha256
 from fcn_perception.inference.base import Backend, load_yields
 from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, cache_dir, cache_file
-from fcn_perception.model.config import EXPORT_VERSION
+from fcn_perception.model.config import EXPORT_VERSION, ModelConfig
 
 #: The one list of backend names: node parameter, CLI choices and replay overrides all read it.
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
@@ -26,6 +27,9 @@ PRECISIONS_BY_BACKEND = {
     "openvino": ("auto", "fp32", "bf16", "int8"),
     "onnxruntime": ("auto", "fp32", "int8"),
 }
+#: The backends that ask a function ``input_size`` once they have read the model (the others take the
+#: trained size): OpenVINO compiles a graph per size, and the first can be the size cameras send.
+SIZE_AFTER_READING = ("openvino",)
 CPU_MODEL_KIND = {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}
 #: Device files an NVIDIA driver creates (desktop/server GPUs, Jetson's integrated GPU).
 _GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
@@ -98,7 +102,7 @@ def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", 
 def create_backend(
     name: str,
     model_path: Path,
-    input_size: tuple[int, int] | None = None,
+    input_size: tuple[int, int] | Callable[[ModelConfig], tuple[int, int]] | None = None,
     threads: int = 0,
     device: str = "auto",
     precision: str = "auto",
@@ -107,7 +111,9 @@ def create_backend(
     streams: int = 1,
     reuse_coarse: bool = False,
 ) -> Backend:
-    """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for.
+    """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for;
+    a function of the model's config is asked by OpenVINO once it has read the model (the others take
+    the trained size for it).
     ``streams``: frames inferred at once on OpenVINO and ONNX Runtime (the threads split among them); GPU backends run one.
 
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
@@ -125,6 +131,8 @@ def create_backend(
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     chosen = concrete_backend(name, device)
+    if callable(input_size) and chosen not in SIZE_AFTER_READING:
+        input_size = None
     if chosen != "openvino":
         load_yields()  # only OpenVINO's load says when (base.LOAD_YIELDS): work beside the others goes at once
     use_trt = chosen == "tensorrt"

@@ -15,6 +15,7 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from fcn_perception.inference.base import Backend, Inference, load_yields
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.inference.openvino_clockwork import clockwork, no_coarse
 from fcn_perception.inference.stencil_head import StencilHead, head_for
-from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
+from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, ModelConfig, config_from_metadata
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
 HINTS = {"auto": "", "int8": "", "fp32": "f32", "bf16": "bf16"}
@@ -176,6 +177,9 @@ class _Compiled:
 class OpenVinoBackend(Backend):
     """A model compiled for one input size on the CPU; any other size compiles from the same file.
 
+    ``size`` (w, h), or a function of the model's config giving it, asked once the model is read:
+    the Segmenter's choice may wait on a camera's first frame meanwhile (``SegmenterConfig.first_frame``).
+
     It takes the uint8 frames (``rgb_input``) and normalises them in the graph; the float input of
     the contract (:meth:`infer`, for tools and tests) is compiled from the same file on first use.
 
@@ -201,7 +205,7 @@ class OpenVinoBackend(Backend):
     def __init__(
         self,
         onnx_path: str | Path,
-        size: tuple[int, int] | None = None,
+        size: tuple[int, int] | Callable[[ModelConfig], tuple[int, int]] | None = None,
         threads: int = 0,
         precision: str = "auto",
         cache: str | Path = "",
@@ -219,7 +223,7 @@ class OpenVinoBackend(Backend):
         keys = ("classes", "mean", "std", "input_size", "backbone", "variant", "hidden")
         meta = {k: model.get_rt_info(["framework", k]).astype(str) for k in keys if model.has_rt_info(["framework", k])}
         self.config = config_from_metadata(meta)
-        self.size = size or tuple(self.config.input_size)
+        self.size = tuple((size(self.config) if callable(size) else size) or self.config.input_size)
         threads = threads or (os.cpu_count() or 1)
         self.streams = max(1, min(streams, threads))
         self._props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}

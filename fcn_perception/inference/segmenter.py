@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 
 from fcn_perception.inference import auto_precision
 from fcn_perception.inference.auto_precision import Choice
-from fcn_perception.inference.backends import concrete_backend, create_backend, default_kind
+from fcn_perception.inference.backends import SIZE_AFTER_READING, concrete_backend, create_backend, default_kind
 from fcn_perception.inference.base import Inference, InferenceError
 from fcn_perception.inference.coarse_reuse import CoarseScores
 from fcn_perception.inference.mask_scale import MaskScale
@@ -21,6 +22,7 @@ from fcn_perception.inference.model_store import resolve_model
 from fcn_perception.inference.paint import sharpen_lanes, sharpen_lanes_torch
 from fcn_perception.inference.preprocess import inference_size, preprocess_rgb, resize_rgb
 from fcn_perception.model.classes import palette_bgr
+from fcn_perception.model.config import ModelConfig
 
 #: ``auto``'s first-start measuring begins with this frame (a thread waiting for it from the start
 #: delayed the node's first mask by 1.7 s on this machine: BENCHMARKS.md, 2026-12-02)
@@ -51,6 +53,15 @@ class SegmenterConfig:
     #: stamp) instead of computing them (inference/coarse_reuse.py: what it saves and costs); 0 = never.
     #: Backends that cannot (all but OpenVINO) compute them every frame
     coarse_reuse_ms: float = 70.0
+    #: (w, h) of a camera's first frame, or None where none came in time; asked once while the model
+    #: loads, so the first backend is made for the size the cameras send (the node: ros/first_frame.py)
+    first_frame: Callable[[], tuple[int, int] | None] | None = None
+
+
+def asks_first_frame(c: SegmenterConfig) -> bool:
+    """Whether a Segmenter made from ``c`` asks ``c.first_frame`` as it loads: the size is not forced,
+    and its backend makes its first graph once the model is read (``backends.SIZE_AFTER_READING``)."""
+    return not c.input_width and concrete_backend(c.backend, c.device) in SIZE_AFTER_READING
 
 
 class _StreamGate:
@@ -143,12 +154,13 @@ class Segmenter:
         self.auto = self._auto_choice(forced or (0, c.input_height))
         kind = default_kind(c.backend, c.device, self.precision)
         self.model_path: Path = self._auto_models[self.precision] if self.auto else resolve_model(c.model, kind)
-        self.backend = self._create(forced)
+        self._first: tuple[int, int] | None = None  # what _first_size answered, where the backend asked
+        self.backend = self._create(forced or self._first_size)
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
-        #: the size the first backend was made for: the forced size, or the model's training size
-        #: (at ``input_height`` when that alone is set: the model's aspect at that height)
-        self.input_size: tuple[int, int] = forced or tuple(mc.input_size)
+        #: the size the first backend was made for: the forced size, the first frame's or the model's
+        #: training size (at ``input_height`` when that alone is set: the model's aspect at that height)
+        self.input_size: tuple[int, int] = forced or self._first or tuple(mc.input_size)
         if not forced and c.input_height and c.input_height != self.input_size[1]:
             self.input_size = inference_size(*self.input_size, c.input_height)
             if not self.backend.dynamic:
@@ -179,7 +191,20 @@ class Segmenter:
         self.on_device = device is not None and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
         self.warmup()
 
-    def _create(self, size: tuple[int, int] | None):
+    def _first_size(self, mc: ModelConfig) -> tuple[int, int]:
+        """The first backend's size, asked by a backend that compiles per size once it has read the
+        model (OpenVINO): a camera's first frame where one came in time, else the model's own
+        (``input_height`` applied either way). A 16:9 car camera otherwise waited for a second
+        compile after a first one it never used, which it kept: its first mask 1.5 s later and
+        48 MB more (BENCHMARKS.md, 2026-12-07, seventeenth sitting)."""
+        frame = self.cfg.first_frame() if self.cfg.first_frame is not None else None
+        if frame is None and not self.cfg.input_height:
+            self._first = tuple(mc.input_size)
+        else:
+            self._first = inference_size(*(frame or mc.input_size), self.cfg.input_height or mc.input_size[1])
+        return self._first
+
+    def _create(self, size):
         c = self.cfg
         return create_backend(
             c.backend,

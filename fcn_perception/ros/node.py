@@ -28,11 +28,11 @@ from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo
 
 from fcn_perception import heap
 from fcn_perception.inference.base import LOAD_YIELDS
-from fcn_perception.inference.segmenter import Segmenter
+from fcn_perception.inference.segmenter import Segmenter, asks_first_frame
 from fcn_perception.params.node_config import NodeConfig, runtime_update
 from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
@@ -40,11 +40,12 @@ from fcn_perception.ros.cdr import as_header, rosbags_message, serialize, typest
 from fcn_perception.ros.dds_profile import use_node_profile
 from fcn_perception.ros.diagnostics import camera_status, fusion_status
 from fcn_perception.ros.endpoint_watch import NO_EVENT_HANDLERS, NO_SUBSCRIPTION_EVENT_HANDLERS, EndpointWatch
+from fcn_perception.ros.first_frame import FirstFrame
 from fcn_perception.ros.fused import Fusion
 from fcn_perception.ros.image_bridge import cv_bridge_converter
 from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.parameters import declare_all, declare_labels
-from fcn_perception.ros.topics import camera_info_topic, camera_namespace, output_topic
+from fcn_perception.ros.topics import camera_info_topic, camera_namespace, image_msgtype, output_topic
 from fcn_perception.scene.backend_guard import BackendGuard, BackendHealth
 from fcn_perception.scene.camera import CameraWorkflow
 from fcn_perception.scene.frame_loop import serve_frame
@@ -141,16 +142,20 @@ class FcnPerceptionNode(LifecycleNode):
         log, cfg = self.get_logger(), self.cfg
         log.info(f"configuring: loading the model ({cfg.model or 'shipped default'}, backend {cfg.backend}); a TensorRT engine build can take minutes")
         t0 = time.monotonic()
-        yields = threading.Event()
+        yields, first = threading.Event(), FirstFrame()
+        seg_cfg = replace(cfg.segmenter(), background_builds=True, first_frame=first)
 
         def load() -> Pipeline:
             LOAD_YIELDS.set(yields)
-            return Pipeline.for_config(cfg, replace(cfg.segmenter(), background_builds=True), cv_bridge_converter())
+            return Pipeline.for_config(cfg, seg_cfg, cv_bridge_converter())
 
         with ThreadPoolExecutor(1, thread_name_prefix="load_model") as pool:
-            # while the model loads, this thread makes all that needs none, once the load yields:
+            # while the model loads, this thread hears the first camera's first frame, whose size the
+            # model is compiled for, and makes all that needs no model once the load yields:
             # OpenVINO's compile leaves Python's lock and a core to it (inference/base.py, LOAD_YIELDS)
             loading = pool.submit(load)
+            if asks_first_frame(seg_cfg):
+                first.listen(self, cfg.image_topics[0], self._camera_qos())
             wait_until(lambda: yields.is_set() or loading.done(), math.inf, interval=0.005)
             self._open_outputs()
             try:  # engines for further frame sizes are built off the serving path
@@ -164,7 +169,9 @@ class FcnPerceptionNode(LifecycleNode):
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         streams = f"{seg.backend.streams} inference streams" if seg.backend.streams > 1 else "one inference stream"
-        log.info(f"model {seg.model_path.name} on {seg.backend_name} ready in {time.monotonic() - t0:.1f} s; precision {seg.precision_status}; {streams}")
+        size = "x".join(map(str, seg.input_size)) + (" (the first camera's frames)" if first.size else "")
+        ready = f"model {seg.model_path.name} on {seg.backend_name} at {size} ready in {time.monotonic() - t0:.1f} s"
+        log.info(f"{ready}; precision {seg.precision_status}; {streams}")
         heap.return_freed()  # what loading and warming up the model left
         seg.settle_precision(lambda level, line: log.info(line) if level == "info" else log.warning(line))
         declare_labels(self, seg)
@@ -210,12 +217,9 @@ class FcnPerceptionNode(LifecycleNode):
         received and counted (``dropped: inactive``), never served, so a manager can see the camera
         is there before it activates the node. Without rclpy's event handlers, as the publishers:
         :meth:`_check_graph` names a camera publisher they cannot take."""
-        cfg = self.cfg
-        qos = QoSProfile(depth=cfg.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=qos_profile_sensor_data.durability)
-        if cfg.qos_reliability == "reliable":
-            qos.reliability = ReliabilityPolicy.RELIABLE
+        qos = self._camera_qos()
         for i, io in enumerate(self.io):
-            msg_type = CompressedImage if io.topic.rstrip("/").endswith("/compressed") else Image
+            msg_type = msg_class(image_msgtype(io.topic))
 
             def on_image(msg, info, i=i) -> None:  # two arguments: rclpy hands over the message info too
                 self._on_image(i, msg, info)
@@ -227,6 +231,13 @@ class FcnPerceptionNode(LifecycleNode):
                 ),
             ]
             self.get_logger().info(f"camera {io.topic} ({msg_type.__name__}) + {io.info_topic} -> {io.namespace or '/'}/{{segmentation,drivable_area}}/...")
+
+    def _camera_qos(self) -> QoSProfile:
+        cfg = self.cfg
+        qos = QoSProfile(depth=cfg.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=qos_profile_sensor_data.durability)
+        if cfg.qos_reliability == "reliable":
+            qos.reliability = ReliabilityPolicy.RELIABLE
+        return qos
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for io in self.io:

@@ -23,6 +23,12 @@ def camera_namespace(topic: str) -> str:
     return t
 
 
+def image_msgtype(topic: str) -> str:
+    """The message type an image topic carries by image_transport's naming: ``.../compressed`` a
+    CompressedImage, anything else an Image."""
+    return COMPRESSED if topic.rstrip("/").endswith("/compressed") else IMAGE
+
+
 def camera_info_topic(image_topic: str) -> str:
     """``/cam_front/image_raw/compressed`` -> ``/cam_front/camera_info`` (image_transport's pairing)."""
     return f"{camera_namespace(image_topic)}/camera_info"

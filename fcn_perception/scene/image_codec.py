@@ -206,6 +206,13 @@ def camera_size(msg, rgb: np.ndarray) -> tuple[int, int]:
     return rgb.shape[1], rgb.shape[0]
 
 
+def frame_size(msg) -> tuple[int, int] | None:
+    """(width, height) an image message declares, read without decoding it; None where it says none."""
+    if is_compressed(msg):
+        return _compressed_size(bytes(msg.data))
+    return (int(msg.width), int(msg.height)) if msg.width and msg.height else None
+
+
 def is_compressed(msg) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
