@@ -299,7 +299,7 @@ def test_startup_tells_when_the_new_node_was_discovered_though_another_has_its_n
     assert res["node_exit_code"] == 0 and 0.1 < res["discovered_s"] <= res["first_mask_s"], res
 
 
-def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(ros_node, tmp_path):
+def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(ros_node, tmp_path, monkeypatch):
     """A 16:9 camera publishing as the node configures: the model is compiled once, for its frames
     (640x360), not first for the model's 4:3 and then again while its frames are dropped. Configured
     through the lifecycle service, as a manager does, inside the node's executor; the node is known
@@ -312,6 +312,7 @@ def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(r
     rec = Recorder(ros_node, {"/carcam/segmentation/mask": "sensor_msgs/msg/Image"})
     pub = ros_node.create_publisher(CompressedImage, topic, 10)
     timer = ros_node.create_timer(0.05, lambda: pub.publish(CompressedImage(format="jpeg", data=jpeg)))
+    monkeypatch.setenv("FCN_PERCEPTION_CACHE", str(tmp_path / "cache"))  # its own: what a start keeps is read by the next
     node = NodeProcess(PARAMS, [topic], ["-p", "autostart:=false"], log=tmp_path / "node.log")
     try:
         assert _wait(lambda: _state_ready(ros_node), 30), node.output()
@@ -320,14 +321,18 @@ def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(r
         assert _lifecycle(ros_node, "activate")
         assert _wait(lambda: rec.count("/carcam/segmentation/mask") > 0, 20), node.output()
         assert node.stop(signal.SIGTERM) == 0
+        assert rec.messages("/carcam/segmentation/mask")[0].width == 1280
+        assert "being built" not in node.output() and "Traceback" not in node.output(), node.output()
+        ros_node.destroy_timer(timer)  # the camera is off; the next start takes the size the last one heard
+        node = NodeProcess(PARAMS, [topic], None, log=tmp_path / "again.log")
+        assert _wait(lambda: "ready in" in node.output() or node.proc.poll() is not None, 60), node.output()
+        assert "at 640x360 (the first camera's frames at an earlier start) ready" in node.output(), node.output()
     finally:
         node.stop()
         ros_node.destroy_timer(timer)
         ros_node.destroy_publisher(pub)
         for sub in rec.subs:
             ros_node.destroy_subscription(sub)
-    assert rec.messages("/carcam/segmentation/mask")[0].width == 1280
-    assert "being built" not in node.output() and "Traceback" not in node.output(), node.output()
 
 
 def test_startup_measures_the_node_with_the_parameters_given():

@@ -3,43 +3,72 @@ for the size the cameras send (``SegmenterConfig.first_frame``)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 
 from rclpy.wait_for_message import wait_for_message
 
+from fcn_perception.files import atomic_write_bytes
+from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.topics import image_msgtype
 from fcn_perception.scene.image_codec import frame_size
 
-#: s from configure's start that the load waits for a first frame: a camera already publishing is
-#: matched and heard within it (0.2-0.6 s at a start on the 2-core EPYC); where none is, the model's
-#: own size is compiled this much later, and a camera that comes after gets its size built then
+#: s from configure's start that the load waits for a first frame where no earlier start left one: a
+#: camera already publishing is matched and heard within it (0.2-0.6 s at a start on the 2-core
+#: EPYC); where none is, the model's own size is compiled this much later, and a camera that comes
+#: after gets its size built then
 FIRST_FRAME_WAIT_S = 0.75
+STORE = "first_frames.json"  # in the cache directory: {image topic: [width, height]}
 
 
 class FirstFrame:
-    """The node's thread listens (:meth:`listen`), the model's load asks (a call). The load never
-    waits past the deadline, whether or not :meth:`listen` ran."""
+    """The node's thread listens (:meth:`listen`), the model's load asks (a call). The answer is the
+    size heard, else the one an earlier start heard on this topic (kept in the cache: a later start
+    does not wait), else, once the wait is over, None."""
 
-    def __init__(self, wait_s: float = FIRST_FRAME_WAIT_S) -> None:
-        self.wait_s = wait_s
+    def __init__(self, topic: str, cache: str = "", wait_s: float = FIRST_FRAME_WAIT_S) -> None:
+        self.topic = topic
         self._deadline = time.monotonic() + wait_s
         self._heard = threading.Event()
         self.size: tuple[int, int] | None = None
+        self._path, self._table = None, {}
+        try:
+            self._path = cache_file(cache_dir(cache), STORE)
+            table = json.loads(self._path.read_text())
+            self._table = table if isinstance(table, dict) else {}
+        except (OSError, ValueError):  # none yet, unreadable, or no cache (the load says why)
+            pass
+        kept = self._table.get(topic)
+        self.remembered = tuple(kept) if isinstance(kept, list) and len(kept) == 2 and all(isinstance(v, int) and v > 0 for v in kept) else None
 
-    def listen(self, node, topic: str, qos) -> None:
-        """One message of ``topic`` (rclpy's ``wait_for_message``: a subscription and wait set of its
+    def listen(self, node, qos) -> None:
+        """One message of the topic (rclpy's ``wait_for_message``: a subscription and wait set of its
         own, so it works whether or not an executor runs the node), on the calling thread."""
-        msg_type = msg_class(image_msgtype(topic))
         try:
             left = self._deadline - time.monotonic()
             if left > 0:
-                heard, msg = wait_for_message(msg_type, node, topic, qos_profile=qos, time_to_wait=left)
+                heard, msg = wait_for_message(msg_class(image_msgtype(self.topic)), node, self.topic, qos_profile=qos, time_to_wait=left)
                 self.size = frame_size(msg) if heard else None
         finally:
             self._heard.set()
+        if self.size is not None and self.size != self.remembered:
+            self._keep()
+
+    def _keep(self) -> None:
+        if self._path is None:
+            return
+        with contextlib.suppress(OSError):  # a read-only cache: the next start waits again
+            atomic_write_bytes(self._path, json.dumps({**self._table, self.topic: list(self.size)}).encode())
 
     def __call__(self) -> tuple[int, int] | None:
+        if not self._heard.is_set() and self.remembered is not None:
+            return self.remembered
         self._heard.wait(max(0.0, self._deadline - time.monotonic()))
-        return self.size
+        return self.size or self.remembered
+
+    def describe(self) -> str:
+        """Where the answer came from, for the log."""
+        return " (the first camera's frames)" if self.size else " (the first camera's frames at an earlier start)" if self.remembered else ""

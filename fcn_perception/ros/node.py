@@ -142,7 +142,7 @@ class FcnPerceptionNode(LifecycleNode):
         log, cfg = self.get_logger(), self.cfg
         log.info(f"configuring: loading the model ({cfg.model or 'shipped default'}, backend {cfg.backend}); a TensorRT engine build can take minutes")
         t0 = time.monotonic()
-        yields, first = threading.Event(), FirstFrame()
+        yields, first = threading.Event(), FirstFrame(cfg.image_topics[0], cfg.cache_dir)
         seg_cfg = replace(cfg.segmenter(), background_builds=True, first_frame=first)
 
         def load() -> Pipeline:
@@ -155,7 +155,7 @@ class FcnPerceptionNode(LifecycleNode):
             # OpenVINO's compile leaves Python's lock and a core to it (inference/base.py, LOAD_YIELDS)
             loading = pool.submit(load)
             if asks_first_frame(seg_cfg):
-                first.listen(self, cfg.image_topics[0], self._camera_qos())
+                first.listen(self, self._camera_qos())
             wait_until(lambda: yields.is_set() or loading.done(), math.inf, interval=0.005)
             self._open_outputs()
             try:  # engines for further frame sizes are built off the serving path
@@ -169,7 +169,7 @@ class FcnPerceptionNode(LifecycleNode):
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         streams = f"{seg.backend.streams} inference streams" if seg.backend.streams > 1 else "one inference stream"
-        size = "x".join(map(str, seg.input_size)) + (" (the first camera's frames)" if first.size else "")
+        size = "x".join(map(str, seg.input_size)) + first.describe()
         ready = f"model {seg.model_path.name} on {seg.backend_name} at {size} ready in {time.monotonic() - t0:.1f} s"
         log.info(f"{ready}; precision {seg.precision_status}; {streams}")
         heap.return_freed()  # what loading and warming up the model left
