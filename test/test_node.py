@@ -316,6 +316,7 @@ def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(r
     node = NodeProcess(PARAMS, [topic], ["-p", "autostart:=false"], log=tmp_path / "node.log")
     try:
         assert _wait(lambda: _state_ready(ros_node), 30), node.output()
+        assert _state(ros_node) == "unconfigured"  # the node's services answer (the lifecycle test's order)
         assert _lifecycle(ros_node, "configure"), node.output()
         assert "at 640x360 (the first camera's frames) ready" in node.output(), node.output()
         assert _lifecycle(ros_node, "activate")

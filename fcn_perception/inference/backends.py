@@ -164,11 +164,11 @@ def create_backend(
 
         return TorchBackend(load_model(model_path), device=device, threads=threads)
     model = None
-    if input_size is None:
+    if input_size is None or callable(input_size):  # a checkpoint: exported at the size asked once it is read
         from fcn_perception.model.fcn import load_model
 
         model = load_model(model_path)
-        input_size = tuple(model.cfg.input_size)
+        input_size = tuple(input_size(model.cfg) if callable(input_size) else model.cfg.input_size)
     # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
     half = use_trt and trt_precision == "fp16" and versions.strongly_typed()
     onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)

@@ -155,7 +155,7 @@ class Segmenter:
         kind = default_kind(c.backend, c.device, self.precision)
         self.model_path: Path = self._auto_models[self.precision] if self.auto else resolve_model(c.model, kind)
         self._first: tuple[int, int] | None = None  # what _first_size answered, where the backend asked
-        self.backend = self._create(forced or self._first_size)
+        self.backend = self._create(forced or (self._first_size if asks_first_frame(c) else None))
         mc = self.backend.config
         self.classes: list[str] = list(mc.classes)
         #: the size the first backend was made for: the forced size, the first frame's or the model's
