@@ -336,6 +336,27 @@ def test_a_car_camera_s_first_frame_decides_the_size_the_model_is_compiled_for(r
             ros_node.destroy_subscription(sub)
 
 
+def test_the_first_frame_s_size_is_known_at_once_where_an_earlier_start_kept_it(tmp_path):
+    """The load asks what is known now without waiting, and the settled answer waits only where no
+    earlier start kept a size for the topic (a 60 s wait here would fail the bound)."""
+    import json
+    import threading
+
+    from fcn_perception.ros.first_frame import STORE, FirstFrame
+
+    fresh = FirstFrame("/cam/image_raw", str(tmp_path), wait_s=60.0)
+    assert fresh(False) is None
+    (tmp_path / STORE).write_text(json.dumps({"/cam/image_raw": [1280, 720], "/other/image_raw": "junk"}))
+    answers = []
+
+    def asked() -> None:
+        answers.extend([FirstFrame("/cam/image_raw", str(tmp_path), wait_s=60.0)(True), FirstFrame("/other/image_raw", str(tmp_path), wait_s=60.0)(False)])
+
+    ask = threading.Thread(target=asked)
+    ask.start()
+    assert _wait(lambda: not ask.is_alive(), 10) and answers == [(1280, 720), None]
+
+
 def test_startup_measures_the_node_with_the_parameters_given():
     """``load --startup --param``: the parameter reaches the node (it was dropped before), and the
     harness's own command line is not read as ROS arguments."""

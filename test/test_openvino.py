@@ -290,20 +290,25 @@ def test_the_first_graph_is_compiled_for_a_camera_s_first_frame_asked_once_the_m
     real = openvino_backend.OpenVinoBackend._compile_model
     monkeypatch.setattr(openvino_backend.OpenVinoBackend, "_compile_model", lambda self, m: compiled.append(self.size) or real(self, m))
 
-    def first_frame():
-        asked.append(len(compiled))
+    def first_frame(settled: bool):
+        asked.append((settled, len(compiled)))
         return (1280, 720)
 
     seg = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=first_frame))
-    assert asked == [0] and seg.input_size == (640, 360) and compiled == [(640, 360)] and sorted(seg._backends) == [(640, 360)]
+    assert asked == [(False, 0), (True, 0)] and seg.input_size == (640, 360) and compiled == [(640, 360)] and sorted(seg._backends) == [(640, 360)]
     assert seg.segment(cv2.resize(frames[0], (1280, 720))).mask.shape == (720, 1280) and sorted(seg._backends) == [(640, 360)]
     compiled.clear()
-    low = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), input_height=270, first_frame=lambda: (1280, 720)))
+    low = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), input_height=270, first_frame=lambda settled: (1280, 720)))
     assert low.input_size == (480, 270) and compiled == [(480, 270)]
     compiled.clear()
-    none = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=lambda: None))
+    none = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=lambda settled: None))
     assert none.input_size == (480, 360) and compiled == [(480, 360)]
-    ort = Segmenter(SegmenterConfig(backend="onnxruntime", first_frame=lambda: pytest.fail("ONNX Runtime takes any size: nothing to wait for")))
+    compiled.clear()  # prepared for the model's size while the frame is awaited, then for the frame's
+    late_frame = SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=lambda settled: (1280, 720) if settled else None)
+    late = Segmenter(late_frame)
+    assert late.input_size == (640, 360) and compiled == [(640, 360)]
+    assert late.segment(cv2.resize(frames[0], (1280, 720))).mask.shape == (720, 1280) and sorted(late._backends) == [(640, 360)]
+    ort = Segmenter(SegmenterConfig(backend="onnxruntime", first_frame=lambda settled: pytest.fail("ONNX Runtime takes any size: nothing to wait for")))
     assert ort.input_size == (480, 360)
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from fcn_perception.files import file_sha256
-from fcn_perception.inference.base import Backend, load_yields
+from fcn_perception.inference.base import Backend, SizeFor, load_yields
 from fcn_perception.inference.model_store import DEFAULT_CPU_KIND, cache_dir, cache_file
-from fcn_perception.model.config import EXPORT_VERSION, ModelConfig
+from fcn_perception.model.config import EXPORT_VERSION
 
 #: The one list of backend names: node parameter, CLI choices and replay overrides all read it.
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
@@ -102,7 +101,7 @@ def onnx_for(model_path: Path, width: int, height: int, cache: str | Path = "", 
 def create_backend(
     name: str,
     model_path: Path,
-    input_size: tuple[int, int] | Callable[[ModelConfig], tuple[int, int]] | None = None,
+    input_size: tuple[int, int] | SizeFor | None = None,
     threads: int = 0,
     device: str = "auto",
     precision: str = "auto",
@@ -112,8 +111,8 @@ def create_backend(
     reuse_coarse: bool = False,
 ) -> Backend:
     """``input_size`` (w, h) fixes the ONNX graph's shape; ``None`` takes the size the model was trained for;
-    a function of the model's config is asked by OpenVINO once it has read the model (the others take
-    the trained size for it).
+    a :data:`~fcn_perception.inference.base.SizeFor` is asked by OpenVINO once it has read the model, and
+    settled where a checkpoint is exported (the others take the trained size for it).
     ``streams``: frames inferred at once on OpenVINO and ONNX Runtime (the threads split among them); GPU backends run one.
 
     auto: :func:`concrete_backend` (TensorRT or PyTorch on CUDA where a GPU is; OpenVINO, else ONNX
@@ -168,7 +167,7 @@ def create_backend(
         from fcn_perception.model.fcn import load_model
 
         model = load_model(model_path)
-        input_size = tuple(input_size(model.cfg) if callable(input_size) else model.cfg.input_size)
+        input_size = tuple(input_size(model.cfg, True) if callable(input_size) else model.cfg.input_size)
     # TensorRT 11 builds strongly typed networks: an fp16 engine comes from an fp16 graph
     half = use_trt and trt_precision == "fp16" and versions.strongly_typed()
     onnx_path = onnx_for(model_path, *input_size, cache=cache, model=model, half=half)

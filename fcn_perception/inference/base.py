@@ -7,6 +7,7 @@ there is no cycle. Capabilities are declared as class attributes, never probed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import NamedTuple
 
@@ -26,6 +27,13 @@ def load_yields() -> None:
     """Said by a backend's load from here on (see :data:`LOAD_YIELDS`)."""
     if (event := LOAD_YIELDS.get()) is not None:
         event.set()
+
+
+#: A backend's input size decided once it has read the model: ``(config, settled)`` -> (w, h). With
+#: ``settled`` False the best answer now (the backend prepares its graph for it), True the answer
+#: once the wait for it is over (a camera's first frame: ``SegmenterConfig.first_frame``); a backend
+#: that compiles per size asks both, so its Python work overlaps the wait.
+SizeFor = Callable[[ModelConfig, bool], tuple[int, int]]
 
 
 class InferenceError(RuntimeError):

@@ -15,17 +15,16 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from fcn_perception import heap
-from fcn_perception.inference.base import Backend, Inference, load_yields
+from fcn_perception.inference.base import Backend, Inference, SizeFor, load_yields
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.inference.openvino_clockwork import clockwork, no_coarse
 from fcn_perception.inference.stencil_head import StencilHead, head_for
-from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, ModelConfig, config_from_metadata
+from fcn_perception.model.config import CONFIDENCE_NAME, INPUT_NAME, MASK_NAME, config_from_metadata
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT ("" = the device's default: bf16 on AMX CPUs)
 HINTS = {"auto": "", "int8": "", "fp32": "f32", "bf16": "bf16"}
@@ -177,8 +176,9 @@ class _Compiled:
 class OpenVinoBackend(Backend):
     """A model compiled for one input size on the CPU; any other size compiles from the same file.
 
-    ``size`` (w, h), or a function of the model's config giving it, asked once the model is read:
-    the Segmenter's choice may wait on a camera's first frame meanwhile (``SegmenterConfig.first_frame``).
+    ``size`` (w, h), or a :data:`SizeFor` asked once the model is read: the graph is prepared for its
+    answer now, and prepared again if the settled answer (a camera's first frame, which the Segmenter
+    may be waiting on meanwhile: ``SegmenterConfig.first_frame``) differs.
 
     It takes the uint8 frames (``rgb_input``) and normalises them in the graph; the float input of
     the contract (:meth:`infer`, for tools and tests) is compiled from the same file on first use.
@@ -205,7 +205,7 @@ class OpenVinoBackend(Backend):
     def __init__(
         self,
         onnx_path: str | Path,
-        size: tuple[int, int] | Callable[[ModelConfig], tuple[int, int]] | None = None,
+        size: tuple[int, int] | SizeFor | None = None,
         threads: int = 0,
         precision: str = "auto",
         cache: str | Path = "",
@@ -223,7 +223,8 @@ class OpenVinoBackend(Backend):
         keys = ("classes", "mean", "std", "input_size", "backbone", "variant", "hidden")
         meta = {k: model.get_rt_info(["framework", k]).astype(str) for k in keys if model.has_rt_info(["framework", k])}
         self.config = config_from_metadata(meta)
-        self.size = tuple((size(self.config) if callable(size) else size) or self.config.input_size)
+        settle = (lambda: tuple(size(self.config, True))) if callable(size) else None
+        self.size = tuple((size(self.config, False) if callable(size) else size) or self.config.input_size)
         threads = threads or (os.cpu_count() or 1)
         self.streams = max(1, min(streams, threads))
         self._props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
@@ -236,14 +237,30 @@ class OpenVinoBackend(Backend):
         self._props["CACHE_DIR"] = str(blobs)  # per compile: the one Core serves other caches too
         self.stencil_head = stencil_head
         self._reuse_coarse = reuse_coarse
-        self._rgb = self._compile(model, rgb=True)
+        self._rgb = self._compile(model, rgb=True, settle=settle)
         self.reuses_coarse = bool(self._rgb.rest)
         self._float: _Compiled | None = None
         self._float_lock = threading.Lock()
         self.compiled = self._rgb.compiled
         self.precision = precision
 
-    def _compile(self, model, rgb: bool) -> _Compiled:
+    def _compile(self, model, rgb: bool, settle=None) -> _Compiled:
+        """``settle``: asked once the graph is prepared for ``self.size``, the size to compile (a
+        :data:`SizeFor` settled); another one is prepared again, from the file."""
+        graph, switched, cut = self._prepare(model, rgb)
+        if settle is not None and (size := settle()) != self.size:
+            self.size = size
+            graph, switched, cut = self._prepare(core().read_model(self._path), rgb)
+        compiled = self._compile_switched(switched) if switched is not None else None
+        if compiled is None:
+            compiled = self._compile_model(graph)
+        del model, graph, switched
+        heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
+        return _Compiled(compiled, self.streams, None if cut is None else cut[1], self.size)
+
+    def _prepare(self, model, rgb: bool):
+        """The graph at ``self.size`` (its input, normalisation and outputs), the same with the
+        stride-32 switch where it is asked for and can be made, and the stencil head's cut, if any."""
         w, h = self.size
         if rgb:  # normalised before the reshape, whose shape inference then covers it: 0.06-0.08 s less a start
             model = _normalise_in_graph(model, self.config.mean, self.config.std)
@@ -251,32 +268,32 @@ class OpenVinoBackend(Backend):
         else:
             model.reshape({INPUT_NAME: [1, 3, h, w]})
         cut = _final_upsampling(model, self.size) if self.stencil_head else None
-        compiled = None
         if cut is None:
             _keep_read_outputs(model)
-        else:
-            import openvino as ov
+            return model, None, None
+        import openvino as ov
 
-            model = ov.Model([cut[0]], model.get_parameters(), "scores")
-            if rgb and self._reuse_coarse:
-                compiled = self._switched(model)
-        if compiled is None:
-            compiled = self._compile_model(model)
-        del model
-        heap.return_freed()  # the reading and compiling temporaries: 15-25 MB of the node's memory
-        return _Compiled(compiled, self.streams, None if cut is None else cut[1], self.size)
+        model = ov.Model([cut[0]], model.get_parameters(), "scores")
+        return model, self._switch(model) if rgb and self._reuse_coarse else None, cut
 
     def _compile_model(self, model):
         load_yields()  # the compile runs without Python's lock: work beside the load may go now
         return core().compile_model(model, "CPU", self._props)
 
-    def _switched(self, scores_model):
-        """The graph with the stride-32 path behind its switch, compiled; None where the graph has no
-        such path, or this OpenVINO cannot make or compile the switch (a model exported otherwise, a
-        device's plugin without ``If``): then every frame computes every layer, as before."""
+    @staticmethod
+    def _switch(scores_model):
+        """The graph with the stride-32 path behind its switch; None where the graph has no such
+        path, or this OpenVINO cannot make the switch (a model exported otherwise): then every frame
+        computes every layer, as before."""
         try:
-            switched = clockwork(scores_model)
-            return None if switched is None else self._compile_model(switched)
+            return clockwork(scores_model)
+        except Exception:
+            return None
+
+    def _compile_switched(self, switched):
+        """None where the switch does not compile (a device's plugin without ``If``)."""
+        try:
+            return self._compile_model(switched)
         except Exception:
             return None
 

@@ -53,9 +53,10 @@ class SegmenterConfig:
     #: stamp) instead of computing them (inference/coarse_reuse.py: what it saves and costs); 0 = never.
     #: Backends that cannot (all but OpenVINO) compute them every frame
     coarse_reuse_ms: float = 70.0
-    #: (w, h) of a camera's first frame, or None where none came in time; asked once while the model
-    #: loads, so the first backend is made for the size the cameras send (the node: ros/first_frame.py)
-    first_frame: Callable[[], tuple[int, int] | None] | None = None
+    #: ``first_frame(settled)``: (w, h) of a camera's first frame, or None; asked while the model loads,
+    #: so the first backend is made for the size the cameras send (the node: ros/first_frame.py).
+    #: ``settled`` False: what is known now; True: once the wait for it is over
+    first_frame: Callable[[bool], tuple[int, int] | None] | None = None
 
 
 def asks_first_frame(c: SegmenterConfig) -> bool:
@@ -191,13 +192,14 @@ class Segmenter:
         self.on_device = device is not None and (self.cfg.device_preprocess == "on" or (self.cfg.device_preprocess == "auto" and on_gpu))
         self.warmup()
 
-    def _first_size(self, mc: ModelConfig) -> tuple[int, int]:
-        """The first backend's size, asked by a backend that compiles per size once it has read the
-        model (OpenVINO): a camera's first frame where one came in time, else the model's own
-        (``input_height`` applied either way). A 16:9 car camera otherwise waited for a second
-        compile after a first one it never used, which it kept: its first mask 1.5 s later and
-        48 MB more (BENCHMARKS.md, 2026-12-07, seventeenth sitting)."""
-        frame = self.cfg.first_frame() if self.cfg.first_frame is not None else None
+    def _first_size(self, mc: ModelConfig, settled: bool) -> tuple[int, int]:
+        """The first backend's size (a :data:`~fcn_perception.inference.base.SizeFor`), asked by a
+        backend that compiles per size once it has read the model (OpenVINO): a camera's first frame
+        where one came in time, else the model's own (``input_height`` applied either way). A 16:9
+        car camera otherwise waited for a second compile after a first one it never used, which it
+        kept: its first mask 1.0-1.5 s later and 30-48 MB more (BENCHMARKS.md, 2026-12-07,
+        seventeenth sitting)."""
+        frame = self.cfg.first_frame(settled) if self.cfg.first_frame is not None else None
         if frame is None and not self.cfg.input_height:
             self._first = tuple(mc.input_size)
         else:
