@@ -37,6 +37,7 @@ def test_one_compiled_model_per_size_and_blobs_only_in_the_cache(frames, tmp_pat
     cache = tmp_path / "cache"
     seg = Segmenter(SegmenterConfig(backend="openvino", cache_dir=str(cache)))
     wide = cv2.resize(frames[0], (1280, 720))
+    assert seg.segment(frames[0]).mask.shape == frames[0].shape[:2]
     assert seg.segment(wide).mask.shape == (720, 1280)
     assert sorted(seg._backends) == [(480, 360), (640, 360)]  # 16:9 at height 360: its own compiled model
     assert {b.size for b in seg._backends.values()} == {(480, 360), (640, 360)}
@@ -308,6 +309,11 @@ def test_the_first_graph_is_compiled_for_a_camera_s_first_frame_asked_once_the_m
     late = Segmenter(late_frame)
     assert late.input_size == (640, 360) and compiled == [(640, 360)]
     assert late.segment(cv2.resize(frames[0], (1280, 720))).mask.shape == (720, 1280) and sorted(late._backends) == [(640, 360)]
+    compiled.clear()  # no frame in time, and the camera's is another size: its graph is made, the unused first let go
+    later = Segmenter(SegmenterConfig(backend="openvino", precision="int8", cache_dir=str(tmp_path), first_frame=lambda settled: None))
+    assert later.segment(cv2.resize(frames[0], (1280, 720))).mask.shape == (720, 1280)
+    assert compiled == [(480, 360), (640, 360)] and sorted(later._backends) == [(640, 360)] and later.input_size == (640, 360)
+    assert later.segment(frames[0]).mask.shape == frames[0].shape[:2] and sorted(later._backends) == [(480, 360), (640, 360)]
     ort = Segmenter(SegmenterConfig(backend="onnxruntime", first_frame=lambda settled: pytest.fail("ONNX Runtime takes any size: nothing to wait for")))
     assert ort.input_size == (480, 360)
 

@@ -194,6 +194,7 @@ def test_a_checkpoint_on_onnx_runtime_gets_one_fixed_graph_per_frame_size():
     camera runs at 704x360, not squashed into the 480x360 graph."""
     seg = Segmenter(SegmenterConfig(model=str(default_model_path("pt")), backend="onnxruntime"))
     assert not getattr(seg.backend, "dynamic", True)
+    assert seg.segment(np.zeros((360, 480, 3), np.uint8)).mask.shape == (360, 480)
     assert seg.segment(np.zeros((256, 512, 3), np.uint8)).mask.shape == (256, 512)
     assert set(seg._backends) == {(480, 360), (704, 360)}
 

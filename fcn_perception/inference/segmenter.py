@@ -172,6 +172,7 @@ class Segmenter:
         self._failed: dict[tuple[int, int], str] = {}  # sizes whose build failed: not retried until a new Segmenter
         self._building: dict[tuple[int, int], threading.Thread] = {}
         self._build_lock = threading.Lock()
+        self._ran: set[tuple[int, int]] = set()  # sizes whose backend ran a frame
         #: as many inferences at once as the backend has streams (a runtime's request is not
         #: reentrant); with one, several frame workers (the node's ``worker_threads``) overlap only
         #: the rest of each frame, not the network
@@ -307,6 +308,7 @@ class Segmenter:
         with self._build_lock:
             backend = self._backends.get(size)
             if backend is not None:
+                self._ran.add(size)
                 return backend
             if size in self._failed:
                 raise InferenceError(f"no backend for {size[0]}x{size[1]}: its build failed ({self._failed[size]}); not retried until reconfigure")
@@ -329,6 +331,11 @@ class Segmenter:
         with self._build_lock:
             self._backends[size] = backend
             self._building.pop(size, None)
+            if self.input_size not in self._ran and self._backends.get(self.input_size) is self.backend:
+                # the first size never ran a frame: the cameras came later, at another size. Its graph
+                # is let go (30-48 MB at 480x360 on OpenVINO), and this one is the backend from now on
+                del self._backends[self.input_size]
+                self.backend, self.input_size = backend, size
 
     def close(self, timeout: float = 5.0) -> list[tuple[int, int]]:
         """Wait up to ``timeout`` s for the background builds still running; returns the sizes whose
