@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcn_perception import heap
 from fcn_perception.inference import auto_precision
 from fcn_perception.inference.auto_precision import Choice
 from fcn_perception.inference.backends import SIZE_AFTER_READING, concrete_backend, create_backend, default_kind
@@ -331,11 +332,14 @@ class Segmenter:
         with self._build_lock:
             self._backends[size] = backend
             self._building.pop(size, None)
-            if self.input_size not in self._ran and self._backends.get(self.input_size) is self.backend:
+            unused = self.input_size not in self._ran and self._backends.get(self.input_size) is self.backend
+            if unused:
                 # the first size never ran a frame: the cameras came later, at another size. Its graph
-                # is let go (30-48 MB at 480x360 on OpenVINO), and this one is the backend from now on
+                # is let go (25-30 MB of a two-camera rig on OpenVINO), and this one is the backend from now on
                 del self._backends[self.input_size]
                 self.backend, self.input_size = backend, size
+        if unused:
+            heap.return_freed()
 
     def close(self, timeout: float = 5.0) -> list[tuple[int, int]]:
         """Wait up to ``timeout`` s for the background builds still running; returns the sizes whose
