@@ -154,7 +154,7 @@ class FcnPerceptionNode(LifecycleNode):
             # model is compiled for, and makes all that needs no model once the load yields:
             # OpenVINO's compile leaves Python's lock and a core to it (inference/base.py, LOAD_YIELDS)
             loading = pool.submit(load)
-            if asks_first_frame(seg_cfg):
+            if asks := asks_first_frame(seg_cfg):
                 first.listen(self, self._camera_qos())
             wait_until(lambda: yields.is_set() or loading.done(), math.inf, interval=0.005)
             self._open_outputs()
@@ -169,7 +169,7 @@ class FcnPerceptionNode(LifecycleNode):
         cpu = replace(cfg.segmenter(), backend="onnxruntime", device="cpu", engine="", precision="auto")
         self.guard = BackendGuard(self.pipeline, lambda: Segmenter(cpu), cfg.backend_failure_limit, cfg.on_backend_failure, cfg.stall_timeout)
         streams = f"{seg.backend.streams} inference streams" if seg.backend.streams > 1 else "one inference stream"
-        size = "x".join(map(str, seg.input_size)) + first.describe()
+        size = "x".join(map(str, seg.input_size)) + (first.describe() if asks else "")
         ready = f"model {seg.model_path.name} on {seg.backend_name} at {size} ready in {time.monotonic() - t0:.1f} s"
         log.info(f"{ready}; precision {seg.precision_status}; {streams}")
         heap.return_freed()  # what loading and warming up the model left
