@@ -199,7 +199,7 @@ class Segmenter:
         backend that compiles per size once it has read the model (OpenVINO): a camera's first frame
         where one came in time, else the model's own (``input_height`` applied either way). A 16:9
         car camera otherwise waited for a second compile after a first one it never used, which it
-        kept: its first mask 1.0-1.5 s later and 30-48 MB more (BENCHMARKS.md, 2026-12-07,
+        kept: its first mask 0.9-1.4 s later and 30-42 MB more (BENCHMARKS.md, 2026-12-07,
         seventeenth sitting)."""
         frame = self.cfg.first_frame(settled) if self.cfg.first_frame is not None else None
         if frame is None and not self.cfg.input_height:
@@ -335,7 +335,7 @@ class Segmenter:
             unused = self.input_size not in self._ran and self._backends.get(self.input_size) is self.backend
             if unused:
                 # the first size never ran a frame: the cameras came later, at another size. Its graph
-                # is let go (25-30 MB of a two-camera rig on OpenVINO), and this one is the backend from now on
+                # is let go (25-35 MB of a two-camera rig on OpenVINO), and this one is the backend from now on
                 del self._backends[self.input_size]
                 self.backend, self.input_size = backend, size
         if unused:
