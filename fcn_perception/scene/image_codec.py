@@ -200,10 +200,8 @@ def header_warnings(header, previous_stamp_ns: int | None) -> tuple[list[str], i
 def camera_size(msg, rgb: np.ndarray) -> tuple[int, int]:
     """(width, height) of the camera's frame: a raw image's own, a compressed one's from its header
     (a reduced decode is smaller), else the decoded frame's."""
-    if is_compressed(msg):
-        declared = _compressed_size(bytes(msg.data))
-        return declared or (rgb.shape[1], rgb.shape[0])
-    return rgb.shape[1], rgb.shape[0]
+    declared = frame_size(msg) if is_compressed(msg) else None
+    return declared or (rgb.shape[1], rgb.shape[0])
 
 
 def frame_size(msg) -> tuple[int, int] | None:
