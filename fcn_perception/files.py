@@ -1,8 +1,10 @@
-"""File helpers every layer shares: content hashes and writes that readers never see half done."""
+"""File helpers every layer shares: content hashes, writes that readers never see half done, and the
+small JSON tables caches keep."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -31,3 +33,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def json_table(path: str | Path) -> dict:
+    """A small JSON object kept in a file (a cache's table): {} where there is none yet, or the file is
+    unreadable or holds something else."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def put_json_entry(path: str | Path, key: str, value) -> None:
+    """One entry of such a table set, the file replaced whole: of two writers at once, the last whole
+    file wins."""
+    atomic_write_bytes(path, json.dumps({**json_table(path), key: value}, indent=1).encode())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_perception.cpu import this_cpu
+from fcn_perception.files import json_table, put_json_entry
 from fcn_perception.inference.model_store import cache_dir, cache_file, shipped_digest
 
 #: Tried in this order; bf16 only where OpenVINO reports the CPU can run it.
@@ -56,23 +56,15 @@ def _store_path(cache: str | Path) -> Path:
 def cached(cache: str | Path, k: str) -> Choice | None:
     """The choice measured before under this key, or None (never measured, or an unreadable file)."""
     try:
-        entry = json.loads(_store_path(cache).read_text())[k]
+        entry = json_table(_store_path(cache))[k]
         return Choice(entry["precision"], "cached", {p: float(v) for p, v in entry["ms"].items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def store(cache: str | Path, k: str, choice: Choice) -> None:
-    path = _store_path(cache)
-    try:
-        table = json.loads(path.read_text())
-        table = table if isinstance(table, dict) else {}
-    except (OSError, ValueError):
-        table = {}
-    table[k] = {"precision": choice.precision, "ms": choice.ms, "cpu": this_cpu().signature(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table, indent=1))
-    tmp.replace(path)  # two nodes measuring at once: the last whole file wins
+    entry = {"precision": choice.precision, "ms": choice.ms, "cpu": this_cpu().signature(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    put_json_entry(_store_path(cache), k, entry)  # two nodes measuring at once: the last whole file wins
 
 
 class Stopped(RuntimeError):

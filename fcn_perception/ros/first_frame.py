@@ -4,13 +4,13 @@ for the size the cameras send (``SegmenterConfig.first_frame``)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
+from pathlib import Path
 
 from rclpy.wait_for_message import wait_for_message
 
-from fcn_perception.files import atomic_write_bytes
+from fcn_perception.files import json_table, put_json_entry
 from fcn_perception.inference.model_store import cache_dir, cache_file
 from fcn_perception.ros.messages import msg_class
 from fcn_perception.ros.topics import image_msgtype
@@ -35,14 +35,11 @@ class FirstFrame:
         self._deadline = time.monotonic() + wait_s
         self._heard = threading.Event()
         self.size: tuple[int, int] | None = None
-        self._path, self._table = None, {}
         try:
-            self._path = cache_file(cache_dir(cache), STORE)
-            table = json.loads(self._path.read_text())
-            self._table = table if isinstance(table, dict) else {}
-        except (OSError, ValueError):  # none yet, unreadable, or no cache (the load says why)
-            pass
-        kept = self._table.get(topic)
+            self._path: Path | None = cache_file(cache_dir(cache), STORE)
+        except (OSError, ValueError):  # no usable cache: the load says why
+            self._path = None
+        kept = json_table(self._path).get(topic) if self._path else None
         self.remembered = tuple(kept) if isinstance(kept, list) and len(kept) == 2 and all(isinstance(v, int) and v > 0 for v in kept) else None
 
     def listen(self, node, qos) -> None:
@@ -62,7 +59,7 @@ class FirstFrame:
         if self._path is None:
             return
         with contextlib.suppress(OSError):  # a read-only cache: the next start waits again
-            atomic_write_bytes(self._path, json.dumps({**self._table, self.topic: list(self.size)}).encode())
+            put_json_entry(self._path, self.topic, list(self.size))
 
     def __call__(self, settled: bool = True) -> tuple[int, int] | None:
         """``settled`` False: what is known now, without waiting."""
