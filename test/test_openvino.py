@@ -281,7 +281,7 @@ def test_a_graph_whose_switch_cannot_be_made_computes_every_layer(frames, tmp_pa
 
 def test_the_first_graph_is_compiled_for_a_camera_s_first_frame_asked_once_the_model_is_read(frames, tmp_path, monkeypatch):
     """A 16:9 car camera's first frame, heard while the model loads, decides the first compiled size:
-    one compile, no graph for the model's own 4:3 size (a second compile, 1.5 s later, and 48 MB kept);
+    one compile, no graph for the model's own 4:3 size (a second compile, 1.4 s later, and 30-42 MB kept);
     with ``input_height`` at that height too. No frame in time: the model's own size, as before."""
     import cv2
 
