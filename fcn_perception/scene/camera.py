@@ -21,7 +21,7 @@ from fcn_perception.inference.segmenter import EngineBuilding
 from fcn_perception.scene.drivable import MaskSmoother
 from fcn_perception.scene.ground import GroundConfig
 from fcn_perception.scene.image_codec import BadFrame, header_warnings
-from fcn_perception.scene.pipeline import STAGES, CameraState, FrameResult, Pipeline
+from fcn_perception.scene.pipeline import STAGES, CameraState, FrameResult, Pipeline, Segmented
 from fcn_perception.stats import percentiles
 
 #: What a served frame is timed in: the pipeline's stages and handing the outputs over (publish/write).
@@ -210,27 +210,39 @@ class CameraWorkflow:
         return self.state.ground_status, self.state.calibration_refused
 
     # -- one frame -----------------------------------------------------------------------------
-    def process(self, pipeline: Pipeline, msg) -> Outcome:
-        """Run the pipeline on one message; every failure is counted by reason, none escapes."""
-        try:
-            result = pipeline.process(msg, self.state)
-        except EngineBuilding as exc:  # the backend for this size is being made off the serving path
-            self.counters.count("dropped", "engine_building")
-            return Outcome(reason="engine_building", detail=str(exc), log=self._throttled(f"{self.topic}: dropped a frame: {exc}"))
-        except BadFrame as exc:
-            return self.bad(exc.reason, str(exc))
-        except InferenceError as exc:
-            out = self.bad("inference_error", str(exc))
-            out.fault = True
-            return out
-        except Exception as exc:  # a bug in post-processing must not stop the node either
-            return self.bad("processing_error", f"{exc.__class__.__name__}: {exc}")
+    def segment(self, pipeline: Pipeline, msg, stamp_s: float | None) -> tuple[Segmented | None, Outcome | None]:
+        """A message's network part (:meth:`Pipeline.segment_msg`, for a frame stamped ``stamp_s``):
+        (its result, None), or (None, the outcome that counts why there is none)."""
+        return self._counted(lambda: pipeline.segment_msg(msg, self.state, stamp_s))
+
+    def finish(self, pipeline: Pipeline, part: Segmented) -> Outcome:
+        """The rest of the frame (:meth:`Pipeline.finish`), at ``state.stamp_s``; every failure is
+        counted by reason, none escapes."""
+        result, failed = self._counted(lambda: pipeline.finish(part, self.state))
+        if failed is not None:
+            return failed
         out = Outcome(result)
         error = result.ground_error if self.state.ground is not None else ""
         if error != self.ground_error:  # logged when it starts and when it ends, not per frame
             self.ground_error = error
             out.log = f"{self.topic}: ground outputs skipped: {error}" if error else f"{self.topic}: ground outputs back"
         return out
+
+    def _counted(self, call) -> tuple[object, Outcome | None]:
+        """``call()``'s value and None, or None and the outcome counting its failure: none escapes."""
+        try:
+            return call(), None
+        except EngineBuilding as exc:  # the backend for this size is being made off the serving path
+            self.counters.count("dropped", "engine_building")
+            return None, Outcome(reason="engine_building", detail=str(exc), log=self._throttled(f"{self.topic}: dropped a frame: {exc}"))
+        except BadFrame as exc:
+            return None, self.bad(exc.reason, str(exc))
+        except InferenceError as exc:
+            out = self.bad("inference_error", str(exc))
+            out.fault = True
+            return None, out
+        except Exception as exc:  # a bug in post-processing must not stop the node either
+            return None, self.bad("processing_error", f"{exc.__class__.__name__}: {exc}")
 
     def bad(self, reason: str, detail: str) -> Outcome:
         self.counters.count("bad", reason)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from fcn_perception.scene.backend_guard import BackendGuard
-from fcn_perception.scene.camera import CameraWorkflow
+from fcn_perception.scene.camera import CameraWorkflow, Outcome
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
 
 #: (4x4 base_frame -> camera or None, where it came from or why there is none), for a frame's header
@@ -47,22 +47,25 @@ def serve_frame(
     guard: BackendGuard | None = None,
     received_s: float | None = None,
     odom: OdomSource | None = None,
+    in_turn: Callable[[], None] | None = None,
 ) -> Served:
     """One frame, whatever happens: emitted and counted as served, or counted with its reason.
     ``received_s``: ``time.monotonic()`` at arrival, for the latency (replay has none: 0); ``odom``:
-    the car's motion for the lane tracker (none: frame to frame)."""
+    the car's motion for the lane tracker (none: frame to frame); ``in_turn``: called once the
+    network is done, before the camera's state is read or changed (the node's workers: it returns
+    when the camera's earlier frames are served, so one camera's frames may run the network side
+    by side and still leave in order)."""
     out = Served()
-    try:  # the pose step reads the header: a malformed one is this frame's problem, not the caller's
-        line = cam.calibrate(*pose(msg.header)) if cam.info is not None else None
-        cam.state.stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    try:  # a malformed header is this frame's problem, not the caller's
+        stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
     except Exception as exc:
-        if bad := cam.bad("processing_error", f"pose lookup: {exc.__class__.__name__}: {exc}").log:
-            out.logs.append(("warning", bad))
+        return _bad(cam, out, f"pose lookup: {exc.__class__.__name__}: {exc}")
+    part, failed = cam.segment(pipeline, msg, stamp_s)
+    if failed is None and in_turn is not None:
+        in_turn()
+    done = failed or _finish(cam, pipeline, msg, part, stamp_s, pose, odom, out)
+    if done is None:
         return out
-    if line:  # once per change of calibration, not per frame
-        out.logs.append(("info" if cam.state.ground is not None else "warning", f"{cam.topic}: {line}"))
-    cam.state.odom_pose = _odom_pose(odom, msg.header)
-    done = cam.process(pipeline, msg)
     if done.log:
         out.logs.append(("warning", done.log))
     if done.fault and guard is not None and (line := guard.fault(cam.index, done.detail)[1]):
@@ -81,6 +84,26 @@ def serve_frame(
     done.result.timings_ms["publish"] = (time.perf_counter() - t) * 1e3
     cam.served((time.monotonic() - received_s) * 1e3 if received_s is not None else 0.0, done.result)
     out.result = done.result
+    return out
+
+
+def _finish(cam: CameraWorkflow, pipeline: Pipeline, msg, part, stamp_s: float, pose: PoseSource, odom: OdomSource | None, out: Served) -> Outcome | None:
+    """The frame's pose, then the rest of the pipeline (the camera's state is this frame's meanwhile);
+    None where the pose lookup failed (counted, its line in ``out``)."""
+    try:
+        line = cam.calibrate(*pose(msg.header)) if cam.info is not None else None
+    except Exception as exc:
+        _bad(cam, out, f"pose lookup: {exc.__class__.__name__}: {exc}")
+        return None
+    if line:  # once per change of calibration, not per frame
+        out.logs.append(("info" if cam.state.ground is not None else "warning", f"{cam.topic}: {line}"))
+    cam.state.stamp_s, cam.state.odom_pose = stamp_s, _odom_pose(odom, msg.header)
+    return cam.finish(pipeline, part)
+
+
+def _bad(cam: CameraWorkflow, out: Served, detail: str) -> Served:
+    if bad := cam.bad("processing_error", detail).log:
+        out.logs.append(("warning", bad))
     return out
 
 

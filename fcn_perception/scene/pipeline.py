@@ -156,6 +156,15 @@ class FrameResult:
         return cv2.resize(self.rgb, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+@dataclass
+class Segmented:
+    """A frame after the network (:meth:`Pipeline.segment_msg`), before its drivable area."""
+
+    rgb: np.ndarray
+    seg: Segmentation
+    decode_ms: float | None = None  # None: the frame came decoded
+
+
 def mean_confidence(confidence: np.ndarray | None, where: np.ndarray) -> float | None:
     """Mean of a uint8 confidence image (255 = 1.0) over the nonzero pixels of ``where``; None
     when there is no confidence or no such pixel."""
@@ -205,19 +214,30 @@ class Pipeline:
 
     def process(self, msg, camera: CameraState | None = None) -> FrameResult:
         """An Image or CompressedImage message (rclpy or rosbags); raises BadFrame for unusable input."""
+        return self.finish(self.segment_msg(msg, camera, camera.stamp_s if camera is not None else None), camera)
+
+    def segment_msg(self, msg, camera: CameraState | None = None, stamp_s: float | None = None) -> Segmented:
+        """A message's first part: decoded and segmented. Of the camera's state it reads and keeps
+        only the stride-32 scores (for a frame stamped ``stamp_s``), so frames of one camera may run
+        it side by side; :meth:`finish` is the part that must go in frame order."""
         t = time.perf_counter()
         rgb = decode(msg, self.max_pixels, self.convert_raw, self.segmenter.size_for if self.reduced_decode else None)
-        result = self.process_rgb(rgb, camera, camera_size(msg, rgb))
-        result.timings_ms = {"decode": (time.perf_counter() - t) * 1e3 - sum(result.timings_ms.values()), **result.timings_ms}
-        return result
+        size = camera_size(msg, rgb)
+        decoded = (time.perf_counter() - t) * 1e3
+        return Segmented(rgb, self.segmenter.segment(rgb, size, camera.coarse if camera is not None else None, stamp_s), decoded)
 
     def process_rgb(self, rgb: np.ndarray, camera: CameraState | None = None, size: tuple[int, int] | None = None) -> FrameResult:
         """``size`` (w, h): the camera's, when ``rgb`` was decoded smaller; every output is at that size."""
         coarse, stamp_s = (camera.coarse, camera.stamp_s) if camera is not None else (None, None)
-        seg = self.segmenter.segment(rgb, size, coarse, stamp_s)
-        result = self.drivable_area(seg.work_mask, camera, seg.work_confidence, rgb, seg.size)
-        result.rgb = rgb
-        result.timings_ms = {**seg.timings_ms, **result.timings_ms}
+        return self.finish(Segmented(rgb, self.segmenter.segment(rgb, size, coarse, stamp_s)), camera)
+
+    def finish(self, part: Segmented, camera: CameraState | None = None) -> FrameResult:
+        """The rest of a frame: drivable area, ground and lanes, which read and change the camera's
+        state (its smoothing, its lane tracker at ``camera.stamp_s``)."""
+        seg = part.seg
+        result = self.drivable_area(seg.work_mask, camera, seg.work_confidence, part.rgb, seg.size)
+        result.rgb = part.rgb
+        result.timings_ms = {**({"decode": part.decode_ms} if part.decode_ms is not None else {}), **seg.timings_ms, **result.timings_ms}
         return result
 
     def drivable_pixels(self, mask: np.ndarray) -> np.ndarray:
