@@ -1,4 +1,5 @@
-"""The node's frame workers: several cameras served at once, each camera's frames one at a time."""
+"""The node's frame workers: several cameras served at once, each camera's frames one at a time, or
+with ``overlap`` side by side and leaving in order."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_two_workers_serve_two_cameras_at_once_and_each_camera_in_order():
     in_service: set[int] = set()
     overlap = []
 
-    def serve(camera: int, item: int, received: float) -> None:
+    def serve(camera: int, item: int, received: float, in_turn) -> None:
+        in_turn()  # returns at once without overlap
         with lock:
             assert camera not in in_service  # never two frames of one camera at once
             in_service.add(camera)
@@ -54,3 +56,91 @@ def test_two_workers_serve_two_cameras_at_once_and_each_camera_in_order():
     assert max(overlap) == 2
     for cam in (0, 1):
         assert served[cam] == sorted(served[cam]) and served[cam][0] == 0
+
+
+def test_with_overlap_a_camera_in_service_is_taken_again_and_its_frames_finish_in_turn():
+    frames = LatestFrames(1, overlap=True)
+    for i in range(3):
+        frames.put(0, f"a{i}", now=float(i))
+        assert frames.take(now=float(i))[1:] == (f"a{i}", float(i), i)  # taken while the earlier ones are in service
+    assert frames.first_in_service(0, 0) and not frames.first_in_service(0, 1)
+    frames.done(0, 1)  # frame 1 finished first (its network failed, say): frame 2 still waits for frame 0
+    assert not frames.first_in_service(0, 2)
+    frames.done(0, 0)
+    assert frames.first_in_service(0, 2)
+
+
+def test_a_camera_s_next_frame_runs_beside_its_last_and_waits_its_turn_with_overlap():
+    """Frame 0 holds in its network part until released; frame 1, taken meanwhile by the second
+    worker, must wait in ``in_turn`` until frame 0 is done, so the camera's outputs leave in order."""
+    release = threading.Event()
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def serve(camera: int, item: int, received: float, in_turn) -> None:
+        with lock:
+            events.append(f"start {item}")
+        if item == 0:
+            assert release.wait(10)
+        with lock:
+            events.append(f"turn {item}")
+        in_turn()
+        with lock:
+            events.append(f"served {item}")
+
+    worker = FrameWorker(1, serve, threads=2, overlap=True)
+    worker.start()
+    try:
+        worker.put(0, 0)
+        assert wait_until(lambda: "start 0" in events, 10)
+        worker.put(0, 1)
+        assert wait_until(lambda: "turn 1" in events, 10)  # frame 1 started while frame 0 is in service
+        assert not wait_until(lambda: "served 1" in events, 0.5)  # ... and waits for it
+        release.set()
+        assert wait_until(lambda: "served 1" in events, 10)
+    finally:
+        release.set()
+        worker.stop()
+    assert [e for e in events if e.startswith("served")] == ["served 0", "served 1"]
+
+
+def test_one_camera_on_two_inference_streams_runs_its_next_frame_beside_and_publishes_in_order(ros_node):
+    """The real node: frame B is taken while frame A is in service, runs its network, then waits for A;
+    the masks leave A first. (A node with one stream would not take B at all: ``take`` gives None.)"""
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from fcn_perception.ros.node import FcnPerceptionNode
+
+    topic = "/overlapcam/image_raw"
+    got = []
+    sub = ros_node.create_subscription(Image, "/overlapcam/segmentation/mask", lambda m: got.append(m.header.stamp.nanosec), 10)
+    node = FcnPerceptionNode(parameter_overrides=[Parameter("image_topics", value=[topic]), Parameter("inference_streams", value=2)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        node.trigger_activate()
+        node.worker.stop()  # the test serves the frames itself
+        assert wait_until(lambda: node.io[0].pubs["mask"].get_subscription_count() > 0, 20)
+        rng = np.random.default_rng(0)
+        frames = []
+        for nanosec in (0, 33_000_000):  # 30 Hz stamps
+            msg = Image(height=360, width=480, encoding="rgb8", step=480 * 3, data=rng.integers(0, 255, 360 * 480 * 3, dtype=np.uint8).tobytes())
+            msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = 7, nanosec, "overlapcam_optical_frame"
+            node._on_image(0, msg)
+            frames.append(node.worker.take())
+        assert frames[1] is not None  # taken while the first is in service
+        later = threading.Thread(target=node.worker.serve_one, args=frames[1])
+        later.start()
+        coarse = node.cameras[0].state.coarse
+        assert wait_until(lambda: coarse.computed + coarse.reused == 1, 30)  # B's network has run
+        assert not wait_until(lambda: got, 0.5)  # ... and B waits for A
+        node.worker.serve_one(*frames[0])
+        later.join(30)
+        assert wait_until(lambda: len(got) == 2, 20)
+        assert got == [0, 33_000_000]
+    finally:
+        node.on_shutdown(None)
+        node.destroy_node()
+        ros_node.destroy_subscription(sub)

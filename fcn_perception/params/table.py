@@ -134,7 +134,9 @@ PARAMS: tuple[ParamSpec, ...] = (
         "int",
         0,
         "Frames inferred at once on the CPU (OpenVINO, ONNX Runtime), the inference threads split among them; 0 = one per camera, at most worker_threads. "
-        "More serve several cameras more frames a second, each frame later; 1 = one frame at a time on every thread.",
+        "More serve several cameras more frames a second, each frame later; 1 = one frame at a time on every thread. "
+        "More than cameras (one camera: 2): a camera's next frame starts beside its last, its outputs still in order — "
+        "for a CPU that takes longer over one camera's frame than the camera's period: more of its frames, each later.",
         min=0,
         max=8,
     ),

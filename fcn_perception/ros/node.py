@@ -178,7 +178,9 @@ class FcnPerceptionNode(LifecycleNode):
         if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
             self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
             self.fused_pubs = {k: self._publisher(msg_class(o.msgtype), o.topic, OUT_QOS) for k, o in outputs.FUSED_OUTPUTS.items()}
-        self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads)
+        # more inference streams than cameras: a camera's frames run the network side by side
+        overlap = seg.backend.streams > len(self.cameras) and cfg.worker_threads > 1
+        self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads, overlap=overlap)
         self.worker.start()
         self._subscribe()
         heap.freeze_long_lived()  # all that serving keeps, made: no full scans of it while serving
@@ -330,11 +332,12 @@ class FcnPerceptionNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # -- worker thread ---------------------------------------------------------------------
-    def _serve(self, index: int, msg, received: float) -> None:
+    def _serve(self, index: int, msg, received: float, in_turn=None) -> None:
         """One frame through the frame loop; its lines logged (rclpy wants one severity per call site)."""
         io, log = self.io[index], self.get_logger()
         pose, sink = (lambda header: self._tf_pose(io, header)), Publishers(self, io)
-        served = serve_frame(self.cameras[index], self.pipeline, msg, pose, sink, self.guard, received, partial(odom_pose, self._tf_buffer, self.cfg))
+        odom = partial(odom_pose, self._tf_buffer, self.cfg)
+        served = serve_frame(self.cameras[index], self.pipeline, msg, pose, sink, self.guard, received, odom, in_turn)
         for level, line in served.logs:
             if level == "error":
                 log.error(line)

@@ -3,6 +3,12 @@
 Each camera keeps only its newest frame, so latency never grows under load (older frames are
 dropped and counted); cameras are served round robin, so a synchronised rig shares the worker
 fairly (oldest-frame-first starved the later cameras of a rig triggered together).
+
+A camera's frames are served one at a time, unless ``overlap`` lets its next frame start while
+earlier ones are in service (the node: more inference streams than cameras). Then each frame's
+network runs beside the last one's, and what reads and changes the camera's state (drivable area,
+ground, lanes and their tracker, the outputs) waits its turn (``in_turn``): outputs leave in the
+order the frames were taken.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 
@@ -23,11 +30,14 @@ class _Slot:
 
 
 class LatestFrames:
-    """One slot per camera. Not locked: the caller holds its own lock around put/take."""
+    """One slot per camera. Not locked: the caller holds its own lock around put/take/done."""
 
-    def __init__(self, cameras: int) -> None:
+    def __init__(self, cameras: int, overlap: bool = False) -> None:
         self._slots = [_Slot() for _ in range(cameras)]
-        self._serving: set[int] = set()  # cameras with a frame in service: their next waits (frames in order)
+        self.overlap = overlap
+        #: per camera, the numbers of its frames in service (taken, not done), in the order taken
+        self._serving: dict[int, list[int]] = {}
+        self._taken = [0] * cameras
 
     def put(self, camera: int, item: Any, now: float | None = None) -> bool:
         """Park ``item`` as the camera's newest frame; True when it replaced one that was never served."""
@@ -36,10 +46,11 @@ class LatestFrames:
         slot.item, slot.received, slot.full = item, time.monotonic() if now is None else now, True
         return dropped
 
-    def take(self, now: float | None = None) -> tuple[int, Any, float] | None:
-        """(camera, item, received time) of the camera served longest ago (then the older frame), or None.
-        A camera whose previous frame is still in service is not taken until :meth:`done`."""
-        ready = [(s.last_served, s.received, i) for i, s in enumerate(self._slots) if s.full and i not in self._serving]
+    def take(self, now: float | None = None) -> tuple[int, Any, float, int] | None:
+        """(camera, item, received time, the frame's number among the camera's frames taken) of the
+        camera served longest ago (then the older frame), or None. A camera whose previous frame is
+        still in service is not taken until :meth:`done`, unless ``overlap``."""
+        ready = [(s.last_served, s.received, i) for i, s in enumerate(self._slots) if s.full and (self.overlap or not self._serving.get(i))]
         if not ready:
             return None
         _, _, i = min(ready)
@@ -47,12 +58,21 @@ class LatestFrames:
         slot.last_served = time.monotonic() if now is None else now
         item, received = slot.item, slot.received
         slot.item, slot.full = None, False
-        self._serving.add(i)
-        return i, item, received
+        seq = self._taken[i]
+        self._taken[i] += 1
+        self._serving.setdefault(i, []).append(seq)
+        return i, item, received, seq
 
-    def done(self, camera: int) -> None:
-        """The camera's frame in service is finished: its next frame may be taken."""
-        self._serving.discard(camera)
+    def first_in_service(self, camera: int, seq: int) -> bool:
+        """Whether every frame of the camera taken before frame ``seq`` is done."""
+        serving = self._serving.get(camera)
+        return not serving or serving[0] >= seq
+
+    def done(self, camera: int, seq: int | None = None) -> None:
+        """The camera's frame ``seq`` (None: its oldest) is finished: its next frame may be taken."""
+        serving = self._serving.get(camera)
+        if serving:
+            serving.remove(serving[0] if seq is None else seq)
 
     def clear(self) -> int:
         """Drop every parked frame (deactivation); returns how many."""
@@ -70,14 +90,22 @@ class FrameWorker:
     beside it on the other core is another camera's decoding, resizing, drivable area, lanes and
     publishing — the serial half of each frame, which a single worker left that core idle for.
 
-    ``serve(camera, item, received)`` runs on the worker for each frame taken. ``lock`` is held
-    while a frame is parked or taken, never while one is served; settings that must change between
-    frames (the node's runtime parameters) are swapped under it.
+    With ``overlap`` a camera's next frame is taken while its last is in service, so one camera
+    whose frame takes longer than its frame period still keeps both cores busy (each frame's
+    network on an inference stream of its own). Where two cameras already fill the workers it only
+    delayed them (BENCHMARKS.md, 2026-12-06, sixth sitting), so the node asks for it only where
+    there are more inference streams than cameras.
+
+    ``serve(camera, item, received, in_turn)`` runs on the worker for each frame taken; it calls
+    ``in_turn()`` before it reads or changes the camera's state, which returns once the camera's
+    frames taken before this one are done (at once without ``overlap``). ``lock`` is held while a
+    frame is parked or taken, never while one is served; settings that must change between frames
+    (the node's runtime parameters) are swapped under it.
     """
 
-    def __init__(self, cameras: int, serve: Callable[[int, Any, float], None], name: str = "fcn_inference", threads: int = 1) -> None:
+    def __init__(self, cameras: int, serve: Callable[..., None], name: str = "fcn_inference", threads: int = 1, overlap: bool = False) -> None:
         self.lock = threading.Condition()
-        self._frames = LatestFrames(cameras)
+        self._frames = LatestFrames(cameras, overlap)
         self._serve, self._name, self._count = serve, name, max(1, threads)
         self._stop = False
         self._threads: list[threading.Thread] = []
@@ -102,7 +130,7 @@ class FrameWorker:
             self.lock.notify()
         return dropped
 
-    def take(self) -> tuple[int, Any, float] | None:
+    def take(self) -> tuple[int, Any, float, int] | None:
         with self.lock:
             return self._frames.take()
 
@@ -110,16 +138,25 @@ class FrameWorker:
         with self.lock:
             return self._frames.clear()
 
-    def serve_one(self, camera: int, item: Any, received: float) -> None:
+    def serve_one(self, camera: int, item: Any, received: float, seq: int | None = None) -> None:
+        """One frame as :meth:`take` gave it (``seq``: its number among the camera's frames taken)."""
         me = threading.get_ident()
         self._busy[me] = time.monotonic()
         try:
-            self._serve(camera, item, received)
+            self._serve(camera, item, received, partial(self._in_turn, camera, seq))
         finally:
             self._busy.pop(me, None)
             with self.lock:
-                self._frames.done(camera)
-                self.lock.notify()  # that camera's next frame, parked meanwhile, may go to a waiting thread
+                self._frames.done(camera, seq)
+                # that camera's next frame, parked meanwhile, may go to a waiting thread; a frame of it
+                # waiting for its turn may go on
+                self.lock.notify_all()
+
+    def _in_turn(self, camera: int, seq: int | None) -> None:
+        if seq is None or not self._frames.overlap:
+            return
+        with self.lock:
+            self.lock.wait_for(lambda: self._frames.first_in_service(camera, seq))
 
     def _run(self) -> None:
         while True:
