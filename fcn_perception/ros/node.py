@@ -1,7 +1,7 @@
 """``fcn_perception_node``: camera images in, segmentation masks and drivable-area polygons out.
 
 A managed (lifecycle) node, thin glue over the ROS-free core: every frame goes through the one frame
-loop (:func:`~fcn_perception.scene.frame_loop.serve_frame`: pose, process, emit, served) that replay
+loop (:func:`~fcn_perception.scene.frame_loop.serve_frame`: network, pose, the rest, emit, served) that replay
 runs too, and every output comes from the one registry (``ros/outputs.py``). The node adds what only
 a node does: parameters, lifecycle, subscriptions, TF lookups, publishers and /diagnostics.
 Callbacks only park the newest frame per camera; worker threads

@@ -1,5 +1,7 @@
-"""The one per-frame sequence — pose, process, emit, served — that the node, replay, compare and the
-label export all run, so a bad frame is counted the same way everywhere.
+"""The one per-frame sequence — network, pose, the rest of the pipeline, emit, served — that the
+node, replay, compare and the label export all run, so a bad frame is counted the same way
+everywhere. The network part reads none of the camera's state but its kept stride-32 scores, so the
+node may run two of one camera's frames through it at once; the rest waits for the frame's turn.
 
 A :class:`Sink` receives what a served frame produced: the node's publishers, replay's bag writer,
 compare's collector, the label exporter. The loop owns the order and the counting; the sink only
@@ -59,7 +61,7 @@ def serve_frame(
     try:  # a malformed header is this frame's problem, not the caller's
         stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
     except Exception as exc:
-        return _bad(cam, out, f"pose lookup: {exc.__class__.__name__}: {exc}")
+        return _bad(cam, out, f"header: {exc.__class__.__name__}: {exc}")
     part, failed = cam.segment(pipeline, msg, stamp_s)
     if failed is None and in_turn is not None:
         in_turn()
