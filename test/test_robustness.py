@@ -193,6 +193,27 @@ def test_the_node_says_its_share_of_the_cpu_beside_each_cameras_counts(node):
     assert 100 / cores / 3 < busy <= 100 / cores + 15 and rest < busy / 5, (busy, rest, cores)
 
 
+def test_a_camera_served_slower_than_it_sends_while_the_cpu_has_room_is_told_what_to_set(ros_node):
+    """One camera whose frames are replaced by newer ones (parked here, never served) while the process
+    is at rest: its status names ``inference_streams 2``. With two streams its frames overlap
+    already, and the status only counts the drops."""
+    for streams, told in ((0, True), (2, False)):
+        n = _configured({"image_topics": [RAW], "backend": "onnxruntime", "diagnostics_period": 60.0, "inference_streams": streams})
+        try:
+            assert n.worker.overlap == (not told)
+            diag(n, RAW)  # a fresh window
+            for sec in range(20):
+                n._on_image(0, image(sec=sec))  # each replaces the last, never served
+            time.sleep(0.3)  # the window mostly at rest, as the CPU-share test measures it: room on the CPU
+            values, level, message = diag(n, RAW)
+            assert values["frames_dropped"] == "19" and level == 1, message
+            assert message.startswith("19 dropped, 0 bad")
+            assert ("inference_streams 2 runs its next frame beside its last" in message) == told, message
+        finally:
+            n.on_shutdown(None)
+            n.destroy_node()
+
+
 def test_what_serving_keeps_is_left_out_of_full_collections_until_cleanup(ros_node):
     """A full collection walked every object of a started node with the GIL held (22-38 ms, twice in
     20 s of a two-camera rig): configure freezes them, cleanup lets the collector reach them again."""

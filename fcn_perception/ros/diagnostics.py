@@ -8,10 +8,19 @@ from fcn_perception.scene.backend_guard import BackendHealth
 from fcn_perception.scene.camera import CameraWorkflow
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+#: a camera that loses this share of a window's frames to newer ones while the node's CPU is under
+#: ``ROOM_CPU_PCT`` busy is served one frame at a time slower than it sends, with a core idle between
+#: its frames (one 480x360 camera on an AVX2-only EPYC: a third of the CPU idle, BENCHMARKS.md,
+#: eighteenth sitting); its status then says what to set
+SLOW_DROPPED_SHARE, ROOM_CPU_PCT = 0.1, 80.0
 
 
-def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, backend: BackendHealth) -> tuple[int, str, dict]:
-    """(level, message, values) of one camera: the first matching condition, most severe first."""
+def camera_status(
+    cam: CameraWorkflow, window: dict[str, int], period: float, backend: BackendHealth, spare_streams: int | None = None
+) -> tuple[int, str, dict]:
+    """(level, message, values) of one camera: the first matching condition, most severe first.
+    ``spare_streams``: the ``inference_streams`` that would let the camera's next frame start beside
+    its last, where the CPU has room for it (None: it has not, or its frames overlap already)."""
     c = cam.counters
     ground, ground_warn = cam.ground_report()
     building = ", ".join(f"{w}x{h}" for w, h in backend.building)
@@ -28,6 +37,11 @@ def camera_status(cam: CameraWorkflow, window: dict[str, int], period: float, ba
     elif window["bad"] or window["dropped"] or window["lost"]:
         lost = f", {window['lost']} lost before the node took them" if window["lost"] else ""
         level, message = WARN, f"{window['dropped']} dropped, {window['bad']} bad{lost} in the last {period:.1f} s"
+        if spare_streams and window["dropped"] >= SLOW_DROPPED_SHARE * window["received"]:
+            message += (
+                f"; frames one at a time are slower than the camera and the CPU has room: inference_streams {spare_streams}"
+                " runs its next frame beside its last (README, 'One camera on a slow CPU')"
+            )
     elif window["warnings"]:
         level, message = WARN, f"{window['warnings']} frames with header problems in the last {period:.1f} s"
     elif ground_warn:  # image outputs go on, ground ones stop

@@ -38,7 +38,7 @@ from fcn_perception.params.table import NODE_NAME, SPECS
 from fcn_perception.ros import outputs
 from fcn_perception.ros.cdr import as_header, rosbags_message, serialize, typestore
 from fcn_perception.ros.dds_profile import use_node_profile
-from fcn_perception.ros.diagnostics import camera_status, fusion_status
+from fcn_perception.ros.diagnostics import ROOM_CPU_PCT, camera_status, fusion_status
 from fcn_perception.ros.endpoint_watch import NO_EVENT_HANDLERS, NO_SUBSCRIPTION_EVENT_HANDLERS, EndpointWatch
 from fcn_perception.ros.first_frame import FirstFrame
 from fcn_perception.ros.fused import Fusion
@@ -372,13 +372,15 @@ class FcnPerceptionNode(LifecycleNode):
         """One status per camera over the window since the previous call (which it starts anew)."""
         now = time.monotonic()
         period, self._last_diag = max(now - self._last_diag, 1e-3), now
-        cpu = {"node_cpu_pct": f"{self._cpu.take():.1f}"}  # the whole process's, beside each camera's drops
+        cpu_pct = self._cpu.take()
+        cpu = {"node_cpu_pct": f"{cpu_pct:.1f}"}  # the whole process's, beside each camera's drops
+        spare = _spare_streams_for(len(self.cameras), self.cfg.worker_threads, self.worker.overlap, cpu_pct)
         busy = self.worker.busy_since
         health = self.guard.observe(now - busy if busy is not None else 0.0) if self.guard is not None else BackendHealth("none")
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, io in zip(self.cameras, self.io, strict=True):
-            level, message, values = camera_status(cam, cam.counters.take_window(), period, health)
+            level, message, values = camera_status(cam, cam.counters.take_window(), period, health, spare)
             values |= _matched(io) | cpu
             status = DiagnosticStatus(name=f"{self.get_name()}: {cam.topic}", hardware_id=io.namespace or "/", message=message)
             status.level = bytes([level])
@@ -391,6 +393,12 @@ class FcnPerceptionNode(LifecycleNode):
             status.level, status.values = bytes([level]), [KeyValue(key=k, value=v) for k, v in values.items()]
             arr.status.append(status)
         return arr
+
+
+def _spare_streams_for(cameras: int, workers: int, overlap: bool, cpu_pct: float) -> int | None:
+    """The ``inference_streams`` that would let a camera's next frame start beside its last (one more
+    than the cameras), where it could: a worker free for it, the CPU with room, not already so."""
+    return None if overlap or cameras >= workers or cpu_pct >= ROOM_CPU_PCT else cameras + 1
 
 
 def _matched(io: CameraIo) -> dict[str, str]:

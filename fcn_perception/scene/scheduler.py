@@ -112,6 +112,11 @@ class FrameWorker:
         self._busy: dict[int, float] = {}  # thread ident -> monotonic start of the frame it serves
 
     @property
+    def overlap(self) -> bool:
+        """Whether a camera's next frame may start while its last is in service."""
+        return self._frames.overlap
+
+    @property
     def busy_since(self) -> float | None:
         """Monotonic start of the longest-running frame in service (a hung call shows here), or None."""
         busy = list(self._busy.values())
