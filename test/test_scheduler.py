@@ -63,11 +63,11 @@ def test_with_overlap_a_camera_in_service_is_taken_again_and_its_frames_finish_i
     for i in range(3):
         frames.put(0, f"a{i}", now=float(i))
         assert frames.take(now=float(i))[1:] == (f"a{i}", float(i), i)  # taken while the earlier ones are in service
-    assert frames.first_in_service(0, 0) and not frames.first_in_service(0, 1)
+    assert frames.earlier_done(0, 0) and not frames.earlier_done(0, 1)
     frames.done(0, 1)  # frame 1 finished first (its network failed, say): frame 2 still waits for frame 0
-    assert not frames.first_in_service(0, 2)
+    assert not frames.earlier_done(0, 2)
     frames.done(0, 0)
-    assert frames.first_in_service(0, 2)
+    assert frames.earlier_done(0, 2)
 
 
 def test_a_camera_s_next_frame_runs_beside_its_last_and_waits_its_turn_with_overlap():

@@ -63,16 +63,18 @@ class LatestFrames:
         self._serving.setdefault(i, []).append(seq)
         return i, item, received, seq
 
-    def first_in_service(self, camera: int, seq: int) -> bool:
+    def earlier_done(self, camera: int, seq: int) -> bool:
         """Whether every frame of the camera taken before frame ``seq`` is done."""
         serving = self._serving.get(camera)
         return not serving or serving[0] >= seq
 
     def done(self, camera: int, seq: int | None = None) -> None:
         """The camera's frame ``seq`` (None: its oldest) is finished: its next frame may be taken."""
-        serving = self._serving.get(camera)
-        if serving:
-            serving.remove(serving[0] if seq is None else seq)
+        serving = self._serving.get(camera, [])
+        if seq in serving:
+            serving.remove(seq)
+        elif seq is None and serving:
+            serving.pop(0)
 
     def clear(self) -> int:
         """Drop every parked frame (deactivation); returns how many."""
@@ -161,7 +163,7 @@ class FrameWorker:
         if seq is None or not self._frames.overlap:
             return
         with self.lock:
-            self.lock.wait_for(lambda: self._frames.first_in_service(camera, seq))
+            self.lock.wait_for(lambda: self._frames.earlier_done(camera, seq))
 
     def _run(self) -> None:
         while True:
