@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from fcn_perception.scene.scheduler import FrameWorker, LatestFrames
+from fcn_perception.scene.scheduler import FrameWorker, LatestFrames, overlaps
 from fcn_perception.waiting import wait_until
 
 
@@ -56,6 +56,21 @@ def test_two_workers_serve_two_cameras_at_once_and_each_camera_in_order():
     assert max(overlap) == 2
     for cam in (0, 1):
         assert served[cam] == sorted(served[cam]) and served[cam][0] == 0
+
+
+def test_frames_overlap_only_with_a_stream_and_a_worker_to_spare_and_the_hint_asks_for_what_takes_effect():
+    from fcn_perception.ros.node import _spare_streams_for
+
+    assert overlaps(2, 1, 2)
+    assert not overlaps(2, 1, 1)  # one worker: nothing runs the next frame
+    assert not overlaps(3, 2, 2)  # two cameras on two workers: it would only take the other camera's turn
+    assert not overlaps(2, 2, 3)  # a stream each, none to spare
+    for cameras in (1, 2, 3):
+        for workers in (1, 2, 3, 4):
+            spare = _spare_streams_for(cameras, workers, False, cpu_pct=10.0)
+            assert (spare is not None) == (workers > cameras), (cameras, workers, spare)
+            assert spare is None or overlaps(spare, cameras, workers)
+            assert _spare_streams_for(cameras, workers, True, cpu_pct=10.0) is None
 
 
 def test_with_overlap_a_camera_in_service_is_taken_again_and_its_frames_finish_in_turn():

@@ -135,7 +135,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         0,
         "Frames inferred at once on the CPU (OpenVINO, ONNX Runtime), the inference threads split among them; 0 = one per camera, at most worker_threads. "
         "More serve several cameras more frames a second, each frame later; 1 = one frame at a time on every thread. "
-        "More than cameras (one camera: 2): a camera's next frame starts beside its last, its outputs still in order — "
+        "More than cameras, with worker_threads above the cameras too (one camera: 2): a camera's next frame starts beside its last, "
+        "its outputs still in order — "
         "for a CPU that takes longer over one camera's frame than the camera's period: more of its frames, each later.",
         min=0,
         max=8,

@@ -51,7 +51,7 @@ from fcn_perception.scene.camera import CameraWorkflow
 from fcn_perception.scene.frame_loop import serve_frame
 from fcn_perception.scene.ground import quaternion_matrix
 from fcn_perception.scene.pipeline import FrameResult, Pipeline
-from fcn_perception.scene.scheduler import FrameWorker
+from fcn_perception.scene.scheduler import FrameWorker, overlaps
 from fcn_perception.stats import CpuShare
 from fcn_perception.waiting import wait_until
 
@@ -178,8 +178,7 @@ class FcnPerceptionNode(LifecycleNode):
         if cfg.fusion_rate > 0:  # node-level outputs, under the node's namespace
             self.fusion = Fusion(cfg, seg.classes, lambda frame, header: lookup_pose(self._tf_buffer, frame, header, 0.0)[0] if self._tf_buffer else None)
             self.fused_pubs = {k: self._publisher(msg_class(o.msgtype), o.topic, OUT_QOS) for k, o in outputs.FUSED_OUTPUTS.items()}
-        # more inference streams than cameras: a camera's frames run the network side by side
-        overlap = seg.backend.streams > len(self.cameras) and cfg.worker_threads > 1
+        overlap = overlaps(seg.backend.streams, len(self.cameras), cfg.worker_threads)
         self.worker = FrameWorker(len(self.cameras), self._serve, threads=cfg.worker_threads, overlap=overlap)
         self.worker.start()
         self._subscribe()
@@ -397,8 +396,8 @@ class FcnPerceptionNode(LifecycleNode):
 
 def _spare_streams_for(cameras: int, workers: int, overlap: bool, cpu_pct: float) -> int | None:
     """The ``inference_streams`` that would let a camera's next frame start beside its last (one more
-    than the cameras), where it could: a worker free for it, the CPU with room, not already so."""
-    return None if overlap or cameras >= workers or cpu_pct >= ROOM_CPU_PCT else cameras + 1
+    than the cameras), where it would: a worker free for it (``overlaps``), the CPU with room, not already so."""
+    return None if overlap or not overlaps(cameras + 1, cameras, workers) or cpu_pct >= ROOM_CPU_PCT else cameras + 1
 
 
 def _matched(io: CameraIo) -> dict[str, str]:

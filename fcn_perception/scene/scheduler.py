@@ -21,6 +21,12 @@ from functools import partial
 from typing import Any
 
 
+def overlaps(streams: int, cameras: int, workers: int) -> bool:
+    """Whether a camera's next frame may start beside its last: a stream and a worker to spare for it
+    once every camera has one. With no worker to spare it would only take another camera's turn."""
+    return streams > cameras and workers > cameras
+
+
 @dataclass
 class _Slot:
     item: Any = None
