@@ -128,6 +128,17 @@ def test_the_segmenter_on_tensorrt_serves_as_the_node_does():
             assert a.shape == (size[1], size[0]) and np.mean(a == b) >= 0.99
 
 
+def test_the_first_engine_is_built_for_the_camera_s_first_frame(tmp_path):
+    """A 16:9 camera heard while the model loads: one engine, at its size (test_tensorrt_logic.py
+    checks the same route on the CPU with a stand-in engine)."""
+    from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig
+
+    seg = Segmenter(SegmenterConfig(backend="tensorrt", precision="fp16", cache_dir=str(tmp_path), first_frame=lambda settled: (1280, 720)))
+    assert seg.input_size == (640, 360) and sorted(seg._backends) == [(640, 360)]
+    frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    assert seg.segment(frame).mask.shape == (720, 1280) and sorted(seg._backends) == [(640, 360)]
+
+
 def test_trusted_engine_is_used_and_a_tampered_cached_engine_is_refused(tmp_path):
     onnx = fp16_graph()
     engine = build_engine(onnx, "fp16", cache=tmp_path / "cache")

@@ -299,3 +299,42 @@ def test_gpu_check_without_a_gpu_is_one_line_and_exit_code_2(capsys):
     assert main(["gpu-check", "--sizes", "96x64", "--frames", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA GPU here" in err[0]
+
+
+def test_the_first_engine_is_built_for_a_camera_s_first_frame_from_the_checkpoint_exported_at_its_size(tmp_path, monkeypatch):
+    """On a vehicle a 16:9 camera's engine was the second one built: the first, at configure, was for
+    the model's own 4:3 size (minutes of a build no frame used), then frames were dropped while the
+    camera's was built. Now the checkpoint is exported at the size of the first frame heard, and that
+    one engine is built. A trusted engine, or an .onnx given as the model, serves the size it was made
+    for, and the first frame is not asked. TensorRT cannot run here: the engine is a stand-in that
+    records the graph it was given and infers on ONNX Runtime."""
+    from fcn_perception.inference.backends import create_backend
+    from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig, asks_first_frame
+    from fcn_perception.inference.tensorrt import runtime
+
+    built = []
+
+    class Engine(OnnxRuntimeBackend):
+        def __init__(self, onnx_path, precision="fp16", engine=None, cache="", size=None) -> None:
+            dims, _ = onnx_graph_info(onnx_path)
+            built.append((size, tuple(dims[2:][::-1]), engine))
+            super().__init__(onnx_path)
+            self.name, self.size = f"tensorrt-{precision}", size
+
+    monkeypatch.setattr(versions, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(runtime, "TensorRTBackend", Engine)
+    asked = []
+    cfg = SegmenterConfig(backend="tensorrt", precision="fp32", cache_dir=str(tmp_path), first_frame=lambda settled: asked.append(settled) or (1280, 720))
+    assert asks_first_frame(cfg)
+    seg = Segmenter(cfg)
+    assert asked == [True] and built == [((640, 360), (640, 360), None)]  # one engine, the exported graph at the camera's size
+    assert seg.input_size == (640, 360) and sorted(seg._backends) == [(640, 360)]
+    frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    assert seg.segment(frame).mask.shape == (720, 1280) and sorted(seg._backends) == [(640, 360)] and len(built) == 1
+    assert not asks_first_frame(SegmenterConfig(backend="tensorrt", engine=str(tmp_path / "vendor.engine")))
+    assert not asks_first_frame(SegmenterConfig(backend="tensorrt", input_width=640, input_height=360))
+    built.clear()
+    onnx = default_model_path("onnx")
+    create_backend("tensorrt", onnx, lambda mc, settled: pytest.fail("an .onnx model runs its own size: nothing to ask"), cache=tmp_path)
+    assert built == [(None, tuple(onnx_graph_info(onnx)[0][2:][::-1]), None)]

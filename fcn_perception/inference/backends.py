@@ -27,8 +27,10 @@ PRECISIONS_BY_BACKEND = {
     "onnxruntime": ("auto", "fp32", "int8"),
 }
 #: The backends that ask a function ``input_size`` once they have read the model (the others take the
-#: trained size): OpenVINO compiles a graph per size, and the first can be the size cameras send.
-SIZE_AFTER_READING = ("openvino",)
+#: trained size): OpenVINO compiles a graph per size, TensorRT builds an engine per size (minutes on a
+#: vehicle), and the first can be the size cameras send. TensorRT asks from a checkpoint only, as
+#: the size to export it at: an .onnx file or a trusted engine runs the size it was made for.
+SIZE_AFTER_READING = ("openvino", "tensorrt")
 CPU_MODEL_KIND = {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}
 #: Device files an NVIDIA driver creates (desktop/server GPUs, Jetson's integrated GPU).
 _GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
@@ -130,11 +132,11 @@ def create_backend(
     if model_path.suffix in (".engine", ".plan", ".trt"):
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     chosen = concrete_backend(name, device)
-    if callable(input_size) and chosen not in SIZE_AFTER_READING:
+    use_trt = chosen == "tensorrt"
+    if callable(input_size) and (chosen not in SIZE_AFTER_READING or (use_trt and (engine or model_path.suffix == ".onnx"))):
         input_size = None
     if chosen != "openvino":
         load_yields()  # only OpenVINO's load says when (base.LOAD_YIELDS): work beside the others goes at once
-    use_trt = chosen == "tensorrt"
     trt_precision = "fp16" if precision == "auto" else precision  # TensorRT's default: fp16
     if engine and not use_trt:
         raise ValueError(f"trusted_engine {engine} needs the tensorrt backend ({versions.UNAVAILABLE_REASON}, and backend tensorrt or auto)")

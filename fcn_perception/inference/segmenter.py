@@ -62,8 +62,9 @@ class SegmenterConfig:
 
 def asks_first_frame(c: SegmenterConfig) -> bool:
     """Whether a Segmenter made from ``c`` asks ``c.first_frame`` as it loads: the size is not forced,
-    and its backend makes its first graph once the model is read (``backends.SIZE_AFTER_READING``)."""
-    return not c.input_width and concrete_backend(c.backend, c.device) in SIZE_AFTER_READING
+    and its backend makes its first graph once the model is read (``backends.SIZE_AFTER_READING``;
+    not a trusted TensorRT engine, which serves the size it was built for)."""
+    return not c.input_width and not c.engine and concrete_backend(c.backend, c.device) in SIZE_AFTER_READING
 
 
 class _StreamGate:
@@ -196,11 +197,11 @@ class Segmenter:
 
     def _first_size(self, mc: ModelConfig, settled: bool) -> tuple[int, int]:
         """The first backend's size (a :data:`~fcn_perception.inference.base.SizeFor`), asked by a
-        backend that compiles per size once it has read the model (OpenVINO): a camera's first frame
-        where one came in time, else the model's own (``input_height`` applied either way). A 16:9
-        car camera otherwise waited for a second compile after a first one it never used, which it
-        kept: its first mask 0.9-1.4 s later and 30-42 MB more (BENCHMARKS.md, 2026-12-07,
-        seventeenth sitting)."""
+        backend that compiles per size once it has read the model (OpenVINO; TensorRT, exporting a
+        checkpoint at that size for its engine): a camera's first frame where one came in time, else the
+        model's own (``input_height`` applied either way). A 16:9 car camera otherwise waited for a
+        second compile after a first one it never used, which it kept: its first mask 0.9-1.4 s later
+        and 30-42 MB more (BENCHMARKS.md, 2026-12-07, seventeenth sitting)."""
         frame = self.cfg.first_frame(settled) if self.cfg.first_frame is not None else None
         if frame is None and not self.cfg.input_height:
             self._first = tuple(mc.input_size)

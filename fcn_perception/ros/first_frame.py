@@ -1,5 +1,5 @@
-"""A camera's first frame size, heard while the model loads, so OpenVINO compiles its first graph
-for the size the cameras send (``SegmenterConfig.first_frame``)."""
+"""A camera's first frame size, heard while the model loads, so OpenVINO compiles its first graph,
+and TensorRT builds its first engine, for the size the cameras send (``SegmenterConfig.first_frame``)."""
 
 from __future__ import annotations
 
