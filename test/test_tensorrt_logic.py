@@ -305,8 +305,8 @@ def test_the_first_engine_is_built_for_a_camera_s_first_frame_from_the_checkpoin
     """On a vehicle a 16:9 camera's engine was the second one built: the first, at configure, was for
     the model's own 4:3 size (minutes of a build no frame used), then frames were dropped while the
     camera's was built. Now the checkpoint is exported at the size of the first frame heard, and that
-    one engine is built. A trusted engine, or an .onnx given as the model, serves the size it was made
-    for, and the first frame is not asked. TensorRT cannot run here: the engine is a stand-in that
+    one engine is built; a free-size .onnx gets its first profile for it. A trusted engine, or a
+    fixed-size .onnx, serves the size it was made for, and the first frame is not asked. TensorRT cannot run here: the engine is a stand-in that
     records the graph it was given and infers on ONNX Runtime."""
     from fcn_perception.inference.backends import create_backend
     from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -334,7 +334,8 @@ def test_the_first_engine_is_built_for_a_camera_s_first_frame_from_the_checkpoin
     assert seg.segment(frame).mask.shape == (720, 1280) and sorted(seg._backends) == [(640, 360)] and len(built) == 1
     assert not asks_first_frame(SegmenterConfig(backend="tensorrt", engine=str(tmp_path / "vendor.engine")))
     assert not asks_first_frame(SegmenterConfig(backend="tensorrt", input_width=640, input_height=360))
-    built.clear()
-    onnx = default_model_path("onnx")
-    create_backend("tensorrt", onnx, lambda mc, settled: pytest.fail("an .onnx model runs its own size: nothing to ask"), cache=tmp_path)
-    assert built == [(None, tuple(onnx_graph_info(onnx)[0][2:][::-1]), None)]
+    built.clear()  # the shipped free-size .onnx: its first profile for the camera's size; a fixed-size one: its own
+    create_backend("tensorrt", default_model_path("onnx"), lambda mc, settled: (640, 360), cache=tmp_path)
+    fixed = onnx_for(default_model_path(), *SIZE, cache=tmp_path)
+    create_backend("tensorrt", fixed, lambda mc, settled: pytest.fail("a fixed-size graph runs its own size: nothing to ask"), cache=tmp_path)
+    assert built == [((640, 360), (-1, -1), None), (None, SIZE, None)]

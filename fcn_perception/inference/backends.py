@@ -28,8 +28,8 @@ PRECISIONS_BY_BACKEND = {
 }
 #: The backends that ask a function ``input_size`` once they have read the model (the others take the
 #: trained size): OpenVINO compiles a graph per size, TensorRT builds an engine per size (minutes on a
-#: vehicle), and the first can be the size cameras send. TensorRT asks from a checkpoint only, as
-#: the size to export it at: an .onnx file or a trusted engine runs the size it was made for.
+#: vehicle), and the first can be the size cameras send: a checkpoint is exported at it, a free-size
+#: .onnx gets its first profile for it; a fixed-size .onnx or a trusted engine runs its own size.
 SIZE_AFTER_READING = ("openvino", "tensorrt")
 CPU_MODEL_KIND = {"auto": DEFAULT_CPU_KIND, "fp32": "onnx", "bf16": "onnx", "int8": "int8"}
 #: Device files an NVIDIA driver creates (desktop/server GPUs, Jetson's integrated GPU).
@@ -133,8 +133,14 @@ def create_backend(
         raise ValueError(f"{model_path}: TensorRT engines are not models; give the .pt or .onnx it was built from, and the engine as trusted_engine")
     chosen = concrete_backend(name, device)
     use_trt = chosen == "tensorrt"
-    if callable(input_size) and (chosen not in SIZE_AFTER_READING or (use_trt and (engine or model_path.suffix == ".onnx"))):
+    if callable(input_size) and (chosen not in SIZE_AFTER_READING or (use_trt and engine)):
         input_size = None
+    if callable(input_size) and use_trt and model_path.suffix == ".onnx":  # a free-size graph: its first profile
+        from fcn_perception.inference.tensorrt.graph import onnx_graph_info
+        from fcn_perception.model.config import read_onnx_config
+
+        free = any(d < 0 for d in onnx_graph_info(model_path)[0][2:])
+        input_size = tuple(input_size(read_onnx_config(model_path), True)) if free else None
     if chosen != "openvino":
         load_yields()  # only OpenVINO's load says when (base.LOAD_YIELDS): work beside the others goes at once
     trt_precision = "fp16" if precision == "auto" else precision  # TensorRT's default: fp16
