@@ -306,8 +306,9 @@ def test_the_first_engine_is_built_for_a_camera_s_first_frame_from_the_checkpoin
     the model's own 4:3 size (minutes of a build no frame used), then frames were dropped while the
     camera's was built. Now the checkpoint is exported at the size of the first frame heard, and that
     one engine is built; a free-size .onnx gets its first profile for it. A trusted engine, or a
-    fixed-size .onnx, serves the size it was made for, and the first frame is not asked. TensorRT cannot run here: the engine is a stand-in that
-    records the graph it was given and infers on ONNX Runtime."""
+    fixed-size .onnx, serves the size it was made for, and the first frame is not asked. TensorRT cannot
+    run here: the engine is a stand-in that records the graph it was given and infers on ONNX
+    Runtime."""
     from fcn_perception.inference.backends import create_backend
     from fcn_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
     from fcn_perception.inference.segmenter import Segmenter, SegmenterConfig, asks_first_frame

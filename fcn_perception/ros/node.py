@@ -396,7 +396,8 @@ class FcnPerceptionNode(LifecycleNode):
 
 def _spare_streams_for(cameras: int, workers: int, overlap: bool, cpu_pct: float) -> int | None:
     """The ``inference_streams`` that would let a camera's next frame start beside its last (one more
-    than the cameras), where it would: a worker free for it (``overlaps``), the CPU with room, not already so."""
+    than the cameras), where it would: a worker free for it (``overlaps``), the CPU with room, not
+    already so."""
     return None if overlap or not overlaps(cameras + 1, cameras, workers) or cpu_pct >= ROOM_CPU_PCT else cameras + 1
 
 
