@@ -74,6 +74,7 @@ def test_bad_size_is_one_line(size, tmp_path):
         (["compare", "x", "--report", "r", "--min-agreement", "1.5"], "at most 1, got 1.5"),
         (["demo", "--rate", "0"], "--rate: must be over 0"),  # was: a failed demo after its whole timeout
         (["load", "--cameras", "two"], "--cameras: expected a whole number, got 'two'"),
+        (["load", "--size", "1280x720,0x720"], "WxH with both > 0, e.g. 480x360, got '0x720'"),  # one per camera, each checked
     ],
 )
 def test_a_count_or_rate_out_of_range_is_one_line_before_anything_runs(argv, words, capsys):
@@ -84,6 +85,15 @@ def test_a_count_or_rate_out_of_range_is_one_line_before_anything_runs(argv, wor
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and words in err[-1], err
     assert not any("Traceback" in line for line in err)
+
+
+def test_load_startup_with_sizes_for_several_cameras_is_one_line(capsys):
+    """``--startup`` runs one camera; a size per camera of a mixed rig is for the load itself."""
+    from fcn_perception.tools.cli import main
+
+    assert main(["load", "--startup", "--size", "1280x720,640x480"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--startup runs one camera: give one --size" in err[0], err
 
 
 def test_no_command_takes_a_bare_int_or_float():

@@ -267,6 +267,20 @@ def test_short_soak_memory_threads_and_accounting(ros_node, tmp_path):
     assert ran > 0 and 0.4 * ran <= reused <= 0.8 * ran, (reused, ran)
 
 
+def test_a_mixed_rig_gets_each_camera_s_masks_at_its_own_size(ros_node, tmp_path):
+    """A car's cameras differ in size (a 16:9 front beside a 4:3 side, say): each camera's masks come at
+    its own size, the second size's graph made on its first frame, and every frame is accounted for.
+    ``load --size 1280x720,640x480`` drives such a rig."""
+    from fcn_perception.tools.load import run_load
+
+    sizes = ((640, 360), (480, 360))
+    res = run_load(cameras=2, rate=10.0, frames=40, warmup=10, ros=ros_node, log=tmp_path / "node.log", size=sizes, params=["precision:=int8"])
+    assert res["node_exit_code"] == 0 and res["accounted"], res["per_camera"]
+    cams = list(res["per_camera"].values())
+    assert [c["mask_size"] for c in cams] == ["640x360", "480x360"], cams
+    assert all(c["published"] >= 20 for c in cams), cams
+
+
 def test_load_counts_cpu_from_warm_up_to_the_last_frame_sent():
     """The window is the first sample at ``warmup`` frames to the first with every frame sent: the
     start-up before it and the idle wait after it are not the node's cost of a frame."""

@@ -18,6 +18,11 @@ def size_arg(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def sizes_arg(text: str) -> tuple[tuple[int, int], ...]:
+    """argparse type of a list of sizes, ``WxH[,WxH...]``: one per camera of a mixed rig."""
+    return tuple(size_arg(part) for part in text.split(","))
+
+
 def count_arg(least: int = 1) -> Callable[[str], int]:
     """argparse type of a whole number >= ``least`` (frames, cameras, workers, rounds)."""
 

@@ -34,7 +34,7 @@ from fcn_perception.params.table import NODE_NAME
 from fcn_perception.ros.diagnostics import node_connected, read_statuses
 from fcn_perception.ros.topics import COMPRESSED, camera_info_topic
 from fcn_perception.stats import percentiles
-from fcn_perception.tools.args import count_arg, number_arg, size_arg
+from fcn_perception.tools.args import count_arg, number_arg, sizes_arg
 from fcn_perception.tools.demo import SAMPLE_BAG, NodeProcess, default_params_file, ensure_domain_id, spinning_node
 from fcn_perception.waiting import wait_until
 
@@ -109,6 +109,7 @@ class _Probe:
         self.sent_at: dict[tuple[int, int, int], float] = {}  # (camera, sec, nanosec) -> send time
         self.latencies: list[list[float]] = [[] for _ in topics]
         self.masks = [0] * len(topics)
+        self.mask_sizes: list[tuple[int, int] | None] = [None] * len(topics)  # (w, h) of each camera's last mask
         self.last_diag: dict[str, dict[str, str]] = {}
         self.samples: list[Sample] = []
         self.sent = 0
@@ -126,6 +127,7 @@ class _Probe:
         with self.lock:
             t = self.sent_at.pop((i, msg.header.stamp.sec, msg.header.stamp.nanosec), None)
             self.masks[i] += 1
+            self.mask_sizes[i] = (msg.width, msg.height)
             if t is not None:
                 self.latencies[i].append((now - t) * 1e3)
 
@@ -167,9 +169,9 @@ class _Probe:
             self.ros.destroy_subscription(s)
 
 
-def _camera_infos(ros, topics: list[str], jpeg: bytes, qos) -> list:
+def _camera_infos(ros, topics: list[str], jpegs: list[bytes], qos) -> list:
     """A CameraInfo publisher per camera and the message it sends with every frame: the sample
-    drive's own CameraInfo, scaled to the frame size."""
+    drive's own CameraInfo, scaled to that camera's frame size (``jpegs``: a frame of each)."""
     import cv2
     import numpy as np
     from sensor_msgs.msg import CameraInfo
@@ -177,26 +179,29 @@ def _camera_infos(ros, topics: list[str], jpeg: bytes, qos) -> list:
     from fcn_perception.ros.topics import CAMERA_INFO
 
     recorded = next(m.msg for m in read_messages(SAMPLE_BAG) if m.msgtype == CAMERA_INFO)
-    h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
-    sx, sy = w / recorded.width, h / recorded.height
-    k = np.asarray(recorded.k, float).reshape(3, 3) * [[sx], [sy], [1.0]]
-    info = CameraInfo(width=w, height=h, k=k.ravel().tolist(), d=[float(v) for v in recorded.d], distortion_model=recorded.distortion_model)
-    info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-    return [(ros.create_publisher(CameraInfo, camera_info_topic(t), qos), info) for t in topics]
+    infos = []
+    for jpeg in jpegs:
+        h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+        k = np.asarray(recorded.k, float).reshape(3, 3) * [[w / recorded.width], [h / recorded.height], [1.0]]
+        info = CameraInfo(width=w, height=h, k=k.ravel().tolist(), d=[float(v) for v in recorded.d], distortion_model=recorded.distortion_model)
+        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+        infos.append(info)
+    return [(ros.create_publisher(CameraInfo, camera_info_topic(t), qos), info) for t, info in zip(topics, infos, strict=True)]
 
 
-def _send(probe: _Probe, pubs, jpegs: list[bytes], frames: int, rate: float, progress: bool) -> float:
-    """``frames`` per camera at ``rate`` Hz, the cameras synchronised (one stamp per tick); returns the seconds it took."""
+def _send(probe: _Probe, pubs, jpegs: list[list[bytes]], frames: int, rate: float, progress: bool) -> float:
+    """``frames`` per camera at ``rate`` Hz, the cameras synchronised (one stamp per tick), camera i
+    sending ``jpegs[i]``; returns the seconds it took."""
     from sensor_msgs.msg import CompressedImage
 
-    msgs = [CompressedImage(format="jpeg", data=j) for j in jpegs]
+    msgs = [[CompressedImage(format="jpeg", data=j) for j in camera] for camera in jpegs]
     start = time.monotonic()
     for k in range(frames):
         target = start + k / rate
         while (delay := target - time.monotonic()) > 0:
             time.sleep(delay)
         for i, pub in enumerate(pubs):
-            msg = msgs[(k + 7 * i) % len(msgs)]
+            msg = msgs[i][(k + 7 * i) % len(msgs[i])]
             now_ns = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = now_ns // 1_000_000_000, now_ns % 1_000_000_000
             msg.header.frame_id = f"load_cam{i}_optical_frame"
@@ -229,6 +234,7 @@ def _figures(probe: _Probe, frames: int, rate: float, warmup: int, send_s: float
             "sent": frames,
             **{k: int(d.get(f"frames_{k}", -1)) for k in COUNTS},
             "masks_received_here": probe.masks[i],
+            "mask_size": "x".join(map(str, probe.mask_sizes[i])) if probe.mask_sizes[i] else "none",
             "latency_ms": percentiles(probe.latencies[i]),
             "output_fps": round(probe.masks[i] / send_s, 2),
             "coarse_reused": d.get("coarse_reused", "n/a"),  # frames that reused the stride-32 scores, of those inferred
@@ -280,12 +286,13 @@ def run_load(
     ros=None,
     log: Path | None = None,
     progress: bool = False,
-    size: tuple[int, int] | None = None,
+    size: tuple[int, int] | tuple[tuple[int, int], ...] | None = None,
     ground: bool = False,
     params: list[str] | None = None,
 ) -> dict:
     """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring).
-    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded);
+    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded),
+    or one size per camera (cycled), a mixed rig such as a 1920x1208 front and 1280x720 sides;
     ``ground``: each camera with CameraInfo and the sample's camera_pose, so the ground outputs and
     the fused grid are made too; ``params``: more node parameters, ``NAME:=VALUE``."""
     if ros is None:
@@ -295,7 +302,9 @@ def run_load(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage
 
-    jpegs = _sample_jpegs(size)
+    sizes = _per_camera(size, cameras)
+    encoded = {s: _sample_jpegs(s) for s in dict.fromkeys(sizes)}
+    jpegs = [encoded[s] for s in sizes]
     topics = [f"/load_cam{i}/image_raw/compressed" for i in range(cameras)]
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     probe = _Probe(ros, topics, qos)
@@ -305,7 +314,7 @@ def run_load(
         from fcn_perception.tools.demo import SAMPLE_CAMERA_POSE
 
         extra += ["-p", f"camera_pose:={list(SAMPLE_CAMERA_POSE)}"]
-        probe.info_pubs = _camera_infos(ros, topics, jpegs[0], qos)
+        probe.info_pubs = _camera_infos(ros, topics, [camera[0] for camera in jpegs], qos)
     own_log = log is None  # the node's output is kept either way: it says why it did not come up
     log = Path(tempfile.mkstemp(prefix="fcn_perception_load_", suffix=".log")[1]) if own_log else log
     node = NodeProcess(default_params_file(), topics, extra, log=log)
@@ -331,6 +340,12 @@ def run_load(
         if own_log:
             log.unlink(missing_ok=True)
     return _figures(probe, frames, rate, warmup, send_s, end, code)
+
+
+def _per_camera(size, cameras: int) -> list[tuple[int, int] | None]:
+    """Each camera's frame size: one size (or None: as recorded) for all, or a list cycled over them."""
+    sizes = [size] if size is None or isinstance(size[0], int) else list(size)
+    return [sizes[i % len(sizes)] for i in range(cameras)]
 
 
 def loaded_libraries(pid: int) -> set[str]:
@@ -417,7 +432,8 @@ def report(res: dict) -> str:
     for t, c in res["per_camera"].items():
         lines.append(
             f"  {t}: received {c['received']} lost {c['lost']} published {c['published']} dropped {c['dropped']} bad {c['bad']}; "
-            f"{c['output_fps']} FPS out; latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms; "
+            f"{c['mask_size']} masks, {c['output_fps']} FPS out; "
+            f"latency p50 {c['latency_ms']['p50']:.1f} p95 {c['latency_ms']['p95']:.1f} p99 {c['latency_ms']['p99']:.1f} ms; "
             f"stride-32 scores reused {c['coarse_reused']}"
         )
     return "\n".join(lines)
@@ -426,7 +442,9 @@ def report(res: dict) -> str:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cameras", type=count_arg(), default=1)
     ap.add_argument("--rate", type=number_arg(above=True), default=30.0, help="frames per second per camera")
-    ap.add_argument("--size", type=size_arg, default=None, help="re-encode the sample drive's JPEGs at WxH (e.g. 640x480)")
+    ap.add_argument(
+        "--size", type=sizes_arg, default=None, help="re-encode the sample drive's JPEGs at WxH (e.g. 640x480), or one per camera: 1920x1208,1280x720 (cycled)"
+    )
     ap.add_argument("--frames", type=count_arg(), default=300, help="frames per camera (the soak: --frames 10000)")
     ap.add_argument("--warmup", type=count_arg(0), default=100, help="frames per camera before the memory baseline is taken")
     ap.add_argument("--json", default="")
@@ -439,8 +457,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_args(args: argparse.Namespace) -> int:
     if args.startup:
+        if args.size and len(args.size) > 1:
+            print("fcn-perception load: error: --startup runs one camera: give one --size", file=sys.stderr)
+            return 2
         log = Path(args.log) if args.log else None
-        res = run_startup(args.frames, log=log, executable=args.executable, extra=_param_args(args.param), size=args.size)
+        res = run_startup(args.frames, log=log, executable=args.executable, extra=_param_args(args.param), size=args.size[0] if args.size else None)
         print(
             f"on {res['machine']}: first mask {res['first_mask_s']} s after process start (in the sender's graph at {res['discovered_s']} s); "
             f"RSS {res['rss_mb']} MB after {res['frames']} masks; "
