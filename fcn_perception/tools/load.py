@@ -194,7 +194,11 @@ def _send(probe: _Probe, pubs, jpegs: list[list[bytes]], frames: int, rate: floa
     sending ``jpegs[i]``; returns the seconds it took."""
     from sensor_msgs.msg import CompressedImage
 
-    msgs = [[CompressedImage(format="jpeg", data=j) for j in camera] for camera in jpegs]
+    made: dict[int, list] = {}  # cameras of one size share their messages, as all cameras did
+    for camera in jpegs:
+        if id(camera) not in made:
+            made[id(camera)] = [CompressedImage(format="jpeg", data=j) for j in camera]
+    msgs = [made[id(camera)] for camera in jpegs]
     start = time.monotonic()
     for k in range(frames):
         target = start + k / rate
