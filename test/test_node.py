@@ -274,7 +274,7 @@ def test_a_mixed_rig_gets_each_camera_s_masks_at_its_own_size(ros_node, tmp_path
     from fcn_perception.tools.load import run_load
 
     sizes = ((640, 360), (480, 360))
-    res = run_load(cameras=2, rate=10.0, frames=40, warmup=10, ros=ros_node, log=tmp_path / "node.log", size=sizes, params=["precision:=int8"])
+    res = run_load(cameras=2, rate=10.0, frames=40, warmup=10, ros=ros_node, log=tmp_path / "node.log", sizes=sizes, params=["precision:=int8"])
     assert res["node_exit_code"] == 0 and res["accounted"], res["per_camera"]
     cams = list(res["per_camera"].values())
     assert [c["mask_size"] for c in cams] == ["640x360", "480x360"], cams

@@ -290,25 +290,25 @@ def run_load(
     ros=None,
     log: Path | None = None,
     progress: bool = False,
-    size: tuple[int, int] | tuple[tuple[int, int], ...] | None = None,
+    sizes: tuple[tuple[int, int], ...] | None = None,
     ground: bool = False,
     params: list[str] | None = None,
 ) -> dict:
     """``frames`` per camera at ``rate`` Hz each; returns the figures (see the module docstring).
-    ``size``: the sample drive's real frames re-encoded as JPEG at this size (default: as recorded),
-    or one size per camera (cycled), a mixed rig such as a 1920x1208 front and 1280x720 sides;
+    ``sizes``: the sample drive's real frames re-encoded as JPEG at a size per camera, cycled (one for
+    all, or a mixed rig such as a 1920x1208 front and 1280x720 sides; default: as recorded);
     ``ground``: each camera with CameraInfo and the sample's camera_pose, so the ground outputs and
     the fused grid are made too; ``params``: more node parameters, ``NAME:=VALUE``."""
     if ros is None:
         ensure_domain_id()
         with spinning_node("fcn_perception_load") as own:
-            return run_load(cameras, rate, frames, warmup, own, log, progress, size, ground, params)
+            return run_load(cameras, rate, frames, warmup, own, log, progress, sizes, ground, params)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage
 
-    sizes = _per_camera(size, cameras)
-    encoded = {s: _sample_jpegs(s) for s in dict.fromkeys(sizes)}
-    jpegs = [encoded[s] for s in sizes]
+    per_camera = [sizes[i % len(sizes)] if sizes else None for i in range(cameras)]
+    encoded = {s: _sample_jpegs(s) for s in dict.fromkeys(per_camera)}  # cameras of one size share their frames
+    jpegs = [encoded[s] for s in per_camera]
     topics = [f"/load_cam{i}/image_raw/compressed" for i in range(cameras)]
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     probe = _Probe(ros, topics, qos)
@@ -344,12 +344,6 @@ def run_load(
         if own_log:
             log.unlink(missing_ok=True)
     return _figures(probe, frames, rate, warmup, send_s, end, code)
-
-
-def _per_camera(size, cameras: int) -> list[tuple[int, int] | None]:
-    """Each camera's frame size: one size (or None: as recorded) for all, or a list cycled over them."""
-    sizes = [size] if size is None or isinstance(size[0], int) else list(size)
-    return [sizes[i % len(sizes)] for i in range(cameras)]
 
 
 def loaded_libraries(pid: int) -> set[str]:
@@ -477,7 +471,7 @@ def run_args(args: argparse.Namespace) -> int:
         return 0 if res["node_exit_code"] == 0 else 1
     log = Path(args.log) if args.log else None
     try:
-        res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=log, progress=True, size=args.size, ground=args.ground, params=args.param)
+        res = run_load(args.cameras, args.rate, args.frames, args.warmup, log=log, progress=True, sizes=args.size, ground=args.ground, params=args.param)
     except NodeDidNotStart as exc:
         print(f"fcn-perception load: error: {exc}", file=sys.stderr)
         return 1
